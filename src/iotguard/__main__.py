@@ -1,0 +1,3 @@
+from iotguard.cli.main import main
+
+main()

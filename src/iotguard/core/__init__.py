@@ -1,0 +1,1 @@
+"""Shared types and contracts: flow schema, errors, verdicts, alerts, actions, paths."""

@@ -1,0 +1,1 @@
+"""The model zoo behind one registry, and model artifacts (ONNX + manifest)."""
