@@ -40,3 +40,21 @@ def test_alert_to_eve():
     assert eve["event_type"] == "alert"
     assert eve["alert"]["severity"] == 1 and eve["alert"]["category"] == "DoS"
     assert eve["iotguard"]["top_features"] == [{"feature": "syn_flag_count", "weight": 0.4}]
+
+
+def test_episodes_round_trip_and_errors(tmp_path):
+    import pytest
+
+    from iotguard.core.episodes import Episode, read_episodes, write_episodes
+
+    episodes = [Episode(10.0, 20.5, "10.0.0.66", "10.0.0.0/24", "syn-flood", "DoS")]
+    path = tmp_path / "episodes.csv"
+    write_episodes(path, episodes)
+    assert read_episodes(path) == episodes
+
+    path.write_text("start,end,attacker,victim,label,category\n10,5,*,*,x,DoS\n")
+    with pytest.raises(DataError, match=r"episodes.csv:2 column 'end'"):
+        read_episodes(path)
+    path.write_text("start,end,attacker,victim,label,category\n10,20,not-an-ip,*,x,DoS\n")
+    with pytest.raises(DataError, match="bad address"):
+        read_episodes(path)
