@@ -11,12 +11,14 @@ from iotguard.core.config import DeviceConfig
 from iotguard.core.records import Alert
 from iotguard.detect.assets import Assets
 from iotguard.detect.eve import EveWriter
-from iotguard.detect.filters import ConfirmConfig, Confirmer, SuppressRule, Suppressor
+from iotguard.detect.filters import ConfirmConfig, Confirmer, Suppressor, SuppressRule
 from iotguard.detect.incidents import FoldConfig, IncidentFolder
 from iotguard.detect.severity import SeverityModel
 
 
-def _alert(src: str, dst: str, ts: float, family: str = "DoS", severity: int = 2, score: float = 0.9) -> Alert:
+def _alert(
+    src: str, dst: str, ts: float, family: str = "DoS", severity: int = 2, score: float = 0.9
+) -> Alert:
     return Alert(
         timestamp=ts, src_ip=src, dest_ip=dst, family=family, severity=severity, score=score, confidence=0.9,
         model="m", signature_id=1, signature="s", top_features=[("syn_flag_count", 0.5), ("dst_port", 0.1)],
