@@ -121,6 +121,10 @@ def test_order_time_prefers_the_end_of_the_flow():
     frame = pd.DataFrame({"ts_first": [1.0, 2.0], "ts_last": [5.0, 3.0]})
     np.testing.assert_array_equal(order_time(frame), [5.0, 3.0])
     assert order_time(frame[["ts_first"]]).tolist() == [1.0, 2.0]
+    cic = pd.DataFrame({"ts_first": [1.0, 2.0], "flow_duration": [3e6, np.nan]})  # microseconds
+    assert order_time(cic).tolist() == [4.0, 2.0]
+    zeek = pd.DataFrame({"ts_first": [1.0, 2.0], "duration": [0.5, np.nan]})  # seconds
+    assert order_time(zeek).tolist() == [1.5, 2.0]
     assert order_time(pd.DataFrame({"x": [1]})) is None
 
 

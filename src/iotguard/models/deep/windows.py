@@ -33,11 +33,22 @@ to the zero padding row its network was trained with."""
 
 
 def order_time(frame) -> np.ndarray | None:  # noqa: ANN001 (a pandas DataFrame; pandas is not imported here)
-    """The clock windows are ordered by: ``ts_last`` when the table has it, else ``ts_first``, else None."""
-    for column in ("ts_last", "ts_first"):
+    """When each flow of a table became known (its end), the clock windows are ordered by.
+
+    ``ts_last`` where the table has it; otherwise ``ts_first`` plus the flow's duration (CICFlowMeter's
+    ``flow_duration`` in microseconds, Zeek's ``duration`` in seconds; missing durations count as 0); ``ts_first``
+    alone when there is no duration; None when the table has no time at all.
+    """
+    if "ts_last" in frame.columns:
+        return np.asarray(frame["ts_last"], dtype=np.float64)
+    if "ts_first" not in frame.columns:
+        return None
+    time = np.asarray(frame["ts_first"], dtype=np.float64)
+    for column, seconds in (("flow_duration", 1e-6), ("duration", 1.0)):
         if column in frame.columns:
-            return np.asarray(frame[column], dtype=np.float64)
-    return None
+            duration = np.asarray(frame[column], dtype=np.float64)
+            return time + np.nan_to_num(np.clip(duration, 0, None), nan=0.0, posinf=0.0) * seconds
+    return time
 
 
 def window_index(host: Sequence[Hashable] | np.ndarray, time: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
