@@ -45,6 +45,7 @@ def _register() -> None:
         config,  # noqa: F401
         demo,  # noqa: F401
         detect,  # noqa: F401
+        models,  # noqa: F401
         respond,  # noqa: F401
     )
 
