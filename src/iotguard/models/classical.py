@@ -38,6 +38,13 @@ def _threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _one_thread() -> Any:
+    """K-Means' OpenMP loops busy-wait when the machine's cores are shared; one thread is steadier."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def _labels(y: Any) -> np.ndarray:
     if y is None:
         raise ConfigError("a classifier needs labels", expected="y with one label per row")
@@ -147,9 +154,20 @@ class LinearSVMModel(Classifier):
 
         from sklearn.exceptions import ConvergenceWarning
 
+        X, y = _at_least(X, y, 3)
         with progress.task("linear SVM"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.estimator_ = self._estimator().fit(X, y)
+
+
+def _at_least(X: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat the rows of classes with fewer than ``n`` rows, so that n-fold calibration sees every class."""
+    names, counts = np.unique(y, return_counts=True)
+    rare = names[counts < n]
+    if not len(rare):
+        return X, y
+    extra = np.concatenate([np.resize(np.flatnonzero(y == c), n - counts[names == c][0]) for c in rare])
+    return np.vstack([X, X[extra]]), np.concatenate([y, y[extra]])
 
 
 class RBFSVMModel(LinearSVMModel):
@@ -270,7 +288,7 @@ class KMeansClassifierModel(Classifier):
         from sklearn.cluster import MiniBatchKMeans
 
         k = int(min(self.params.get("clusters", 64), len(X)))
-        with progress.task("K-Means (classifier)"):
+        with progress.task("K-Means (classifier)"), _one_thread():
             km = MiniBatchKMeans(
                 n_clusters=k, batch_size=4096, n_init=3, random_state=self.seed, max_iter=200
             ).fit(X)
@@ -354,7 +372,7 @@ class KMeansDistanceModel(AnomalyDetector):
         from sklearn.cluster import KMeans
 
         k = int(min(self.params.get("clusters", 16), len(np.unique(X, axis=0))))
-        with progress.task("K-Means (benign clusters)"):
+        with progress.task("K-Means (benign clusters)"), _one_thread():
             km = KMeans(n_clusters=k, n_init=3, random_state=self.seed, max_iter=300).fit(X)
         self.centers_ = km.cluster_centers_.astype(np.float64)
         self.hyperparameters = {"clusters": k}

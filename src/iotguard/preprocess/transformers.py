@@ -200,7 +200,7 @@ class OneHotVocabulary(TransformerMixin, BaseEstimator):
         X = np.asarray(X, dtype=object)
         blocks = []
         for j, vocab in enumerate(self.vocabularies_):
-            codes = pd.Categorical(as_strings(X[:, j]), categories=vocab).codes
+            codes = pd.Index(vocab).get_indexer(as_strings(X[:, j]))
             block = np.zeros((len(X), len(vocab)), dtype=np.float32)
             known = codes >= 0
             block[np.flatnonzero(known), codes[known]] = 1.0
