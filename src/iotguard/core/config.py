@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from iotguard.core.errors import ConfigError, location
+from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml
 
 ENV_PREFIX = "IOTGUARD_"
 CONFIG_ENV = "IOTGUARD_CONFIG"
@@ -563,69 +564,38 @@ def _set(data: Any, key: Key, value: Any) -> None:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Key, _Origin]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("configuration file not found", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration file: {exc}", where=str(path)) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = location(path, line=mark.line + 1, column=mark.column + 1) if mark else str(path)
-        raise ConfigError(f"invalid YAML: {problem}", where=where) from None
+    if not path.is_file():
+        raise ConfigError("configuration file not found", where=str(path))
+    data = load_yaml(path)
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"top level is a {type(data).__name__}",
+            f"top level is a {'list' if isinstance(data, list) else type(data).__name__}",
             where=location(path, line=1),
             expected="a mapping of sections",
         )
     origins: dict[Key, _Origin] = {}
-    _marks(root, (), path, origins)
+    _marks(data, (), str(path), origins)
     return data, origins
 
 
-def _marks(node: yaml.Node, key: Key, path: Path, origins: dict[Key, _Origin]) -> None:
-    mark = node.start_mark
-    origins.setdefault(key, _Origin("file", str(path), mark.line + 1, mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            name = key_node.value
-            if name in seen:
-                m = key_node.start_mark
-                raise ConfigError(
-                    f"duplicate key {name!r}", where=location(path, line=m.line + 1, column=m.column + 1)
-                )
-            seen.add(name)
-            m = key_node.start_mark
-            # The key's own mark, so "unknown key" and "missing value" point at the key the user wrote.
-            origins[(*key, name)] = _Origin("file", str(path), m.line + 1, m.column + 1)
-            if isinstance(value_node, yaml.MappingNode | yaml.SequenceNode):
-                _marks(value_node, (*key, name), path, origins)
-            else:
-                vm = value_node.start_mark
-                origins[(*key, name, "__value__")] = _Origin("file", str(path), vm.line + 1, vm.column + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            m = item.start_mark
-            origins[(*key, i)] = _Origin("file", str(path), m.line + 1, m.column + 1)
-            if isinstance(item, yaml.MappingNode | yaml.SequenceNode):
-                _marks(item, (*key, i), path, origins)
+def _marks(node: Any, key: Key, path: str, origins: dict[Key, _Origin]) -> None:
+    """Where each key and list item was written (``core.yamlfile`` keeps the marks on the data)."""
+    if isinstance(node, MarkedDict):
+        for name, (line, column) in node.marks.items():
+            origins[(*key, name)] = _Origin("file", path, line, column)
+            _marks(node[name], (*key, name), path, origins)
+    elif isinstance(node, MarkedList):
+        for i, (line, column) in enumerate(node.marks):
+            origins[(*key, i)] = _Origin("file", path, line, column)
+            _marks(node[i], (*key, i), path, origins)
 
 
-def _origin_of(loc: Key, origins: dict[Key, _Origin], *, value: bool) -> _Origin | None:
+def _origin_of(loc: Key, origins: dict[Key, _Origin]) -> _Origin | None:
     for n in range(len(loc), -1, -1):
-        prefix = loc[:n]
-        if value and n == len(loc) and (*prefix, "__value__") in origins:
-            return origins[(*prefix, "__value__")]
-        if prefix in origins:
-            return origins[prefix]
+        if loc[:n] in origins:
+            return origins[loc[:n]]
     return None
 
 
@@ -686,7 +656,7 @@ def _config_error(exc: ValidationError, origins: dict[Key, _Origin], path: Path 
                 if key[: len(loc)] == loc and key in origins:
                     loc = key
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        origin = _origin_of(loc, origins, value=error["type"] not in ("extra_forbidden", "missing"))
+        origin = _origin_of(loc, origins)
         if origin is not None:
             where = origin.where(dotted)
         elif path is not None:
