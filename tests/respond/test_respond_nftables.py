@@ -174,3 +174,38 @@ def test_block_cap_and_restore(pair, tmp_path):
         # the records' expiry is on the fake clock (~1000 s), so nothing is still in force in real time
         assert engine2.restore() == 0
         engine2.close()
+
+
+def test_cli_respond_list_and_release(pair, tmp_path):
+    from typer.testing import CliRunner
+
+    from iotguard.cli.main import app
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"dry_run: false\nnftables: {{table: igrcli, netns: {pair.victim}}}\n")
+    db = tmp_path / "s.db"
+    from iotguard.respond.policy import load_policy
+
+    pol = load_policy(policy)
+    pol.rules = [Rule(name="contain", actions=[ActionItem(block=BlockAction(ttl=120))])]
+    with Store(db) as store:
+        engine = ResponseEngine(pol, store)
+        assert engine.handle(*_alert())[0].result == "ok"
+        engine.close()
+    assert not pair.reachable()
+    runner = CliRunner()
+    listed = runner.invoke(
+        app, ["respond", "list", "--db", str(db), "--policy", str(policy), "--history", "5"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert ATTACKER_IP in listed.output and "applied" in listed.output and "yes" in listed.output
+    released = runner.invoke(
+        app, ["respond", "release", ATTACKER_IP, "--db", str(db), "--policy", str(policy)]
+    )
+    assert released.exit_code == 0, released.output
+    assert pair.reachable()
+    with Store(db) as store:
+        assert store.active_containment() == []
+        assert store.actions(action="release")[0].result == "ok"
+    bad = runner.invoke(app, ["respond", "release", "not-an-ip", "--db", str(db), "--policy", str(policy)])
+    assert bad.exit_code != 0

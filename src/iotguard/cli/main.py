@@ -44,6 +44,8 @@ def _register() -> None:
     from iotguard.cli import (
         config,  # noqa: F401
         demo,  # noqa: F401
+        detect,  # noqa: F401
+        respond,  # noqa: F401
     )
 
 

@@ -282,16 +282,30 @@ class Store:
         return self._check_version(self._reader())
 
     # -- writes -----------------------------------------------------------------------------------------
-    def record(self, incidents: Iterable[Incident] = (), alerts: Iterable[Alert] = ()) -> list[str]:
+    def record(
+        self,
+        incidents: Iterable[Incident] = (),
+        alerts: Iterable[Alert] = (),
+        incident_of: Iterable[Incident | None] | None = None,
+    ) -> list[str]:
         """Save incidents (insert or update) then alerts, in one transaction. Returns the alerts' EVE lines.
 
-        New incidents and alerts get their ``id`` set. An alert whose ``incident_id`` is ``None`` but which
-        was folded into one of ``incidents`` must carry that incident's id; save incidents first (this
-        method does) so new ids exist.
+        New incidents and alerts get their ``id`` set. ``incident_of`` (one per alert) names the incident each
+        alert folded into; its id, new or not, becomes the alert's ``incident_id`` before the alert is written.
         """
+        alerts = list(alerts)
+        links = list(incident_of) if incident_of is not None else None
+        if links is not None and len(links) != len(alerts):
+            raise ValueError("incident_of needs one entry per alert")
         with self._tx() as db:
             for incident in incidents:
                 self._save_incident(db, incident)
+            if links is not None:
+                for alert, incident in zip(alerts, links, strict=True):
+                    if incident is not None:
+                        if incident.id is None:
+                            self._save_incident(db, incident)
+                        alert.incident_id = incident.id
             return [self._insert_alert(db, alert) for alert in alerts]
 
     def add_alerts(self, alerts: Iterable[Alert]) -> list[str]:

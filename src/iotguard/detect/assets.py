@@ -13,30 +13,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import Any, Literal
 
 Criticality = Literal["high", "normal", "low"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class DeviceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    address: str
-    """One address or a CIDR network."""
-    name: str | None = None
-    tags: list[str] = []
-    criticality: Criticality = "normal"
-
-    @field_validator("address")
-    @classmethod
-    def _network(cls, value: str) -> str:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +30,14 @@ class Device:
 class Assets:
     """Look devices up by address; the most specific configured network wins."""
 
-    def __init__(self, devices: list[DeviceConfig] | list[Device] | None = None) -> None:
+    def __init__(self, devices: list[Any] | None = None) -> None:
+        """``devices``: :class:`Device` objects or ``iotguard.core.config.DeviceConfig`` entries (those
+        without an address, known only by MAC or MQTT id, are skipped here)."""
         parsed: list[Device] = []
         for d in devices or []:
-            if isinstance(d, DeviceConfig):
+            if not isinstance(d, Device):
+                if not getattr(d, "address", None):
+                    continue
                 d = Device(
                     ipaddress.ip_network(d.address, strict=False), d.name, frozenset(d.tags), d.criticality
                 )

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from iotguard.core.config import DeviceConfig
 from iotguard.core.errors import ConfigError, location
 from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, validate
-from iotguard.detect.assets import DeviceConfig
 from iotguard.respond.nft import HOOKS, parse_rate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
