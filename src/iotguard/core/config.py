@@ -93,25 +93,38 @@ class CaptureConfig(_Section):
 
 # -- flows --------------------------------------------------------------------------------------------
 class FlowsConfig(_Section):
-    flow_timeout: Seconds = Field(120.0, description="A flow ends after this many seconds (CICFlowMeter).")
-    activity_timeout: Seconds = Field(
-        5.0, description="Idle gap (s) that ends an active period, and ends a flow that saw no packet for it."
+    flow_timeout: Seconds = Field(
+        120.0, description="A flow ends this many seconds after its first packet (CICFlowMeter)."
     )
-    idle_timeout: Seconds = Field(
-        60.0, description="A flow with no packet for this many seconds is expired and emitted."
+    activity_timeout: Seconds = Field(
+        5.0, description="An idle gap longer than this (s) ends an active period (active/idle features)."
+    )
+    close_grace: float | None = Field(
+        5.0,
+        ge=0,
+        description="A TCP connection closed by FIN or RST is emitted once idle this long (null: at flow_timeout).",
     )
     max_flows: int = Field(
         262_144,
         ge=1024,
         le=50_000_000,
-        description="Bound of the flow table; under a flood the oldest flows are evicted (and counted).",
+        description="Bound of the flow table; under a flood the least recently seen flows are evicted (counted).",
     )
     early_packets: int = Field(
         10, ge=0, le=100_000, description="Emit a partial record after this many packets (0: never)."
     )
     early_seconds: float = Field(
-        1.0, ge=0, description="Emit a partial record after a flow has lasted this long (0: never)."
+        1.0, ge=0, description="Emit a partial record once a flow has lasted this long (0: never)."
     )
+    scan_interval: Seconds = Field(
+        1.0, description="How often (s) the table is scanned for flows that are due."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> FlowsConfig:
+        if self.activity_timeout > self.flow_timeout:
+            raise ValueError("flows.activity_timeout must not exceed flows.flow_timeout")
+        return self
 
 
 # -- model --------------------------------------------------------------------------------------------

@@ -219,7 +219,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def devices(
         limit: Limit = 50,
         offset: Offset = 0,
-        q: Annotated[str | None, Query(max_length=128, description="Match address, name, MAC or tag.")] = None,
+        q: Annotated[
+            str | None, Query(max_length=128, description="Match address, name, MAC or tag.")
+        ] = None,
     ) -> dict[str, Any]:
         if ctx.inventory is None:
             return _page(0, limit, offset, [])
@@ -263,7 +265,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         target: Text | None = None,
         result: Annotated[str | None, Query(max_length=32)] = None,
     ) -> dict[str, Any]:
-        filters = {k: v for k, v in {"action": action, "target": target, "result": result}.items() if v is not None}
+        filters = {
+            k: v for k, v in {"action": action, "target": target, "result": result}.items() if v is not None
+        }
         items = ctx.store.actions(limit=limit, offset=offset, **filters)
         return _page(ctx.store.count_actions(**filters), limit, offset, [a.to_dict() for a in items])
 

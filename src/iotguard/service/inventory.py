@@ -266,6 +266,7 @@ class Inventory:
             return []
         partial = flows["partial"].to_numpy(dtype=bool) if "partial" in flows else np.zeros(len(flows), bool)
         ts = flows["ts_last"].to_numpy(dtype=np.float64)
+        ts0 = flows["ts_first"].to_numpy(dtype=np.float64) if "ts_first" in flows else ts
         proto = flows["protocol"].to_numpy(dtype=np.int64)
         dport = flows["dst_port"].to_numpy(dtype=np.int64)
         fp = (
@@ -294,6 +295,7 @@ class Inventory:
                 frame = pd.DataFrame(
                     {
                         "dev": who[mask],
+                        "ts0": ts0[mask],
                         "ts": ts[mask],
                         "final": final[mask],
                         "pk_own": own_pk[mask],
@@ -305,7 +307,8 @@ class Inventory:
                 frame["unanswered"] = (frame["pk_peer"] == 0) & frame["final"]
                 frame["svc"] = _service_keys(proto[mask], dport[mask], "" if role == "out" else "in:")
                 # One pass of group sums, then plain dict work per device (cheap even for thousands of them).
-                seen = frame.groupby("dev", sort=False)["ts"].agg(["min", "max"])
+                grouped = frame.groupby("dev", sort=False)
+                seen = pd.DataFrame({"first": grouped["ts0"].min(), "last": grouped["ts"].max()})
                 counted = frame[frame["final"]]
                 sums = counted.groupby("dev", sort=False)[
                     ["pk_own", "pk_peer", "by_own", "by_peer", "unanswered"]

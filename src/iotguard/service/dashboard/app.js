@@ -1,5 +1,5 @@
 // iotguard dashboard: polls the sensor's REST API and draws tables and charts. No framework, no build step.
-// Every value from the API goes into the page with textContent (never innerHTML): alert signatures carry
+// Every value from the API goes into the page with textContent, never as HTML: alert signatures carry
 // attacker-controlled text (MQTT topics, device names).
 "use strict";
 
