@@ -46,6 +46,7 @@ def _register() -> None:
         demo,  # noqa: F401
         detect,  # noqa: F401
         respond,  # noqa: F401
+        run,  # noqa: F401
     )
 
 
