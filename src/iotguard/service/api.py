@@ -296,6 +296,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         def index() -> FileResponse:
             return FileResponse(f"{static_dir}/index.html", media_type="text/html")
 
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> FileResponse:
+            return FileResponse(f"{static_dir}/favicon.svg", media_type="image/svg+xml")
+
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
 
     return app
