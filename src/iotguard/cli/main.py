@@ -41,7 +41,10 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module; importing it adds its commands to `app`.
-    from iotguard.cli import demo  # noqa: F401
+    from iotguard.cli import (
+        demo,  # noqa: F401
+        flows,  # noqa: F401
+    )
 
 
 _register()
