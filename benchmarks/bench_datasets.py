@@ -11,6 +11,7 @@ Prints a markdown table (median of the repeats).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -29,6 +30,16 @@ CASES = [
 ]
 
 
+def _cpu() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _median(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -43,8 +54,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     assert specs()  # registry imports before timing
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, "
-          f"pandas {pd.__version__}; median of {args.repeat}\n")  # fmt: skip
+    print(f"machine: {_cpu()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+          f"python {platform.python_version()}, pandas {pd.__version__}; median of {args.repeat}\n")  # fmt: skip
     print("| dataset | split | rows | iotguard load (s) | bare pd.read_csv (s) | overhead | rows/s (load) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, split, read_kwargs in CASES:

@@ -36,7 +36,7 @@ from iotguard.core.schema import (
     FLOW_FEATURES,
 )
 from iotguard.datasets.base import Dataset
-from iotguard.datasets.locate import split_paths
+from iotguard.datasets.locate import data_files, split_paths
 from iotguard.datasets.reading import (
     check_header,
     concat,
@@ -52,6 +52,7 @@ from iotguard.datasets.reading import (
 from iotguard.datasets.spec import DataFile, DatasetSpec, Source, SplitSpec
 
 log = logging.getLogger(__name__)
+HEADER_LINES = 1
 
 # -- label vocabulary -------------------------------------------------------------------------------------
 LABELS: dict[str, str] = {
@@ -211,12 +212,28 @@ SPEC = DatasetSpec(
 )
 
 
+def split_files(root: Path, split: str) -> list[Path]:
+    return [p for p, _ in split_paths(SPEC, _split(root, split), root, suffixes=(".csv",))]
+
+
+def extra_splits(root: Path) -> list[str]:
+    """Folders under ``cicids2017/`` with CSV files that no named split reads (usable as split names)."""
+    named = {f for s in SPEC.splits.values() for f in s.folders}
+    base = root / "cicids2017"
+    if not base.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in base.iterdir()
+        if p.is_dir() and f"cicids2017/{p.name}" not in named and data_files(p, (".csv",))
+    )
+
+
 def load(root: Path, split: str, progress: Progress) -> Dataset:
-    spec = _split(root, split)
-    paths = split_paths(SPEC, spec, root, suffixes=(".csv",))
+    paths = split_files(root, split)
     frames = []
     with progress.task(f"reading cicids2017 {split}", total=len(paths)) as task:
-        for path, _ in paths:
+        for path in paths:
             frames.append(read_file(path))
             task.advance()
     frame = concat(frames)
@@ -227,7 +244,7 @@ def load(root: Path, split: str, progress: Progress) -> Dataset:
         frame=frame,
         features=features,
         categorical=[],
-        files=[p for p, _ in paths],
+        files=paths,
     )
 
 

@@ -40,6 +40,7 @@ from iotguard.datasets.reading import (
 from iotguard.datasets.spec import GZ, DataFile, DatasetSpec, Source, SplitSpec
 
 LOG_NAME = "conn.log.labeled"
+HEADER_LINES = 0  # the '#' lines are not counted as records anyway
 ALL = "all"
 
 # Zeek history letters; upper case is the originator, lower case the responder.
@@ -218,7 +219,16 @@ def scenarios(root: Path) -> list[str]:
     )
 
 
-def load(root: Path, split: str, progress: Progress) -> Dataset:
+def extra_splits(root: Path) -> list[str]:
+    """Scenario folders found that the spec does not list (each is a split)."""
+    return [s for s in scenarios(root) if s not in SPEC.splits]
+
+
+def split_files(root: Path, split: str) -> list[Path]:
+    return [p for _, p in _scenario_paths(root, split)]
+
+
+def _scenario_paths(root: Path, split: str) -> list[tuple[str, Path]]:
     if split == ALL:
         names = scenarios(root)
         if not names:
@@ -240,6 +250,11 @@ def load(root: Path, split: str, progress: Progress) -> Dataset:
                 + (f" (scenarios found: {', '.join(scenarios(root)) or 'none'})"),
             )
         paths.append((name, path))
+    return paths
+
+
+def load(root: Path, split: str, progress: Progress) -> Dataset:
+    paths = _scenario_paths(root, split)
     frames = []
     with progress.task(f"reading iot23 {split}", total=len(paths)) as task:
         for name, path in paths:
@@ -296,7 +311,17 @@ def read_file(path: Path, scenario: str | None = None) -> pd.DataFrame:
             expected="tab-separated names (IoT-23 puts three spaces only between the last three)",
         )
     columns = tab_names if quirk else fields
-    tail = tab_names[-1]
+    text = {
+        "uid",
+        "id.orig_h",
+        "id.resp_h",
+        "proto",
+        "service",
+        "conn_state",
+        "history",
+        "label",
+        "detailed-label",
+    }
     frame = read_csv(
         path,
         compression,
@@ -305,7 +330,7 @@ def read_file(path: Path, scenario: str | None = None) -> pd.DataFrame:
         names=columns,
         comment="#",
         quoting=csv.QUOTE_NONE,
-        dtype=str,
+        dtype={c: str for c in columns if c in text or c == tab_names[-1]},
         keep_default_na=False,
         na_values=["-", ""],
         encoding="latin-1",
@@ -313,18 +338,7 @@ def read_file(path: Path, scenario: str | None = None) -> pd.DataFrame:
     require_rows(frame, path, first_line)
     require_complete(frame, columns[-1], path, first_line, len(tab_names))
     if quirk:
-        tail_names = fields[len(tab_names) - 1 :]
-        parts = frame[tail].str.split(r"\s{3}", n=len(tail_names) - 1, expand=True, regex=True)
-        if parts.shape[1] != len(tail_names) or parts.isna().to_numpy().any():
-            short = parts.isna().any(axis=1).to_numpy() if parts.shape[1] == len(tail_names) else None
-            i = first(short) if short is not None else 0
-            raise DataError(
-                f"{frame[tail].iloc[i]!r} is not {len(tail_names)} values separated by three spaces",
-                where=location(path, line=line_of(frame, i, first_line), column=tail_names[0]),
-                expected=" / ".join(tail_names),
-            )
-        parts.columns = tail_names
-        frame = pd.concat([frame.drop(columns=tail), parts.replace("-", np.nan)], axis=1)
+        frame = _split_tail(frame, tab_names[-1], fields[len(tab_names) - 1 :], path, first_line)
     numeric = ["ts", "id.orig_p", "id.resp_p", *NUMERIC_FEATURES]
     require_numeric(frame, numeric, path, first_line)
     for column in ("id.orig_p", "id.resp_p"):
@@ -333,28 +347,18 @@ def read_file(path: Path, scenario: str | None = None) -> pd.DataFrame:
     status = frame["label"].str.strip().str.lower()
     require_known(status, ("benign", "malicious"), path, first_line, "label", "label")
     malicious = (status == "malicious").to_numpy()
-    detailed = frame["detailed-label"].str.strip()
     fine = pd.Series(BENIGN, index=frame.index, dtype="str")
     family = pd.Series(BENIGN, index=frame.index, dtype="str")
     if malicious.any():
-        keys = detailed[malicious].str.lower()
-        require_known(
-            keys.fillna("-"), _FAMILY_BY_KEY.keys(), path, first_line, "detailed-label", "detailed label"
-        )
-        fine[malicious] = keys.map(lambda k: _FAMILY_BY_KEY[k][0])
-        family[malicious] = keys.map(lambda k: _FAMILY_BY_KEY[k][1])
+        keys = frame["detailed-label"][malicious].str.strip().str.lower().fillna("-")
+        require_known(keys, _FAMILY_BY_KEY.keys(), path, first_line, "detailed-label", "detailed label")
+        fine[malicious] = keys.map({k: v[0] for k, v in _FAMILY_BY_KEY.items()})
+        family[malicious] = keys.map({k: v[1] for k, v in _FAMILY_BY_KEY.items()})
 
-    out = pd.DataFrame(index=frame.index)
-    for column in NUMERIC_FEATURES:
-        out[column] = frame[column]
+    out = pd.DataFrame({column: frame[column] for column in NUMERIC_FEATURES}, index=frame.index)
     for column in CATEGORICAL:
-        out[column] = frame[column].str.strip().fillna("-")
-    history = frame["history"].fillna("")
-    for letter, name in _HISTORY.items():
-        out[f"hist_orig_{name}"] = history.str.count(letter).astype("int16")
-        out[f"hist_resp_{name}"] = history.str.count(letter.lower()).astype("int16")
-    out["hist_flipped"] = history.str.contains("^", regex=False).astype("int8")
-    out = out[list(FEATURES)]
+        out[column] = frame[column].fillna("-")
+    out = pd.concat([out, _history_counts(frame["history"])], axis=1)
     out["flow_id"] = frame["uid"]
     out["ts_first"] = frame["ts"].astype("float64")
     out["src_ip"] = frame["id.orig_h"]
@@ -368,3 +372,37 @@ def read_file(path: Path, scenario: str | None = None) -> pd.DataFrame:
     out["category"] = family
     out["is_attack"] = malicious.astype("int8")
     return out.reset_index(drop=True)
+
+
+def _split_tail(
+    frame: pd.DataFrame, tail: str, names: list[str], path: Path, first_line: int
+) -> pd.DataFrame:
+    """Split the three-space separated last field; the work is done once per distinct value (there are few)."""
+    codes, uniques = pd.factorize(frame[tail])
+    parts = [re.split(r"\s{3}", value.strip("\r"), maxsplit=len(names) - 1) for value in uniques]
+    bad = [i for i, p in enumerate(parts) if len(p) != len(names)]
+    if bad:
+        i = first(np.isin(codes, bad))
+        raise DataError(
+            f"{frame[tail].iloc[i]!r} is not {len(names)} values separated by three spaces",
+            where=location(path, line=line_of(frame, i, first_line), column=names[0]),
+            expected=" / ".join(names),
+        )
+    frame = frame.drop(columns=tail)
+    for j, name in enumerate(names):
+        values = np.array([None if p[j] == "-" else p[j] for p in parts], dtype=object)
+        frame[name] = pd.Series(values[codes], index=frame.index, dtype="str")
+    return frame
+
+
+def _history_counts(history: pd.Series) -> pd.DataFrame:
+    """Letter counts of Zeek's history string, computed once per distinct history (there are few)."""
+    codes, uniques = pd.factorize(history.fillna(""))
+    columns = {}
+    for letter, name in _HISTORY.items():
+        columns[f"hist_orig_{name}"] = np.array([u.count(letter) for u in uniques], dtype=np.int16)[codes]
+        columns[f"hist_resp_{name}"] = np.array([u.count(letter.lower()) for u in uniques], dtype=np.int16)[
+            codes
+        ]
+    columns["hist_flipped"] = np.array([int("^" in u) for u in uniques], dtype=np.int8)[codes]
+    return pd.DataFrame({n: columns[n] for n in HISTORY_FEATURES}, index=history.index)

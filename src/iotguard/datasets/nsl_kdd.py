@@ -66,6 +66,7 @@ FEATURES: tuple[str, ...] = (
 CATEGORICAL: tuple[str, ...] = ("protocol_type", "service", "flag")
 COLUMNS: tuple[str, ...] = (*FEATURES, "label", "difficulty")
 CATEGORIES: tuple[str, ...] = (BENIGN, "DoS", "Probe", "R2L", "U2R")
+HEADER_LINES = 0
 
 # Attack name -> category. The 17 names marked "test only" never occur in KDDTrain+.
 # httptunnel is U2R as in most NSL-KDD papers (a few put it under R2L).
@@ -207,12 +208,15 @@ SPEC = DatasetSpec(
 )
 
 
+def split_files(root: Path, split: str) -> list[Path]:
+    return [p for p, _ in split_paths(SPEC, split_spec(SPEC, split), root, suffixes=(".txt",))]
+
+
 def load(root: Path, split: str, progress: Progress) -> Dataset:
-    spec = split_spec(SPEC, split)
-    paths = split_paths(SPEC, spec, root, suffixes=(".txt",))
+    paths = split_files(root, split)
     frames = []
     with progress.task(f"reading nsl-kdd {split}", total=len(paths)) as task:
-        for path, _ in paths:
+        for path in paths:
             frames.append(read_file(path))
             task.advance()
     return Dataset(
@@ -221,7 +225,7 @@ def load(root: Path, split: str, progress: Progress) -> Dataset:
         frame=concat(frames),
         features=list(FEATURES),
         categorical=list(CATEGORICAL),
-        files=[p for p, _ in paths],
+        files=paths,
     )
 
 

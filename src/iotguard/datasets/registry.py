@@ -1,4 +1,9 @@
-"""The dataset registry: one module per dataset, each with a ``SPEC`` and a ``load(root, split, progress)``."""
+"""The dataset registry: one module per dataset.
+
+Each module has ``SPEC`` (a :class:`DatasetSpec`), ``HEADER_LINES``, ``split_files(root, split)`` (the paths a
+split reads, or :class:`DatasetNotFoundError`), ``load(root, split, progress)`` and optionally
+``extra_splits(root)`` (splits found in the data directory beyond the spec's: folders, scenarios).
+"""
 
 from __future__ import annotations
 
@@ -22,10 +27,10 @@ def specs() -> dict[str, DatasetSpec]:
 
 
 def spec(name: str) -> DatasetSpec:
-    return _module(name).SPEC
+    return module_of(name).SPEC
 
 
-def _module(name: str) -> ModuleType:
+def module_of(name: str) -> ModuleType:
     try:
         return _MODULES[name]
     except KeyError:
@@ -47,6 +52,6 @@ def load(
     Raises :class:`~iotguard.core.errors.DatasetNotFoundError` naming the expected paths when files are
     missing and :class:`~iotguard.core.errors.DataError` naming file, line and column when one is malformed.
     """
-    module = _module(name)
+    module = module_of(name)
     root: Path = paths.data_dir(data_dir)
     return module.load(root, split or module.SPEC.default_split, progress)

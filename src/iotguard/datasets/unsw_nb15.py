@@ -83,6 +83,7 @@ FEATURES: tuple[str, ...] = tuple(
 )
 CATEGORICAL: tuple[str, ...] = ("proto", "service", "state")
 COLUMNS: tuple[str, ...] = ("id", *FEATURES, "attack_cat", "label")
+HEADER_LINES = 1
 CATEGORIES: tuple[str, ...] = (
     BENIGN,
     "Generic",
@@ -147,12 +148,15 @@ SPEC = DatasetSpec(
 )
 
 
+def split_files(root: Path, split: str) -> list[Path]:
+    return [p for p, _ in split_paths(SPEC, split_spec(SPEC, split), root)]
+
+
 def load(root: Path, split: str, progress: Progress) -> Dataset:
-    spec = split_spec(SPEC, split)
-    paths = split_paths(SPEC, spec, root)
+    paths = split_files(root, split)
     frames = []
     with progress.task(f"reading unsw-nb15 {split}", total=len(paths)) as task:
-        for path, _ in paths:
+        for path in paths:
             frames.append(read_file(path))
             task.advance()
     return Dataset(
@@ -161,7 +165,7 @@ def load(root: Path, split: str, progress: Progress) -> Dataset:
         frame=concat(frames),
         features=list(FEATURES),
         categorical=list(CATEGORICAL),
-        files=[p for p, _ in paths],
+        files=paths,
     )
 
 

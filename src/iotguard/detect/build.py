@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ import pandas as pd
 from iotguard.core.errors import DataError
 from iotguard.core.progress import NO_PROGRESS, Progress
 from iotguard.core.schema import BENIGN, EXTRA_FEATURES, FLOW_FEATURES
-from iotguard.detect.detector import Calibration, Component, Detector, benign_quantiles
+from iotguard.detect.detector import (
+    LOGIT_CEILING,
+    Calibration,
+    Component,
+    Detector,
+    benign_quantiles,
+    classifier_logit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +86,28 @@ def _train_artifact(
     return load_artifact(path), path
 
 
-def _medians(frame: pd.DataFrame) -> dict[str, float]:
+def _unsaturated_quantiles(benign_scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """Benign classifier quantiles without the flows at the score ceiling (P(benign) below 1e-12): no
+    threshold can separate those from the surest attacks (they are mostly mislabelled or duplicated attack
+    flows), so the FPR target applies to the rest; their share is recorded as ``saturated_benign_fraction``."""
+    saturated = benign_scores >= LOGIT_CEILING - 1e-9
+    rest = benign_scores[~saturated]
+    share = float(saturated.mean()) if len(benign_scores) else 0.0
+    return benign_quantiles(rest if len(rest) else benign_scores), share
+
+
+def _medians(frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-feature median and interquartile range of (benign) flows: the explanation baseline."""
     values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
     values = np.where(np.isfinite(values), values, np.nan)
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
-    return {c: float(m) for c, m in zip(frame.columns, med, strict=True)}
+    cols = list(frame.columns)
+    if not len(values):
+        nan = dict.fromkeys(cols, float("nan"))
+        return nan, dict(nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+    return dict(zip(cols, q[1].tolist(), strict=True)), dict(zip(cols, (q[2] - q[0]).tolist(), strict=True))
 
 
 def build_detector(
@@ -137,11 +161,11 @@ def build_detector(
             classifier, X.iloc[model_idx], labels[model_idx], task, workdir, "classifier", seed, progress
         )
         sources["classifier"] = path
-        s = np.asarray(art.predict(x_cal).score, dtype=np.float64)
-        q = benign_quantiles(s[y_cal == BENIGN])
+        s = classifier_logit(art.predict(x_cal), art)
+        q, saturated = _unsaturated_quantiles(s[y_cal == BENIGN])
         comp_c = Component(
             "classifier", art, 0.0, Calibration.isotonic(s, y_cal != BENIGN), benign_quantiles=q,
-            info={"model": classifier, "task": task},
+            info={"model": classifier, "task": task, "saturated_benign_fraction": saturated},
         )  # fmt: skip
         comp_c.threshold = comp_c.threshold_for(target_fpr)
         comp_c.target_fpr = target_fpr
@@ -163,7 +187,8 @@ def build_detector(
         )
         comp_a.threshold = comp_a.threshold_for(target_fpr)
         comp_a.target_fpr = target_fpr
-    det = Detector(comp_c, comp_a, baseline=_medians(X[benign]), name=name, info=info)
+    medians, spread = _medians(X[benign])
+    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=name, info=info)
     return det, sources
 
 
@@ -211,19 +236,20 @@ def fit_baseline(
     comp_c = None
     if detector.classifier is not None:
         old = detector.classifier
-        sc = np.asarray(old.artifact.predict(X.iloc[cal_idx]).score, dtype=np.float64)
-        qc = benign_quantiles(sc)
+        sc = classifier_logit(old.artifact.predict(X.iloc[cal_idx]), old.artifact)
+        qc, saturated = _unsaturated_quantiles(sc)
         comp_c = Component(
             "classifier", old.artifact, 0.0, old.calibration, benign_quantiles=qc,
-            info=old.info | {"threshold_from": "site baseline"},
+            info=old.info | {"threshold_from": "site baseline", "saturated_benign_fraction": saturated},
         )  # fmt: skip
         # never below the training threshold: the site baseline may only make the classifier stricter
         comp_c.threshold = max(old.threshold, comp_c.threshold_for(target_fpr))
         comp_c.target_fpr = target_fpr
         sources["classifier"] = Path(old.artifact.path)
-    medians = _medians(X)
+    medians, spread = _medians(X)
     info = detector.info | {"baseline_flows": int(len(X))}
-    return Detector(comp_c, comp_a, baseline=medians, name=f"{detector.name}+site", info=info), sources
+    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=f"{detector.name}+site", info=info)
+    return det, sources
 
 
 class Workdir:

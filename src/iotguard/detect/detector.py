@@ -60,14 +60,14 @@ _Q_PROBS = np.unique(
 class Calibration:
     """A monotone piecewise-linear map from score to confidence (``np.interp``)."""
 
-    kind: Literal["isotonic", "benign_cdf", "identity"]
+    kind: Literal["isotonic", "benign_cdf", "logistic"]
     x: np.ndarray
     y: np.ndarray
 
     def __call__(self, score: np.ndarray) -> np.ndarray:
         score = np.asarray(score, dtype=np.float64)
-        if self.kind == "identity":
-            return np.clip(score, 0.0, 1.0)
+        if self.kind == "logistic":  # log-odds back to a probability (uncalibrated)
+            return 1.0 / (1.0 + np.exp(-np.clip(score, -50, 50)))
         out = np.interp(score, self.x, self.y)
         return np.where(np.isnan(score), np.nan, out)
 
@@ -146,7 +146,10 @@ class Component:
         if not 0.0 <= target_fpr < 1.0:
             raise ConfigError(f"target FPR {target_fpr}", expected="a fraction in [0, 1)")
         q = np.interp(1.0 - target_fpr, _Q_PROBS, np.maximum.accumulate(self.benign_quantiles))
-        return float(np.nextafter(np.float32(q), np.float32(np.inf)))
+        t = float(np.nextafter(np.float32(q), np.float32(np.inf)))
+        if self.role == "classifier":
+            t = min(t, LOGIT_CEILING)  # alert on the most certain flows rather than never
+        return t
 
 
 @dataclass
@@ -154,7 +157,8 @@ class Verdicts:
     """One verdict per flow (arrays of equal length)."""
 
     score: np.ndarray
-    """The deciding component's score (the classifier's where it alerts or no anomaly model exists)."""
+    """The deciding component's score: the classifier's attack probability (1 - P(benign)) where it alerts or
+    no anomaly model exists, else the anomaly score."""
     confidence: np.ndarray
     """Calibrated confidence of the verdict in [0, 1] (see the module docs)."""
     family: np.ndarray
@@ -163,6 +167,7 @@ class Verdicts:
     component: np.ndarray
     """0 no alert, 1 the classifier alerted, 2 only the anomaly model alerted."""
     classifier_score: np.ndarray | None = None
+    """The classifier's log-odds of attack (what its threshold applies to)."""
     anomaly_score: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -192,6 +197,7 @@ class Detector:
         anomaly: Component | None = None,
         *,
         baseline: dict[str, float] | None = None,
+        scale: dict[str, float] | None = None,
         name: str = "iotguard",
         info: dict[str, Any] | None = None,
     ) -> None:
@@ -211,6 +217,8 @@ class Detector:
         }
         self.baseline = np.array([float((baseline or {}).get(f, np.nan)) for f in features], dtype=np.float32)
         """Per-feature benign medians: what explanations occlude a feature with."""
+        self.scale = np.array([float((scale or {}).get(f, np.nan)) for f in features], dtype=np.float32)
+        """Per-feature benign spread (interquartile range): ranks which features to occlude first."""
 
     @property
     def components(self) -> list[Component]:
@@ -228,10 +236,16 @@ class Detector:
             comp.target_fpr = target_fpr
 
     def set_thresholds(self, *, classifier: float | None = None, anomaly: float | None = None) -> None:
+        """Explicit thresholds: ``classifier`` on the attack probability (0..1), ``anomaly`` on the anomaly
+        model's own score."""
         if classifier is not None:
             if self.classifier is None:
                 raise ConfigError("this detector has no classifier to set a threshold on")
-            self.classifier.threshold, self.classifier.target_fpr = float(classifier), None
+            if not 0.0 < classifier <= 1.0:
+                raise ConfigError(
+                    f"classifier threshold {classifier}", expected="an attack probability in (0, 1]"
+                )
+            self.classifier.threshold, self.classifier.target_fpr = logit(classifier), None
         if anomaly is not None:
             if self.anomaly is None:
                 raise ConfigError("this detector has no anomaly model to set a threshold on")
@@ -259,7 +273,10 @@ class Detector:
         return out
 
     def _component_scores(self, comp: Component, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """The component's decision score: the anomaly score, or the classifier's log-odds of attack."""
         pred = comp.artifact.predict_array(x[:, self._cols[comp.role]])
+        if comp.role == "classifier":
+            return classifier_logit(pred, comp.artifact), pred
         return np.asarray(pred.score, dtype=np.float64), pred
 
     def score_array(self, x: np.ndarray) -> Verdicts:
@@ -278,7 +295,7 @@ class Detector:
             c_score, pred = self._component_scores(c, x)
             c_alert = c_score >= c.threshold
             fam = _attack_family(pred, c.artifact)
-            score, confidence = c_score.copy(), c.calibration(c_score)
+            score, confidence = np.asarray(pred.score, dtype=np.float64), c.calibration(c_score)
             benign_conf = 1.0 - confidence
             family = np.where(c_alert, fam, "Benign").astype(object)
             component[c_alert] = 1
@@ -324,14 +341,16 @@ class Detector:
         rows: np.ndarray,
         *,
         top: int = 5,
+        candidates: int = 16,
         fallback: np.ndarray | None = None,
     ) -> list[list[tuple[str, float]]]:
         """The features that drove each alert in ``rows`` (indexes into ``x``).
 
-        Occlusion against the benign baseline: for every feature, the drop in the deciding component's score
-        when that feature alone is set to its benign median. Positive weights pushed the flow towards the
-        alert. Identical rows (common in floods) are explained once. Cost: one batched inference of
-        ``unique_rows x features`` rows per component.
+        Occlusion against the benign baseline: the drop in the deciding component's decision score when one
+        feature alone is set to its benign median. Positive weights pushed the flow towards the alert. Only
+        the ``candidates`` features farthest from the baseline (in units of the benign interquartile range)
+        are occluded, and identical rows (common in floods) are explained once, so the cost is one batched
+        inference of ``unique_rows x candidates`` rows per component.
         """
         rows = np.asarray(rows, dtype=np.intp)
         out: list[list[tuple[str, float]]] = [[] for _ in rows]
@@ -349,23 +368,27 @@ class Detector:
             cols = self._cols[role]
             xs = x[rows[mine]][:, cols]
             base = baseline[cols]
+            spread = self.scale[cols]
+            spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(base), 1.0))
             uniq, inverse = np.unique(xs, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
             m, f = uniq.shape
-            # rows where the feature already equals its baseline need no inference; keep it simple and batch all
-            probe = np.repeat(uniq[:, None, :], f, axis=1)
-            idx = np.arange(f)
-            probe[:, idx, idx] = base
-            original = comp.artifact.predict_array(uniq).score.astype(np.float64)
-            occluded = (
-                comp.artifact.predict_array(probe.reshape(m * f, f)).score.astype(np.float64).reshape(m, f)
-            )
+            c = min(candidates, f)
+            with np.errstate(all="ignore"):
+                deviation = np.abs(uniq - base) / spread
+            deviation = np.where(np.isfinite(deviation), deviation, np.where(np.isnan(uniq), 0.0, np.inf))
+            cand = np.argsort(-deviation, axis=1, kind="stable")[:, :c]
+            probe = np.repeat(uniq[:, None, :], c, axis=1)
+            probe[np.arange(m)[:, None], np.arange(c)[None, :], cand] = base[cand]
+            original = _decision(comp, uniq)
+            occluded = _decision(comp, probe.reshape(m * c, f)).reshape(m, c)
             weights = original[:, None] - occluded
+            weights = np.where(deviation[np.arange(m)[:, None], cand] > 0, weights, 0.0)
             names = comp.features
-            k = min(top, f)
+            k = min(top, c)
             order = np.argsort(-weights, axis=1)[:, :k]
             explained = [
-                [(names[j], round(float(weights[u, j]), 6)) for j in order[u] if weights[u, j] > 0]
+                [(names[cand[u, j]], round(float(weights[u, j]), 6)) for j in order[u] if weights[u, j] > 0]
                 for u in range(m)
             ]
             for pos, u in zip(mine, inverse, strict=True):
@@ -386,9 +409,8 @@ class Detector:
                 "name": self.name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "features": self.features,
-                "baseline": {
-                    f: _float(v) for f, v in zip(self.features, self.baseline.tolist(), strict=True)
-                },
+                "baseline": dict(zip(self.features, _floats(self.baseline), strict=True)),
+                "baseline_scale": dict(zip(self.features, _floats(self.scale), strict=True)),
                 "info": self.info,
                 "components": {},
             }
@@ -481,12 +503,16 @@ class Detector:
                     info=spec.get("info", {}),
                 )
             baseline = {k: (math.nan if v is None else float(v)) for k, v in doc.get("baseline", {}).items()}
+            scale = {
+                k: (math.nan if v is None else float(v)) for k, v in doc.get("baseline_scale", {}).items()
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(
                 f"detector.json is incomplete ({exc!r})", where=str(path / DETECTOR_FILE)
             ) from exc
         return cls(
-            comps.get("classifier"), comps.get("anomaly"), baseline=baseline, name=doc.get("name", path.name),
+            comps.get("classifier"), comps.get("anomaly"), baseline=baseline, scale=scale,
+            name=doc.get("name", path.name),
             info=doc.get("info", {}),
         )  # fmt: skip
 
@@ -503,7 +529,10 @@ class Detector:
         art = load_artifact(path)
         if art.kind == "classifier":
             comp = Component(
-                "classifier", art, float(art.threshold), Calibration("identity", np.zeros(0), np.zeros(0))
+                "classifier",
+                art,
+                logit(float(art.threshold)),
+                Calibration("logistic", np.zeros(0), np.zeros(0)),
             )
             return cls(comp, None, name=art.name)
         t = float(art.threshold)
@@ -512,6 +541,38 @@ class Detector:
         ys = np.array([0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
         comp = Component("anomaly", art, t, Calibration("benign_cdf", xs, ys))
         return cls(None, comp, name=art.name)
+
+
+def _decision(comp: Component, x: np.ndarray) -> np.ndarray:
+    pred = comp.artifact.predict_array(x)
+    if comp.role == "classifier":
+        return classifier_logit(pred, comp.artifact)
+    return np.asarray(pred.score, dtype=np.float64)
+
+
+_P_FLOOR = 1e-12
+LOGIT_CEILING = float(np.log1p(-_P_FLOOR) - np.log(_P_FLOOR))
+"""The largest classifier decision score (P(benign) at its floor): ties there cannot be separated."""
+
+
+def logit(p_attack: float | np.ndarray) -> Any:
+    """log(p / (1 - p)), with p clipped to [1e-12, 1 - 1e-12]."""
+    p = np.clip(np.asarray(p_attack, dtype=np.float64), _P_FLOOR, 1.0 - _P_FLOOR)
+    out = np.log(p) - np.log1p(-p)
+    return float(out) if out.ndim == 0 else out
+
+
+def classifier_logit(pred: Any, artifact: Any) -> np.ndarray:
+    """A classifier's log-odds of attack, from P(benign) where the artifact gives class probabilities.
+
+    ``1 - P(benign)`` in float32 rounds to 1.0 for every P(benign) below 6e-8, which leaves no room for a
+    threshold; log-odds computed from P(benign) itself keep that resolution."""
+    proba = getattr(pred, "proba", None)
+    benign = getattr(artifact, "benign_index", None)
+    if proba is not None and benign is not None:
+        pb = np.clip(np.asarray(proba[:, benign], dtype=np.float64), _P_FLOOR, 1.0 - _P_FLOOR)
+        return np.log1p(-pb) - np.log(pb)
+    return logit(np.asarray(pred.score, dtype=np.float64))
 
 
 def _attack_family(pred: Any, artifact: Any) -> np.ndarray:
