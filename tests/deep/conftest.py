@@ -2,53 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import iotguard.models.deep  # noqa: E402,F401  (before torch: it sets passive OpenMP waiting for shared CPUs)
+
 pytest.importorskip("torch")
 
-NSL_COLUMNS = [
-    "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land", "wrong_fragment", "urgent",
-    "hot", "num_failed_logins", "logged_in", "num_compromised", "root_shell", "su_attempted", "num_root",
-    "num_file_creations", "num_shells", "num_access_files", "num_outbound_cmds", "is_host_login",
-    "is_guest_login", "count", "srv_count", "serror_rate", "srv_serror_rate", "rerror_rate", "srv_rerror_rate",
-    "same_srv_rate", "diff_srv_rate", "srv_diff_host_rate", "dst_host_count", "dst_host_srv_count",
-    "dst_host_same_srv_rate", "dst_host_diff_srv_rate", "dst_host_same_src_port_rate",
-    "dst_host_srv_diff_host_rate", "dst_host_serror_rate", "dst_host_srv_serror_rate", "dst_host_rerror_rate",
-    "dst_host_srv_rerror_rate", "label", "difficulty",
-]  # fmt: skip
-CATEGORICAL = ["protocol_type", "service", "flag"]
 
-
-def encode(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """One-hot + log1p + min-max fitted on ``train`` only (a stand-in for the preprocessing stage)."""
-    numeric = [c for c in NSL_COLUMNS[:-2] if c not in CATEGORICAL]
-    levels = {c: sorted(train[c].unique()) for c in CATEGORICAL}
-
-    def matrix(df: pd.DataFrame) -> np.ndarray:
-        parts = [np.log1p(np.maximum(df[numeric].to_numpy(float), 0))]
-        parts += [
-            (df[c].to_numpy()[:, None] == np.array(levels[c])[None, :]).astype(float) for c in CATEGORICAL
-        ]
-        return np.hstack(parts)
-
-    a, b = matrix(train), matrix(test)
-    lo, hi = a.min(0), a.max(0)
-    keep = hi > lo
-    scale = np.where(keep, hi - lo, 1)
-    return ((a - lo) / scale)[:, keep].astype(np.float32), ((b - lo) / scale)[:, keep].astype(np.float32)
+@dataclass
+class Table:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    features: list[str]
+    categorical: list[str]
 
 
 @pytest.fixture(scope="session")
-def nsl_slice(data_file):
-    """(X_train, y_train, X_test, y_test): 3,000 + 1,500 random rows of KDDTrain+_20Percent, binary labels."""
-    frame = pd.read_csv(data_file("nsl-kdd/KDDTrain+_20Percent.txt.gz"), header=None, names=NSL_COLUMNS)
-    frame = frame.sample(n=4500, random_state=7).reset_index(drop=True)
-    train, test = frame.iloc[:3000], frame.iloc[3000:]
-    X_train, X_test = encode(train, test)
-    y = (frame["label"] != "normal").to_numpy(np.int64)
-    return X_train, y[:3000], X_test, y[3000:]
+def nsl_table(data_file) -> Table:
+    """3,000 training and 1,500 test rows of KDDTrain+_20Percent (its rows are in random order)."""
+    from iotguard.datasets import load
+
+    data_file("nsl-kdd/KDDTrain+_20Percent.txt.gz")
+    ds = load("nsl-kdd", "KDDTrain+_20Percent")
+    frame = ds.frame
+    return Table(
+        frame.iloc[:3000].reset_index(drop=True),
+        frame.iloc[3000:4500].reset_index(drop=True),
+        list(ds.features),
+        list(ds.categorical),
+    )
+
+
+@pytest.fixture(scope="session")
+def nsl_slice(nsl_table):
+    """(X_train, y_train, X_test, y_test): the NSL-KDD slice preprocessed (fitted on its training rows)."""
+    from iotguard.preprocess.table import TablePreprocessor
+
+    t = nsl_table
+    pre = TablePreprocessor(categorical=t.categorical).fit(t.train[t.features])
+    return (
+        pre.transform(t.train[t.features]),
+        t.train["is_attack"].to_numpy(np.int64),
+        pre.transform(t.test[t.features]),
+        t.test["is_attack"].to_numpy(np.int64),
+    )
+
+
+@pytest.fixture(scope="session")
+def cic_table(data_file):
+    """About 4,300 random rows (10 %) of the CICIDS2017 corrected sample, with src_ip and ts_first."""
+    from iotguard.datasets import load
+
+    data_file("cicids2017/improved_cns2022_rnd5000/BENIGN_5000.csv.gz")
+    ds = load("cicids2017")
+    return ds.subset(np.random.default_rng(0).random(len(ds)) < 0.1)
 
 
 @pytest.fixture(scope="session")

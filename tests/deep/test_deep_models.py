@@ -25,7 +25,7 @@ def run_onnx(model, X):
 @pytest.mark.parametrize("arch", RECORD_ARCHS)
 def test_classifier_learns_nsl_kdd_slice(arch, nsl_slice):
     X, y, X_test, y_test = nsl_slice
-    model = DeepClassifier(arch, epochs=6, patience=6, seed=0).fit(X, y)
+    model = DeepClassifier(arch, epochs=6, patience=6, batch_size=128, seed=0).fit(X, y)
     history = model.history_
     assert history.train_loss[-1] < 0.6 * history.train_loss[0]  # the loss falls
     accuracy = (model.predict(X_test).astype(int) == y_test).mean()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from iotguard.core.errors import DataError, FeatureMismatchError
+from iotguard.core.errors import ConfigError, DataError, FeatureMismatchError
 from iotguard.core.progress import NO_PROGRESS, Progress
 from iotguard.models.deep.classifier import BENIGN_NAMES, check_array
 from iotguard.models.deep.export import ReconstructionHead, export_onnx
@@ -46,7 +46,7 @@ class DeepAutoencoder:
         hidden: tuple[int, ...] = (64, 32),
         code: int = 8,
         epochs: int = 40,
-        batch_size: int = 256,
+        batch_size: int = 512,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         patience: int = 5,
@@ -54,8 +54,13 @@ class DeepAutoencoder:
         threads: int | None = None,
         task: str = "binary",
     ) -> None:
+        if task != "binary":
+            raise ConfigError(
+                "the autoencoder is an anomaly detector",
+                expected="task binary (attack or not), not multiclass",
+            )
         if not 0 < target_fpr < 1:
-            raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr}")
+            raise ConfigError(f"target FPR {target_fpr}", expected="a fraction in (0, 1)")
         self.seed = seed
         self.target_fpr = target_fpr
         self.hidden = tuple(hidden)

@@ -24,6 +24,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from iotguard.core.errors import DataError
+
 DEFAULT_K = 16
 """Flows per window: the scored flow plus the 15 before it from the same host."""
 
@@ -49,6 +51,26 @@ def order_time(frame) -> np.ndarray | None:  # noqa: ANN001 (a pandas DataFrame;
             duration = np.asarray(frame[column], dtype=np.float64)
             return time + np.nan_to_num(np.clip(duration, 0, None), nan=0.0, posinf=0.0) * seconds
     return time
+
+
+HOST_COLUMN = "src_ip"
+
+
+def window_keys(frame, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """``(hosts, times)`` of a flow table for building windows; :class:`DataError` when a column is missing."""
+    if HOST_COLUMN not in frame.columns:
+        raise DataError(
+            f"no {HOST_COLUMN!r} column",
+            where=where,
+            expected="the source host of every flow (a window model reads each host's recent flows)",
+        )
+    time = order_time(frame)
+    if time is None:
+        raise DataError("no 'ts_first' or 'ts_last' column", where=where, expected="the time of every flow")
+    if np.isnan(time).any():
+        row = int(np.flatnonzero(np.isnan(time))[0])
+        raise DataError(f"flow {row} has no time", where=where, expected="a time on every flow")
+    return frame[HOST_COLUMN].astype(str).to_numpy(), time
 
 
 def window_index(host: Sequence[Hashable] | np.ndarray, time: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
