@@ -18,7 +18,7 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
     rng = sim.rng("exfiltration")
     pool = world.of_kind("camera") or world.devices
     thief = pool[rng.randrange(len(pool))]
-    drop = internet_host(sim, "exfil-drop", "server", delay=0.06)
+    drop = internet_host(sim, "exfil-drop", "cnc", delay=0.06)
     tag = sim.episode(thief.ip, drop.ip, "exfiltration", "Exfiltration")
     total = int(float(params.get("megabytes", 10.0)) * 1_000_000)
     uploads = rng.randrange(3, 6)

@@ -142,7 +142,7 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
     loader = net.add_external(
         "mirai-dl", "cnc", net.public_address(rng, block=ATTACKER_RANGES[1]), LINUX, delay=0.05
     )
-    target = net.add_external("ddos-target", "server", net.public_address(rng), LINUX, delay=0.03)
+    target = net.add_external("ddos-target", "target", net.public_address(rng), LINUX, delay=0.03)
     resolver = net.hosts.get("google-dns") or net.add_external(
         "google-dns", "resolver", "8.8.8.8", LINUX, delay=0.006
     )
