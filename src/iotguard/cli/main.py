@@ -41,7 +41,13 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module; importing it adds its commands to `app`.
-    from iotguard.cli import demo  # noqa: F401
+    from iotguard.cli import (
+        config,  # noqa: F401
+        datasets,  # noqa: F401
+        demo,  # noqa: F401
+        detect,  # noqa: F401
+        respond,  # noqa: F401
+    )
 
 
 _register()

@@ -99,7 +99,11 @@ class Alert:
 
 @dataclass(slots=True)
 class Incident:
-    """Alerts folded together: same attacker, family (and victim set) within a time window."""
+    """Alerts folded together: same attacker, family (and victim set) within a time window.
+
+    ``src_ips`` names every attacker folded in: ``[src_ip]`` for one attacker; several for a distributed
+    incident (many sources against one victim, e.g. a flood), where ``src_ip`` is the first one seen.
+    """
 
     src_ip: str
     family: str
@@ -112,6 +116,7 @@ class Incident:
     status: Literal["open", "closed"] = "open"
     summary: str = ""
     id: int | None = None
+    src_ips: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,216 @@
+"""``iotguard detect CAPTURE|FLOWS``: flows -> alerts -> incidents -> response, with a summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from iotguard.cli.main import app
+
+FLOW_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+def _is_flow_table(path: Path) -> bool:
+    return any(path.name.lower().endswith(s) for s in FLOW_SUFFIXES)
+
+
+def read_flow_table(path: Path):
+    """A flow table written by ``iotguard flows`` (parquet or CSV)."""
+    import pandas as pd
+
+    from iotguard.core.errors import DataError
+
+    try:
+        if path.name.lower().endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, low_memory=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read flow table: {str(exc).splitlines()[0]}", where=str(path)) from exc
+
+
+def flow_batches(path: Path, early: int):
+    """Flow record batches of a capture (early records included) or of a flow table."""
+    if _is_flow_table(path):
+        yield read_flow_table(path)
+        return
+    from iotguard.flows import iter_flows
+
+    yield from iter_flows(path, early=early)
+
+
+def capture_flows(path: Path):
+    """All final flow records of a capture or flow table, as one table (for baselines)."""
+    if _is_flow_table(path):
+        return read_flow_table(path)
+    from iotguard.flows import read_flows
+
+    return read_flows(path)
+
+
+@app.command()
+def detect(
+    source: Annotated[
+        Path, typer.Argument(help="A capture (pcap, pcapng, .gz) or a flow table (.parquet, .csv).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Detector directory or model artifact. Default: the built-in lab detector."
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Capture or flow table of this site's normal traffic: fit the site's "
+            "anomaly model on it and set thresholds from it first.",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Response policy (YAML). Default: log only.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Sensor configuration (its detect:, model: and devices:).")
+    ] = None,
+    eve: Annotated[Path | None, typer.Option("--eve", help="Append alerts to this EVE JSON file.")] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="SQLite store for alerts, incidents and actions. Default: none, or the "
+            "state directory's iotguard.db with --apply (so blocks can be listed and released).",
+        ),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Really run the policy's actions (default: dry run).")
+    ] = False,
+    target_fpr: Annotated[
+        float | None,
+        typer.Option(
+            "--target-fpr",
+            help="Move thresholds to this false-positive rate on benign validation flows (e.g. 0.0001).",
+        ),
+    ] = None,
+    early: Annotated[
+        int, typer.Option("--early", help="Early record after N packets of a flow (0: off).")
+    ] = 10,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the default detector first.")] = False,
+    incidents_shown: Annotated[int, typer.Option("--show", help="Incidents listed in the summary.")] = 15,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
+) -> None:
+    """Detect attacks in a capture or flow table: alerts (EVE JSON), incidents, response actions."""
+    from rich.table import Table
+
+    from iotguard.cli.console import RichProgress, err, out
+    from iotguard.core.errors import DataError
+    from iotguard.core.paths import state_dir
+    from iotguard.core.store import Store
+    from iotguard.detect.assets import Assets
+    from iotguard.detect.build import Workdir, fit_baseline
+    from iotguard.detect.detector import Detector
+    from iotguard.detect.engine import DetectionConfig, DetectionEngine, detection_config
+    from iotguard.detect.eve import EveWriter
+    from iotguard.respond.engine import ResponseEngine
+    from iotguard.respond.policy import default_policy, load_policy
+
+    if not source.exists():
+        raise DataError("no such file", where=str(source))
+    progress = RichProgress()
+    cfg = None
+    if config is not None:
+        from iotguard.core.config import load_config
+
+        cfg = load_config(config)
+    if model is not None:
+        detector = Detector.load(model)
+    else:
+        from iotguard.detect.default import default_detector
+
+        detector = default_detector(rebuild=rebuild, progress=progress)
+    work = Workdir()
+    store = None
+    writer = None
+    responder = None
+    try:
+        if baseline is not None:
+            with progress.task(f"fitting the site baseline on {baseline.name}"):
+                benign = capture_flows(baseline)
+                detector, _ = fit_baseline(
+                    detector, benign, work.path, target_fpr=target_fpr or 1e-3, progress=progress
+                )
+        det_cfg = detection_config(cfg) if cfg is not None else DetectionConfig()
+        if target_fpr is not None and baseline is None:
+            det_cfg.target_fpr = target_fpr
+        pol = load_policy(policy) if policy else default_policy()
+        devices = list(pol.devices) + (list(cfg.devices) if cfg is not None else [])
+        assets = Assets(devices)
+        if db is None and apply:
+            db = state_dir() / "iotguard.db"
+        store = Store(db) if db else None
+        writer = EveWriter(eve) if eve else None
+        # --apply makes actions real; without it the policy decides (and a policy is a dry run by default)
+        responder = ResponseEngine(pol, store, dry_run=False if apply else pol.dry_run, assets=assets)
+        engine = DetectionEngine(
+            detector, config=det_cfg, assets=assets, store=store, eve=writer, sinks=[responder.handle]
+        )
+        with progress.task(f"detecting in {source.name}") as task:
+            for batch in flow_batches(source, early):
+                engine.process(batch, where=str(source))
+                task.advance(len(batch))
+        incidents = engine.close()
+        responder.close()
+    finally:
+        if writer is not None:
+            writer.close()
+        if store is not None:
+            store.close()
+        work.close()
+
+    s = engine.stats
+    summary = Table(title=f"iotguard detect {source.name}", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    mode = "applied" if responder.dry_run is False else "dry run"
+    rows = [
+        ("detector", detector.model_name),
+        ("flows scored", f"{s.flows:,} ({s.partial_flows:,} early records)"),
+        ("flagged by a model", f"{s.flagged:,}"),
+        (
+            "suppressed / unconfirmed / low confidence",
+            f"{s.suppressed:,} / {s.unconfirmed:,} / {s.low_confidence:,}",
+        ),
+        ("alerts", f"{s.alerts:,}"),
+        (
+            "incidents",
+            f"{s.incidents:,}" + (f"  ({s.fold_ratio:.1f} alerts per incident)" if s.incidents else ""),
+        ),
+        (f"actions ({mode})", ", ".join(f"{k} {v}" for k, v in sorted(responder.results.items())) or "none"),
+    ]
+    for k, v in rows:
+        summary.add_row(k, v)
+    out.print(summary)
+    if incidents:
+        t = Table(title=f"incidents (showing {min(incidents_shown, len(incidents))} of {len(incidents)})")
+        for col in ("id", "sev", "family", "attacker(s)", "victims", "alerts", "summary"):
+            t.add_column(col, overflow="fold")
+        for inc in sorted(incidents, key=lambda i: (i.severity, -i.alert_count))[:incidents_shown]:
+            attackers = inc.src_ip if len(inc.src_ips) <= 1 else f"{len(inc.src_ips)} sources"
+            t.add_row(
+                str(inc.id), str(inc.severity), inc.family, attackers, str(len(inc.dest_ips)),
+                f"{inc.alert_count:,}", inc.summary,
+            )  # fmt: skip
+        out.print(t)
+    if eve:
+        err.print(f"alerts appended to {eve}", highlight=False)
+    if json_out:
+        payload = {
+            "source": str(source),
+            "detector": detector.model_name,
+            "stats": s.to_dict(),
+            "actions": dict(responder.results),
+            "incidents": [i.to_dict() for i in incidents],
+        }
+        json_out.write_text(json.dumps(payload, indent=1, default=str) + "\n")

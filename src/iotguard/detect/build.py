@@ -1,0 +1,268 @@
+"""Building detectors: a known-attack classifier and a benign anomaly model, with thresholds and calibration
+chosen on held-out data only.
+
+Protocol (inside the training data; nothing here sees a test set)::
+
+    labelled flows --stratified split--> model rows (1 - calibration_fraction) | calibration rows
+    classifier and anomaly model: trained on the model rows (the anomaly model on their benign rows)
+    thresholds: on the calibration rows' benign scores, for the target false-positive rate
+    confidence: isotonic P(attack | score) on the calibration rows (classifier); benign CDF (anomaly)
+
+:func:`fit_baseline` does the same on an operator's own benign traffic: a site anomaly model, and the
+classifier's threshold moved so that at most ``target_fpr`` of the site's held-out benign flows alert.
+Training needs the ``train`` extra (scikit-learn, lightgbm); scoring needs only onnxruntime.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iotguard.core.errors import DataError
+from iotguard.core.progress import NO_PROGRESS, Progress
+from iotguard.core.schema import BENIGN, EXTRA_FEATURES, FLOW_FEATURES
+from iotguard.detect.detector import (
+    LOGIT_CEILING,
+    Calibration,
+    Component,
+    Detector,
+    benign_quantiles,
+    classifier_logit,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TARGET_FPR = 1e-3
+DEFAULT_CLASSIFIER = "lgbm"
+DEFAULT_ANOMALY = "iforest"
+
+
+def feature_columns(flows: pd.DataFrame, features: Sequence[str] | None = None) -> list[str]:
+    """The canonical flow features present in ``flows`` (or the ones asked for, which must all be there)."""
+    if features is not None:
+        missing = [f for f in features if f not in flows.columns]
+        if missing:
+            raise DataError(f"missing feature columns {missing[:5]}", expected="a canonical flow table")
+        return list(features)
+    cols = [f for f in (*FLOW_FEATURES, *EXTRA_FEATURES) if f in flows.columns]
+    if not cols:
+        raise DataError("no canonical flow feature columns", expected="a flow table (iotguard flows ...)")
+    return cols
+
+
+def _split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split: per class, ``fraction`` of rows (at least one when a class has two or more) to the
+    second part."""
+    rng = np.random.default_rng(seed)
+    first, second = [], []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        k = int(round(len(idx) * fraction))
+        k = min(max(k, 1), len(idx) - 1) if len(idx) >= 2 else 0
+        second.append(idx[:k])
+        first.append(idx[k:])
+    return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
+
+
+def _train_artifact(
+    name: str, frame: pd.DataFrame, y: Any, task: str, workdir: Path, role: str, seed: int, progress: Progress
+) -> tuple[Any, Path]:
+    from iotguard.models.artifact import load_artifact, save_artifact
+    from iotguard.models.pipeline import train_model
+
+    pipeline = train_model(
+        name, frame, y, task=task, seed=seed, progress=progress, dataset="iotguard-detector"
+    )
+    path = save_artifact(pipeline, workdir / role, overwrite=True)
+    return load_artifact(path), path
+
+
+def _unsaturated_quantiles(benign_scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """Benign classifier quantiles without the flows at the score ceiling (P(benign) below 1e-12): no
+    threshold can separate those from the surest attacks (they are mostly mislabelled or duplicated attack
+    flows), so the FPR target applies to the rest; their share is recorded as ``saturated_benign_fraction``."""
+    saturated = benign_scores >= LOGIT_CEILING - 1e-9
+    rest = benign_scores[~saturated]
+    share = float(saturated.mean()) if len(benign_scores) else 0.0
+    return benign_quantiles(rest if len(rest) else benign_scores), share
+
+
+def _medians(frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-feature median and interquartile range of (benign) flows: the explanation baseline."""
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = np.where(np.isfinite(values), values, np.nan)
+    cols = list(frame.columns)
+    if not len(values):
+        nan = dict.fromkeys(cols, float("nan"))
+        return nan, dict(nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+    return dict(zip(cols, q[1].tolist(), strict=True)), dict(zip(cols, (q[2] - q[0]).tolist(), strict=True))
+
+
+def build_detector(
+    flows: pd.DataFrame,
+    categories: Sequence[str] | np.ndarray | pd.Series,
+    workdir: str | Path,
+    *,
+    classifier: str | None = DEFAULT_CLASSIFIER,
+    anomaly: str | None = DEFAULT_ANOMALY,
+    features: Sequence[str] | None = None,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    calibration_fraction: float = 0.25,
+    seed: int = 0,
+    name: str = "iotguard",
+    progress: Progress = NO_PROGRESS,
+) -> tuple[Detector, dict[str, Path]]:
+    """Train the components on labelled flows (``categories``: ``Benign`` or an attack family per row).
+
+    Artifacts are written under ``workdir``; returns the detector and where each component's artifact is
+    (pass that to :meth:`Detector.save`)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cols = feature_columns(flows, features)
+    labels = np.asarray(pd.Series(categories).astype(str))
+    if len(labels) != len(flows):
+        raise DataError(f"{len(labels)} labels for {len(flows)} flows", expected="one label per flow")
+    X = flows[cols].reset_index(drop=True)
+    model_idx, cal_idx = _split(labels, calibration_fraction, seed)
+    benign = labels == BENIGN
+    if not benign[cal_idx].any() or not benign[model_idx].any():
+        raise DataError(
+            "too few benign flows to train and calibrate", expected="benign flows in the training data"
+        )
+    sources: dict[str, Path] = {}
+    comp_c = comp_a = None
+    info: dict[str, Any] = {
+        "rows": int(len(labels)),
+        "model_rows": int(len(model_idx)),
+        "calibration_rows": int(len(cal_idx)),
+        "class_counts": {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)},
+        "target_fpr": target_fpr,
+        "seed": seed,
+        "features": cols,
+    }
+    x_cal = X.iloc[cal_idx]
+    y_cal = labels[cal_idx]
+    if classifier is not None:
+        n_classes = len(np.unique(labels[model_idx]))
+        task = "multiclass" if n_classes > 2 else "binary"
+        art, path = _train_artifact(
+            classifier, X.iloc[model_idx], labels[model_idx], task, workdir, "classifier", seed, progress
+        )
+        sources["classifier"] = path
+        s = classifier_logit(art.predict(x_cal), art)
+        q, saturated = _unsaturated_quantiles(s[y_cal == BENIGN])
+        comp_c = Component(
+            "classifier", art, 0.0, Calibration.isotonic(s, y_cal != BENIGN), benign_quantiles=q,
+            info={"model": classifier, "task": task, "saturated_benign_fraction": saturated},
+        )  # fmt: skip
+        comp_c.threshold = comp_c.threshold_for(target_fpr)
+        comp_c.target_fpr = target_fpr
+    if anomaly is not None:
+        bx = X.iloc[model_idx][benign[model_idx]]
+        art, path = _train_artifact(
+            anomaly, bx, np.full(len(bx), BENIGN), "binary", workdir, "anomaly", seed, progress
+        )
+        sources["anomaly"] = path
+        s = np.asarray(art.predict(x_cal[y_cal == BENIGN]).score, dtype=np.float64)
+        q = benign_quantiles(s)
+        comp_a = Component(
+            "anomaly",
+            art,
+            0.0,
+            Calibration.benign_cdf(q),
+            benign_quantiles=q,
+            info={"model": anomaly, "fitted_on": "training benign"},
+        )
+        comp_a.threshold = comp_a.threshold_for(target_fpr)
+        comp_a.target_fpr = target_fpr
+    medians, spread = _medians(X[benign])
+    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=name, info=info)
+    return det, sources
+
+
+def fit_baseline(
+    detector: Detector,
+    benign_flows: pd.DataFrame,
+    workdir: str | Path,
+    *,
+    anomaly: str = DEFAULT_ANOMALY,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    calibration_fraction: float = 0.3,
+    seed: int = 0,
+    progress: Progress = NO_PROGRESS,
+) -> tuple[Detector, dict[str, Path]]:
+    """Fit the site's anomaly model on its own benign flows and move the classifier's threshold so that at
+    most ``target_fpr`` of the site's held-out benign flows alert. Returns a new detector (same classifier
+    artifact) and the artifact paths of both components."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cols = detector.features
+    missing = [c for c in cols if c not in benign_flows.columns]
+    if missing:
+        raise DataError(
+            f"baseline flows lack {missing[:5]}", expected="a flow table of the site's benign traffic"
+        )
+    if len(benign_flows) < 20:
+        raise DataError(
+            f"only {len(benign_flows)} benign flows in the baseline",
+            expected="at least 20 flows of normal traffic",
+        )
+    X = benign_flows[cols].reset_index(drop=True)
+    fit_idx, cal_idx = _split(np.zeros(len(X), dtype=int), calibration_fraction, seed)
+    art, path = _train_artifact(
+        anomaly, X.iloc[fit_idx], np.full(len(fit_idx), BENIGN), "binary", workdir, "anomaly", seed, progress
+    )
+    sources: dict[str, Path] = {"anomaly": path}
+    s = np.asarray(art.predict(X.iloc[cal_idx]).score, dtype=np.float64)
+    q = benign_quantiles(s)
+    comp_a = Component(
+        "anomaly", art, 0.0, Calibration.benign_cdf(q), benign_quantiles=q,
+        info={"model": anomaly, "fitted_on": "site baseline", "baseline_flows": int(len(X))},
+    )  # fmt: skip
+    comp_a.threshold = comp_a.threshold_for(target_fpr)
+    comp_a.target_fpr = target_fpr
+    comp_c = None
+    if detector.classifier is not None:
+        old = detector.classifier
+        sc = classifier_logit(old.artifact.predict(X.iloc[cal_idx]), old.artifact)
+        qc, saturated = _unsaturated_quantiles(sc)
+        comp_c = Component(
+            "classifier", old.artifact, 0.0, old.calibration, benign_quantiles=qc,
+            info=old.info | {"threshold_from": "site baseline", "saturated_benign_fraction": saturated},
+        )  # fmt: skip
+        # never below the training threshold: the site baseline may only make the classifier stricter
+        comp_c.threshold = max(old.threshold, comp_c.threshold_for(target_fpr))
+        comp_c.target_fpr = target_fpr
+        sources["classifier"] = Path(old.artifact.path)
+    medians, spread = _medians(X)
+    info = detector.info | {"baseline_flows": int(len(X))}
+    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=f"{detector.name}+site", info=info)
+    return det, sources
+
+
+class Workdir:
+    """A temporary directory for artifacts that lives as long as the detector that uses it."""
+
+    def __init__(self, prefix: str = "iotguard-detector-") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,347 @@
+"""The detection engine: flow batches in, stored alerts and incidents out, in order, for a file or a stream.
+
+    flows -> Detector verdicts -> suppression -> k-of-n confirmation -> severity -> explanation
+          -> incident folding -> Store (alerts + incidents, one transaction) -> EVE file -> sinks
+
+The same object serves ``iotguard detect CAPTURE`` and the live sensor: call :meth:`DetectionEngine.process`
+with each batch of flow records (early/partial records included) as it comes, :meth:`close` at the end.
+Sinks (the response engine's ``handle``) are called after the alert is stored, so a crash in a sink never
+loses the alert.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from iotguard.core.records import Alert, Incident, proto_name
+from iotguard.core.schema import FAMILIES, PARTIAL_COLUMN
+from iotguard.core.store import Store
+from iotguard.detect.assets import Assets
+from iotguard.detect.detector import ANOMALY, Detector
+from iotguard.detect.eve import EveWriter
+from iotguard.detect.filters import ConfirmConfig, Confirmer, Suppressor, SuppressRule
+from iotguard.detect.incidents import FoldConfig, IncidentFolder
+from iotguard.detect.severity import SeverityConfig, SeverityModel
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_BASE = 9_100_000
+"""iotguard's signature ids: 9100000 + the family's index in FAMILIES; 9100099 for Anomaly; 9100098 other."""
+
+
+def signature_id(family: str) -> int:
+    if family == ANOMALY:
+        return SIGNATURE_BASE + 99
+    try:
+        return SIGNATURE_BASE + FAMILIES.index(family)
+    except ValueError:
+        return SIGNATURE_BASE + 98
+
+
+class DetectionConfig(BaseModel):
+    """Per-deployment detection settings (the ``detection:`` section of a config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target_fpr: float | None = Field(None, ge=0, lt=1)
+    """Move every model's threshold to this false-positive rate on its benign validation flows."""
+    classifier_threshold: float | None = None
+    """Explicit classifier threshold (overrides target_fpr for the classifier)."""
+    anomaly_threshold: float | None = None
+    min_confidence: float = Field(0.0, ge=0, le=1)
+    """Alerts below this calibrated confidence are dropped."""
+    explain_top: int = Field(5, ge=0, le=50)
+    """Features named per alert (0: no explanations)."""
+    fold: FoldConfig = FoldConfig()
+    confirm: ConfirmConfig = ConfirmConfig()
+    suppress: list[SuppressRule] = []
+    severity: SeverityConfig = SeverityConfig()
+
+
+def detection_config(config: Any) -> DetectionConfig:
+    """The detection settings of a sensor configuration (``iotguard.core.config.Config``: its ``detect`` and
+    ``model`` sections), so ``iotguard detect --config`` and ``iotguard run`` behave the same."""
+    d = config.detect
+    return DetectionConfig(
+        classifier_threshold=config.model.threshold,
+        explain_top=5 if d.explain else 0,
+        fold=FoldConfig(window=d.fold_window, fanin=d.fold_fanin),
+        confirm=ConfirmConfig(k=d.confirm_k, n=d.confirm_n),
+        suppress=[SuppressRule(**s.model_dump()) for s in d.suppress],
+        severity=SeverityConfig(family=dict(d.severity), low_confidence=d.low_confidence),
+    )
+
+
+@dataclass
+class DetectionStats:
+    flows: int = 0
+    partial_flows: int = 0
+    flagged: int = 0
+    """Flows at or above a threshold."""
+    low_confidence: int = 0
+    suppressed: int = 0
+    unconfirmed: int = 0
+    duplicate: int = 0
+    """Flagged again after the flow already alerted (an early record followed by later ones)."""
+    alerts: int = 0
+    incidents: int = 0
+    explain_seconds: float = 0.0
+    score_seconds: float = 0.0
+    by_family: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fold_ratio(self) -> float:
+        """Alerts per incident (alert volume before folding / after)."""
+        return self.alerts / self.incidents if self.incidents else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"fold_ratio": self.fold_ratio}
+
+
+@dataclass
+class Event:
+    """One stored alert, the incident it folded into, and whether that incident opened with it."""
+
+    alert: Alert
+    incident: Incident
+    opened: bool
+
+
+Sink = Callable[[Alert, Incident], Any]
+
+
+class DetectionEngine:
+    def __init__(
+        self,
+        detector: Detector,
+        *,
+        config: DetectionConfig | None = None,
+        assets: Assets | None = None,
+        store: Store | None = None,
+        eve: EveWriter | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> None:
+        self.detector = detector
+        self.config = config = config or DetectionConfig()
+        if config.target_fpr is not None:
+            detector.set_target_fpr(config.target_fpr)
+        detector.set_thresholds(
+            classifier=config.classifier_threshold if detector.classifier is not None else None,
+            anomaly=config.anomaly_threshold if detector.anomaly is not None else None,
+        )
+        self.assets = assets or Assets()
+        self.severity = SeverityModel(config.severity, self.assets)
+        self.suppressor = Suppressor(config.suppress)
+        self.confirmer = Confirmer(config.confirm)
+        self.folder = IncidentFolder(config.fold)
+        self.store = store
+        self.eve = eve
+        self.sinks = list(sinks)
+        self.stats = DetectionStats()
+        self._alerted: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._ids = itertools.count(1)  # alert and incident ids when there is no store
+        self._incident_ids = itertools.count(1)
+        self._incidents: dict[int, Incident] = {}
+
+    def process(self, flows: pd.DataFrame, *, where: str | None = None) -> list[Event]:
+        """Score one batch of flow records; store, write and hand on its alerts. Returns them in order."""
+        n = len(flows)
+        if n == 0:
+            return []
+        self.stats.flows += n
+        partial = (
+            flows[PARTIAL_COLUMN].to_numpy(dtype=bool)
+            if PARTIAL_COLUMN in flows.columns
+            else np.zeros(n, dtype=bool)
+        )
+        self.stats.partial_flows += int(partial.sum())
+        t0 = time.perf_counter()
+        x = self.detector.matrix(flows, where=where)
+        verdicts = self.detector.score_array(x)
+        self.stats.score_seconds += time.perf_counter() - t0
+        flagged = verdicts.is_alert
+        self.stats.flagged += int(flagged.sum())
+        src = flows["src_ip"].astype(str).tolist()
+        if self.confirmer.enabled:
+            confirmed = self.confirmer(src, flagged)
+            self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
+            flagged = confirmed
+        rows = np.flatnonzero(flagged)
+        if len(rows) == 0:
+            self._expire()
+            return []
+        conf = verdicts.confidence
+        keep = []
+        dst = flows["dst_ip"].astype(str).to_numpy(dtype=object)
+        ts_last = flows["ts_last"].to_numpy(dtype=np.float64)
+        flow_ids = flows["flow_id"].to_numpy() if "flow_id" in flows.columns else None
+        for i in rows.tolist():
+            fam = str(verdicts.family[i])
+            if not conf[i] >= self.config.min_confidence:
+                self.stats.low_confidence += 1
+                continue
+            if self.suppressor(src[i], dst[i], fam, ts_last[i]):
+                self.stats.suppressed += 1
+                continue
+            if flow_ids is not None:
+                key = (flow_ids[i], src[i], fam)
+                if key in self._alerted:
+                    self.stats.duplicate += 1
+                    continue
+                self._alerted[key] = None
+                if len(self._alerted) > 200_000:
+                    self._alerted.popitem(last=False)
+            keep.append(i)
+        if not keep:
+            self._expire()
+            return []
+        keep_arr = np.asarray(keep, dtype=np.intp)
+        t0 = time.perf_counter()
+        explanations = (
+            self.detector.explain(
+                x, verdicts, keep_arr, top=self.config.explain_top, fallback=_median_of_quiet(x, verdicts)
+            )
+            if self.config.explain_top
+            else [[] for _ in keep]
+        )
+        self.stats.explain_seconds += time.perf_counter() - t0
+        alerts = [
+            self._alert(flows, i, verdicts, partial[i], explanations[j], flow_ids) for j, i in enumerate(keep)
+        ]
+        return self._commit(alerts)
+
+    def _alert(
+        self,
+        flows: pd.DataFrame,
+        i: int,
+        verdicts: Any,
+        partial: bool,
+        top: list[tuple[str, float]],
+        flow_ids: np.ndarray | None,
+    ) -> Alert:
+        row = flows.iloc[i]
+        fam = str(verdicts.family[i])
+        conf = float(verdicts.confidence[i])
+        src, dst = str(row["src_ip"]), str(row["dst_ip"])
+        comp = self.detector.classifier if verdicts.component[i] == 1 else self.detector.anomaly
+        model = comp.name if comp is not None else self.detector.model_name
+        return Alert(
+            timestamp=float(row["ts_last"]),
+            src_ip=src,
+            dest_ip=dst,
+            family=fam,
+            severity=self.severity(fam, conf, dst, src),
+            score=float(verdicts.score[i]),
+            confidence=conf,
+            model=model,
+            signature_id=signature_id(fam),
+            signature=f"IOTGUARD {fam} ({'unusual for this site' if fam == ANOMALY else 'known attack pattern'})",
+            flow_id=_int(flow_ids[i]) if flow_ids is not None else None,
+            src_port=_int(row.get("src_port")),
+            dest_port=_int(row.get("dst_port")),
+            proto=proto_name(_int(row.get("protocol"))),
+            partial=bool(partial),
+            top_features=top,
+            device=self.assets.name(dst) or self.assets.name(src),
+        )
+
+    def _commit(self, alerts: list[Alert]) -> list[Event]:
+        events: list[Event] = []
+        touched: dict[int, Incident] = {}
+        for alert in alerts:
+            incident, opened = self.folder.fold(alert)
+            events.append(Event(alert, incident, opened))
+            touched[id(incident)] = incident
+            self.stats.by_family[alert.family] = self.stats.by_family.get(alert.family, 0) + 1
+        self.stats.alerts += len(alerts)
+        self.stats.incidents += sum(e.opened for e in events)
+        closed = self.folder.expire()
+        for inc in closed:
+            touched[id(inc)] = inc
+        if self.store is not None:
+            # one transaction: incidents first (new ones get ids), then the alerts that point at them
+            lines = self.store.record(
+                list(touched.values()), [e.alert for e in events], [e.incident for e in events]
+            )
+        else:
+            for inc in touched.values():
+                if inc.id is None:
+                    inc.id = next(self._incident_ids)
+            for e in events:
+                e.alert.id = next(self._ids)
+                e.alert.incident_id = e.incident.id
+            lines = None
+        if self.eve is not None:
+            if lines is not None:
+                self.eve.write_lines(lines)
+            else:
+                self.eve.write(e.alert for e in events)
+        for e in events:
+            for sink in self.sinks:
+                sink(e.alert, e.incident)
+        return events
+
+    def _expire(self) -> None:
+        closed = self.folder.expire()
+        if closed and self.store is not None:
+            self.store.record(closed, [])
+
+    def close(self) -> list[Incident]:
+        """Close every open incident (end of a capture, or shutdown); returns them with final summaries."""
+        incidents = self.folder.open_incidents()
+        for inc in incidents:
+            inc.status = "closed"
+        if self.store is not None and incidents:
+            self.store.record(incidents, [])
+        return incidents
+
+    def incidents(self) -> list[Incident]:
+        """Every incident this engine opened that is still in memory (open ones)."""
+        return self.folder.open_incidents()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            return None
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _median_of_quiet(x: np.ndarray, verdicts: Any) -> np.ndarray | None:
+    """Median of this batch's non-alerting flows: the explanation baseline when the detector has none."""
+    quiet = x[~verdicts.is_alert]
+    if len(quiet) == 0:
+        return None
+    with np.errstate(all="ignore"):
+        return np.nanmedian(np.where(np.isfinite(quiet), quiet, np.nan), axis=0)
+
+
+def is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def open_outputs(
+    db: str | PathLike[str] | None, eve: str | PathLike[str] | None
+) -> tuple[Store | None, EveWriter | None]:
+    """Open the store and the EVE writer a command asked for."""
+    store = Store(Path(db)) if db else None
+    writer = EveWriter(Path(eve)) if eve else None
+    return store, writer

@@ -1,0 +1,97 @@
+"""Real components for the sensor's tests: a mosquitto broker on a free loopback port, free ports.
+
+Imported by the conftest of tests/telemetry and tests/service (fixtures are registered where imported).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    proc: subprocess.Popen
+    users: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def start_broker(directory: Path, users: dict[str, str] | None = None, port: int | None = None) -> Broker:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("the mosquitto broker is not installed (apt-get install mosquitto)")
+    port = port or free_port()
+    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error"]
+    if os.geteuid() == 0:
+        # As root mosquitto drops to its own user, which cannot read pytest's private tmp directories.
+        lines.append("user root")
+    if users:
+        pwfile = directory / "passwd"
+        pwfile.write_text("")
+        for user, password in users.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(pwfile), user, password], check=True, capture_output=True
+            )
+        pwfile.chmod(0o644)
+        lines += ["allow_anonymous false", f"password_file {pwfile}"]
+    else:
+        lines.append("allow_anonymous true")
+    conf = directory / f"mosquitto-{port}.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port("127.0.0.1", port)
+    except TimeoutError:
+        proc.kill()
+        raise TimeoutError(
+            f"mosquitto did not start: {proc.stderr.read().decode(errors='replace')}"
+        ) from None
+    return Broker("127.0.0.1", port, proc, users or {})
+
+
+def stop_broker(broker: Broker) -> None:
+    broker.proc.terminate()
+    try:
+        broker.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        broker.proc.kill()
+        broker.proc.wait()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A real mosquitto broker on a free loopback port, anonymous access; stopped after the test."""
+    broker = start_broker(tmp_path)
+    try:
+        yield broker
+    finally:
+        stop_broker(broker)

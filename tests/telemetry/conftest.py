@@ -1,0 +1,1 @@
+from sensor_fixtures import mosquitto  # noqa: F401
