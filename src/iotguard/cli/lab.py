@@ -21,15 +21,21 @@ app.add_typer(lab_app, name="lab")
 @lab_app.command("generate")
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if needed).")],
-    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario name (see `iotguard lab list`).")] = "train",
+    scenario: Annotated[
+        str, typer.Option("--scenario", "-s", help="Scenario name (see `iotguard lab list`).")
+    ] = "train",
     duration: Annotated[
-        float | None, typer.Option(help="Capture length in seconds (default: the scenario's).", show_default=False)
+        float | None,
+        typer.Option(help="Capture length in seconds (default: the scenario's).", show_default=False),
     ] = None,
     devices: Annotated[
         int | None, typer.Option(help="Number of IoT devices (default: the scenario's).", show_default=False)
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed (default: the scenario's); same seed, same bytes.", show_default=False)
+        int | None,
+        typer.Option(
+            help="Random seed (default: the scenario's); same seed, same bytes.", show_default=False
+        ),
     ] = None,
     flows: Annotated[
         bool, typer.Option("--flows/--no-flows", help="Also extract labelled flows (flows.parquet).")
@@ -38,13 +44,17 @@ def generate(
     """Write DIR/capture.pcap, DIR/episodes.csv (ground truth), DIR/scenario.json and DIR/flows.parquet."""
     from rich.table import Table
 
-    from iotguard.cli.console import RichProgress, out as console
+    from iotguard.cli.console import RichProgress
+    from iotguard.cli.console import out as console
     from iotguard.lab import generate as run_generate
 
     started = time.perf_counter()
     run = run_generate(scenario, duration, devices, seed, out, RichProgress(), flows=flows)
     elapsed = time.perf_counter() - started
-    table = Table(title=f"lab scenario {run.scenario}: {run.duration:g} s, {run.devices} devices, seed {run.seed}", title_justify="left")
+    table = Table(
+        title=f"lab scenario {run.scenario}: {run.duration:g} s, {run.devices} devices, seed {run.seed}",
+        title_justify="left",
+    )
     table.add_column("family")
     table.add_column("episodes", justify="right")
     table.add_column("labels")
@@ -68,36 +78,52 @@ def generate(
 
 @lab_app.command("list")
 def list_scenarios() -> None:
-    """Scenarios with their devices, attacks and default sizes."""
+    """Scenarios with their devices, attacks and default sizes, then the attack kinds."""
     from rich.table import Table
 
     from iotguard.cli.console import out as console
     from iotguard.lab import ATTACKS, SCENARIOS, unseen_families
 
-    table = Table(title="iotguard lab scenarios", title_justify="left", show_lines=True)
-    for column in ("name", "role", "defaults", "devices (mix)", "attacks", "families"):
+    table = Table(title="iotguard lab scenarios", title_justify="left")
+    for column in ("name", "role", "defaults", "device mix", "attacks (window)", "families"):
         table.add_column(column, overflow="fold")
     for s in SCENARIOS.values():
-        mix = ", ".join(f"{kind} {weight:.0%}" for kind, weight in s.mix.items())
-        attacks = "\n".join(f"{a.kind} ({a.start:.0%}-{a.end:.0%}): {ATTACKS[a.kind].summary}" for a in s.attacks) or "none"
         table.add_row(
             f"[bold]{s.name}[/]",
             s.role,
-            f"{s.duration:g} s, {s.devices} devices, seed {s.seed}\nstarts {s.start_time}",
-            f"hub, NVR, tablet, gateway + {mix}",
-            attacks,
+            f"{s.duration:g} s, {s.devices} devices, seed {s.seed}, {s.subnet}, from {s.start_time[:16]}Z",
+            ", ".join(f"{kind} {weight:.0%}" for kind, weight in s.mix.items()),
+            ", ".join(f"{a.kind} ({a.start:.0%}-{a.end:.0%})" for a in s.attacks) or "none",
             ", ".join(s.families) or "Benign only",
         )
     console.print(table)
-    console.print(f"families in test but not in train (unseen-attack detection): {', '.join(unseen_families())}", highlight=False)
+    console.print(
+        "every scenario also has a gateway (router, DNS), a hub (MQTT broker), an NVR and a tablet",
+        highlight=False,
+    )
+    kinds = Table(title="attack kinds", title_justify="left")
+    for column in ("kind", "what", "families", "labels"):
+        kinds.add_column(column, overflow="fold")
+    for kind in ATTACKS.values():
+        kinds.add_row(f"[bold]{kind.name}[/]", kind.summary, ", ".join(kind.families), ", ".join(kind.labels))
+    console.print(kinds)
+    console.print(
+        f"families in test but not in train (unseen-attack detection): {', '.join(unseen_families())}",
+        highlight=False,
+    )
 
 
 @lab_app.command("replay")
 def replay(
     capture: Annotated[Path, typer.Argument(help="A pcap file (e.g. DIR/capture.pcap from `lab generate`).")],
-    interface: Annotated[str, typer.Option("--interface", "-i", help="Interface to send on (needs root or CAP_NET_RAW).")],
+    interface: Annotated[
+        str, typer.Option("--interface", "-i", help="Interface to send on (needs root or CAP_NET_RAW).")
+    ],
     speed: Annotated[
-        str, typer.Option(help="realtime (capture timing), max (as fast as possible), packets per second (5000), or a multiplier (10x).")
+        str,
+        typer.Option(
+            help="realtime (capture timing), max (as fast as possible), packets per second (5000), or a multiplier (10x)."
+        ),
     ] = "realtime",
     loop: Annotated[int, typer.Option(help="Send the capture this many times.")] = 1,
 ) -> None:

@@ -46,6 +46,7 @@ def _register() -> None:
         datasets,  # noqa: F401
         demo,  # noqa: F401
         detect,  # noqa: F401
+        lab,  # noqa: F401
         respond,  # noqa: F401
     )
 

@@ -21,8 +21,8 @@ from iotguard import __version__
 from iotguard.core.episodes import Episode, write_episodes
 from iotguard.core.errors import ConfigError
 from iotguard.core.progress import NO_PROGRESS, Progress
-from iotguard.lab.devices import camera, coap_device, dashboard, gateway, mqtt_sensor, smart_plug
-from iotguard.lab.devices.common import NTP_NAME
+from iotguard.lab.devices import camera, coap_device, dashboard, gateway, mqtt_sensor, phone, smart_plug
+from iotguard.lab.devices.common import NTP_NAME, cloud_heartbeats
 from iotguard.lab.network import EMBEDDED_LINUX, LINUX, LWIP, WINDOWS, Host, Network
 from iotguard.lab.pcap import Capture, Packets, write_pcap
 from iotguard.lab.scenarios import ATTACKS, DEVICE_KINDS, Scenario, get_scenario
@@ -35,6 +35,10 @@ MAX_DURATION = 86_400.0
 MAX_DEVICES = 200
 NTP_SERVERS = ("162.159.200.1", "185.125.190.57", "194.58.204.20", "213.239.234.28")
 CLOUDS = {camera.CLOUD: "47.91.88.17", smart_plug.CLOUD: "52.28.113.9"}
+CLOUD_INTERVALS = {  # device kind -> (cloud name, shortest and longest check-in interval in seconds)
+    "plug": ("shelly-13-eu.shelly.cloud", 45.0, 120.0),
+    "camera": ("litedev.hik-connect.com", 30.0, 90.0),
+}
 ELEMENTS = {
     "mqtt-sensor": ("espressif", LWIP, {}, {}),
     "plug": ("tplink", LWIP, {80: "http"}, {}),
@@ -132,6 +136,7 @@ def build(
     net.gateway.tcp_open.update({53: "dns", 80: "http"})
     net.gateway.udp_open.update({53: "dns", 67: "dhcp"})
     tablet = net.add_local("tablet", "tablet", "intel", WINDOWS)
+    phones = [net.add_local(f"phone-{i + 1}", "phone", "intel", LINUX) for i in range(max(1, devices // 4))]
     sim = Sim(seed=seed, duration=duration, base_unix=base_unix, net=net, cap=Capture(base_us, duration))
     sim.names[NTP_NAME] = list(NTP_SERVERS)
     for i, address in enumerate(NTP_SERVERS):
@@ -168,8 +173,15 @@ def build(
             else:
                 coap_device.simulate(sim, host, hub, boot_at, duration)
             task.advance()
+        for host in hosts:
+            if host.kind in CLOUD_INTERVALS:
+                name, low, high = CLOUD_INTERVALS[host.kind]
+                cloud_heartbeats(sim, host, 0.0, duration, name, root.uniform(low, high))
+        cloud_heartbeats(sim, hub, 0.0, duration, "version.home-assistant.io", root.uniform(200, 400))
         dashboard.simulate(sim, tablet, hub, root.uniform(1.0, 5.0), duration)
-        gateway.simulate(sim, net.gateway, hosts, 0.0, duration)
+        for person in [tablet, *phones]:
+            phone.simulate(sim, person, root.uniform(0.0, 10.0), duration)
+        gateway.simulate(sim, net.gateway, hosts + phones + [tablet, hub, nvr], 0.0, duration)
         task.advance(2)
     world.benign_pairs = sim.cap.ip_pairs()
     n_benign_episodes = len(sim.episodes)

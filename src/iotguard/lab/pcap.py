@@ -85,10 +85,10 @@ class Capture:
 
     def add(self, t: float, frame: bytes, tag: int = 0) -> None:
         us = round(t * 1e6)
-        when = self.base_us + us
+        sec, usec = divmod(self.base_us + us, 1_000_000)
         n = len(frame)
         self._us.append(us)
-        self._records.append(_RECORD.pack(when // 1_000_000, when % 1_000_000, n, n) + frame)
+        self._records.append(_RECORD.pack(sec, usec, n, n) + frame)
         self._tags.append(tag)
 
     def add_frames(self, t: np.ndarray, frames: Frames, tag: int | np.ndarray = 0) -> None:

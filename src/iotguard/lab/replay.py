@@ -48,21 +48,38 @@ def speed_flags(speed: str) -> list[str]:
                 return [f"--pps={pps:g}"]
     except ValueError:
         pass
-    raise ConfigError(f"bad speed {speed!r}", where="--speed", expected="realtime, max, a packet rate such as 5000, or a multiplier such as 10x")
+    raise ConfigError(
+        f"bad speed {speed!r}",
+        where="--speed",
+        expected="realtime, max, a packet rate such as 5000, or a multiplier such as 10x",
+    )
 
 
-def replay(capture: str | PathLike[str], interface: str, speed: str = "realtime", *, loop: int = 1, timeout: float | None = None) -> ReplayResult:
+def replay(
+    capture: str | PathLike[str],
+    interface: str,
+    speed: str = "realtime",
+    *,
+    loop: int = 1,
+    timeout: float | None = None,
+) -> ReplayResult:
     """Send every frame of ``capture`` out of ``interface``; returns what tcpreplay reports."""
     capture = Path(capture)
     if not capture.is_file():
         raise CaptureError("capture file not found", where=str(capture))
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", interface):
-        raise ConfigError(f"bad interface name {interface!r}", where="--interface", expected="an interface name such as eth0")
+        raise ConfigError(
+            f"bad interface name {interface!r}",
+            where="--interface",
+            expected="an interface name such as eth0",
+        )
     if loop < 1:
         raise ConfigError(f"loop {loop} < 1", where="--loop", expected="a count >= 1")
     binary = shutil.which("tcpreplay")
     if binary is None:
-        raise ReplayError("tcpreplay is not installed", expected="the tcpreplay binary on PATH (apt-get install tcpreplay)")
+        raise ReplayError(
+            "tcpreplay is not installed", expected="the tcpreplay binary on PATH (apt-get install tcpreplay)"
+        )
     command = [binary, f"--intf1={interface}", *speed_flags(speed), f"--loop={loop}", str(capture)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -71,7 +88,10 @@ def replay(capture: str | PathLike[str], interface: str, speed: str = "realtime"
     output = done.stdout + done.stderr
     if done.returncode != 0:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
-        reason = next((line for line in lines if "rror" in line), lines[-1] if lines else f"exit status {done.returncode}")
+        reason = next(
+            (line for line in lines if "rror" in line),
+            lines[-1] if lines else f"exit status {done.returncode}",
+        )
         raise ReplayError(f"tcpreplay failed: {reason}", where=interface)
     sent = re.search(r"Successful packets:\s+(\d+)", output)
     failed = re.search(r"Failed packets:\s+(\d+)", output)

@@ -185,13 +185,18 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                         "mirai",
                         0.05,
                         0.95,
-                        {"floods": ("syn", "udp", "http"), "scan_pps": 40.0, "flood_pps": 120.0},
+                        {
+                            "floods": ("syn", "udp", "http"),
+                            "scan_pps": 8.0,
+                            "flood_pps": 40.0,
+                            "flood_seconds": 0.05,
+                        },
                     ),
                     AttackPlan(
                         "portscan",
                         0.12,
                         0.3,
-                        {"techniques": ("syn", "connect"), "hosts": 6, "ports": 200, "pps": 150.0},
+                        {"techniques": ("syn", "connect"), "hosts": 4, "ports": 100, "pps": 100.0},
                     ),
                     AttackPlan(
                         "mqtt-abuse",
@@ -219,8 +224,9 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                         0.9,
                         {
                             "floods": ("ack", "syn", "udp"),
-                            "scan_pps": 60.0,
-                            "flood_pps": 200.0,
+                            "scan_pps": 12.0,
+                            "flood_pps": 60.0,
+                            "flood_seconds": 0.04,
                             "max_infections": 1,
                         },
                     ),
@@ -228,7 +234,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                         "portscan",
                         0.1,
                         0.25,
-                        {"techniques": ("udp", "version", "syn"), "hosts": 5, "ports": 150, "pps": 100.0},
+                        {"techniques": ("udp", "version", "syn"), "hosts": 3, "ports": 120, "pps": 80.0},
                     ),
                     AttackPlan(
                         "mqtt-abuse",
@@ -254,7 +260,15 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 mix={"mqtt-sensor": 0.4, "plug": 0.2, "camera": 0.15, "coap": 0.25},
                 attacks=(
                     AttackPlan(
-                        "mirai", 0.02, 0.98, {"floods": ("syn", "ack", "udp", "http"), "flood_seconds": 0.06}
+                        "mirai",
+                        0.02,
+                        0.98,
+                        {
+                            "floods": ("syn", "ack", "udp", "http"),
+                            "scan_pps": 10.0,
+                            "flood_pps": 40.0,
+                            "flood_seconds": 0.05,
+                        },
                     ),
                     AttackPlan(
                         "portscan",

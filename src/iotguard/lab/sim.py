@@ -111,12 +111,27 @@ class Sim:
         return t_reply + 2 * asker.delay
 
     # -- services ---------------------------------------------------------------------------------------------
+    def internet_service(self, name: str, kind: str = "server") -> Host:
+        """A benign internet server known by DNS ``name`` (created on first use, its address seeded by name)."""
+        host = self.net.hosts.get(name)
+        if host is None:
+            from iotguard.lab.network import LINUX
+
+            rng = self.rng("service", name)
+            host = self.net.add_external(
+                name, kind, self.net.public_address(rng), LINUX, delay=rng.uniform(0.004, 0.07)
+            )
+            self.names[name] = [host.ip]
+        return host
+
     def resolve(
         self, t: float, client: Host, name: str, *, server: Host | None = None, tag: int = 0
     ) -> tuple[float, list[str]]:
         """A DNS A lookup by ``client`` (through the gateway's resolver unless ``server``); returns (time, addresses)."""
         server = server or self.net.gateway
         rng = self.rng("dns", client.name, name, round(t, 3))
+        if name not in self.names:  # any other name belongs to a benign internet service
+            self.internet_service(name)
         addresses = self.names[name]
         if server is self.net.gateway:
             t = self.arp(t, client, server, tag)

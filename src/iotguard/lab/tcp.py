@@ -25,10 +25,8 @@ from iotguard.lab.packets import (
     PSH,
     RST,
     SYN,
-    fold,
     syn_options,
     synack_options,
-    ts_option,
     words,
 )
 
@@ -59,6 +57,7 @@ class _Side:
         "ip_sum",
         "tcp_sum",
         "route",
+        "peer",
     )
 
     def __init__(self, host: Host, port: int, rng: random.Random) -> None:
@@ -82,6 +81,7 @@ class _Side:
         self.ip_sum = 0x4500 + 0x4000 + ((self.host.ttl << 8) | PROTO_TCP) + addresses
         self.tcp_sum = addresses + PROTO_TCP + self.port + peer.port
         self.route = (self.host.ttl, self.host.ip_b, peer.host.ip_b, self.port, peer.port)
+        self.peer = peer
 
     def window_field(self) -> int:
         if self.shift is None:
@@ -94,6 +94,7 @@ class _Side:
 
 
 _IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIHHHH")
+_TS = struct.Struct("!BBBBII")  # NOP, NOP, timestamps (kind 8, length 10)
 
 
 class TcpConn:
@@ -118,6 +119,7 @@ class TcpConn:
         c_mac, s_mac = sim.net.macs(client, server)
         self.c.wire(self.s, c_mac, s_mac)
         self.s.wire(self.c, s_mac, c_mac)
+        self._add = sim.cap.add
         self.tag = tag
         self.loss = loss
         self.timestamps = False
@@ -141,20 +143,33 @@ class TcpConn:
         options: bytes | None = None,
         window: int | None = None,
     ) -> None:
-        peer = self._peer(side)
-        if options is None:
-            options = ts_option(side.host.tsval(t), side.ts_recent) if self.timestamps else b""
-        if self.timestamps:
-            peer.ts_recent = side.host.tsval(t)
+        # The hot path of the whole generator: plain integer arithmetic, one struct.pack, no helper calls.
+        peer = side.peer
         seq = (side.nxt if seq is None else seq) & 0xFFFFFFFF
         ack = ((side.rcv if ack is None else ack) & 0xFFFFFFFF) if flags & ACK else 0
-        window = side.window_field() if window is None else window
+        if window is None:
+            window = side.window_field()
+        if self.timestamps:
+            host = side.host
+            tsval = (host.ts_base + int(t * host.stack.ts_hz)) & 0xFFFFFFFF
+            if options is None:
+                ecr = side.ts_recent
+                options = _TS.pack(1, 1, 8, 10, tsval, ecr)
+                opt_sum = 0x0101 + 0x080A + (tsval >> 16) + (tsval & 0xFFFF) + (ecr >> 16) + (ecr & 0xFFFF)
+            else:
+                opt_sum = words(options)
+            peer.ts_recent = tsval
+        elif options is None:
+            options = b""
+            opt_sum = 0
+        else:
+            opt_sum = words(options)
         hlen = 20 + len(options)
         seg_len = hlen + len(payload)
-        ident = side.next_ident()
+        side.ident = ident = (side.ident + 1) & 0xFFFF
         off_flags = (hlen << 10) | flags
-        ip_csum = fold(side.ip_sum + 20 + seg_len + ident)
-        tcp_csum = fold(
+        ip_csum = 0xFFFF - ((side.ip_sum + 20 + seg_len + ident) % 0xFFFF or 0xFFFF)
+        total = (
             side.tcp_sum
             + seg_len
             + (seq >> 16)
@@ -163,9 +178,13 @@ class TcpConn:
             + (ack & 0xFFFF)
             + off_flags
             + window
-            + words(options)
-            + words(payload)
+            + opt_sum
         )
+        if payload:
+            total += (
+                int.from_bytes(payload, "big") << 8 if len(payload) & 1 else int.from_bytes(payload, "big")
+            )
+        tcp_csum = 0xFFFF - (total % 0xFFFF or 0xFFFF)
         ttl, src, dst, sport, dport = side.route
         head = _IP_TCP.pack(
             0x45,
@@ -187,7 +206,7 @@ class TcpConn:
             tcp_csum,
             0,
         )
-        self.sim.cap.add(t, side.eth + head + options + payload, self.tag)
+        self._add(t, side.eth + head + options + payload, self.tag)
 
     def _flush(self, t: float) -> None:
         """Send the delayed ACKs that fall due before ``t``."""

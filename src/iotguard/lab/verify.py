@@ -61,14 +61,20 @@ def label_problems(built: Built) -> list[str]:
         rev = _match(dst, ep.attacker) & _match(src, ep.victim)
         stray = ip_mine & ~(fwd | rev)
         if stray.any():
-            problems.append(f"episode {ep.label} {ep.attacker} -> {ep.victim}: {int(stray.sum())} of its packets are between other hosts")
+            problems.append(
+                f"episode {ep.label} {ep.attacker} -> {ep.victim}: {int(stray.sum())} of its packets are between other hosts"
+            )
         claimed = benign_ip & (fwd | rev)
         if claimed.any():
-            problems.append(f"episode {ep.label} {ep.attacker} -> {ep.victim} would claim {int(claimed.sum())} benign packets")
+            problems.append(
+                f"episode {ep.label} {ep.attacker} -> {ep.victim} would claim {int(claimed.sum())} benign packets"
+            )
     for host in built.hosts:
         if host.kind in ATTACK_ONLY_KINDS:
             address = np.uint32(int(ipaddress.IPv4Address(host.ip)))
             benign = benign_ip & ((src == address) | (dst == address))
             if benign.any():
-                problems.append(f"attacker {host.name} ({host.ip}) appears in {int(benign.sum())} benign packets")
+                problems.append(
+                    f"attacker {host.name} ({host.ip}) appears in {int(benign.sum())} benign packets"
+                )
     return problems
