@@ -136,7 +136,7 @@ def build(
     net.gateway.tcp_open.update({53: "dns", 80: "http"})
     net.gateway.udp_open.update({53: "dns", 67: "dhcp"})
     tablet = net.add_local("tablet", "tablet", "intel", WINDOWS)
-    phones = [net.add_local(f"phone-{i + 1}", "phone", "intel", LINUX) for i in range(max(1, devices // 4))]
+    phones = [net.add_local(f"phone-{i + 1}", "phone", "intel", LINUX) for i in range(max(1, devices // 3))]
     sim = Sim(seed=seed, duration=duration, base_unix=base_unix, net=net, cap=Capture(base_us, duration))
     sim.names[NTP_NAME] = list(NTP_SERVERS)
     for i, address in enumerate(NTP_SERVERS):
@@ -294,10 +294,15 @@ def generate(
 
 
 def _write_flows(capture: Path, episodes: Path, target: Path, progress: Progress) -> Path | None:
-    """Per-flow labels through the flow extractor, when it is installed (``iotguard.flows``)."""
+    """Per-flow labels through the flow extractor and its labeller (``iotguard.flows``), when installed."""
     try:
-        import iotguard.flows  # noqa: F401
-    except ImportError:
+        from iotguard.flows import FlowStream, FlowWriter
+    except ImportError:  # a build without the flow stage: the capture and its episodes are still complete
         log.info("iotguard.flows is not available: no flows.parquet written")
         return None
-    return None
+    stream = FlowStream(capture, labels=episodes, progress=progress)
+    with FlowWriter(target) as writer:
+        for frame in stream:
+            if len(frame):
+                writer.write(frame)
+    return target

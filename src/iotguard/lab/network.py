@@ -106,6 +106,7 @@ class Host:
     _next_port: int = 0
     _ident: int = 0
     ts_base: int = 0
+    _recent: dict[int, None] = field(default_factory=dict, repr=False)  # recently used ports, oldest first
     rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     def __post_init__(self) -> None:
@@ -125,7 +126,15 @@ class Host:
 
     def ephemeral_port(self) -> int:
         if self.stack.random_ports:
-            return self.rng.randrange(32768, 61000)
+            # random, but never one still in use: a kernel does not hand out a port twice at once
+            while True:
+                port = self.rng.randrange(32768, 61000)
+                if port not in self._recent:
+                    break
+            self._recent[port] = None
+            if len(self._recent) > 4096:
+                del self._recent[next(iter(self._recent))]
+            return port
         self._next_port = self._next_port + 1 if self._next_port < 65535 else 49152
         return self._next_port
 

@@ -84,11 +84,14 @@ class Capture:
         self._bulk: list[tuple[np.ndarray, Frames, np.ndarray]] = []
 
     def add(self, t: float, frame: bytes, tag: int = 0) -> None:
+        self.add_parts(t, (frame,), len(frame), tag)
+
+    def add_parts(self, t: float, parts: tuple[bytes, ...], size: int, tag: int = 0) -> None:
+        """Add one frame given as consecutive pieces of ``size`` bytes in all (joined once, with its header)."""
         us = round(t * 1e6)
         sec, usec = divmod(self.base_us + us, 1_000_000)
-        n = len(frame)
         self._us.append(us)
-        self._records.append(_RECORD.pack(sec, usec, n, n) + frame)
+        self._records.append(b"".join((_RECORD.pack(sec, usec, size, size), *parts)))
         self._tags.append(tag)
 
     def add_frames(self, t: np.ndarray, frames: Frames, tag: int | np.ndarray = 0) -> None:

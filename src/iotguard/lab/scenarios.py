@@ -189,7 +189,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                             "floods": ("syn", "udp", "http"),
                             "scan_pps": 8.0,
                             "flood_pps": 40.0,
-                            "flood_seconds": 0.05,
+                            "flood_seconds": 0.03,
                         },
                     ),
                     AttackPlan(
@@ -216,7 +216,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 duration=600.0,
                 devices=20,
                 seed=2,
-                mix={"mqtt-sensor": 0.35, "plug": 0.25, "camera": 0.15, "coap": 0.25},
+                mix={"mqtt-sensor": 0.4, "plug": 0.25, "camera": 0.1, "coap": 0.25},
                 attacks=(
                     AttackPlan(
                         "mirai",
@@ -225,8 +225,8 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                         {
                             "floods": ("ack", "syn", "udp"),
                             "scan_pps": 12.0,
-                            "flood_pps": 60.0,
-                            "flood_seconds": 0.04,
+                            "flood_pps": 50.0,
+                            "flood_seconds": 0.035,
                             "max_infections": 1,
                         },
                     ),

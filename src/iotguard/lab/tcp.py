@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from iotguard.lab.network import Host
     from iotguard.lab.sim import Sim
 
-_BULK_SEGMENTS = 24  # above this many segments a send is built with numpy
+_RATE = 40e6 / 8  # bytes per second a sender puts on the wire (Wi-Fi/LAN uplink)
+_BULK_SEGMENTS = 48  # above this many segments a send is built with numpy (below, the scalar path is faster)
 
 
 class _Side:
@@ -119,7 +120,7 @@ class TcpConn:
         c_mac, s_mac = sim.net.macs(client, server)
         self.c.wire(self.s, c_mac, s_mac)
         self.s.wire(self.c, s_mac, c_mac)
-        self._add = sim.cap.add
+        self._add = sim.cap.add_parts
         self.tag = tag
         self.loss = loss
         self.timestamps = False
@@ -206,7 +207,7 @@ class TcpConn:
             tcp_csum,
             0,
         )
-        self._add(t, side.eth + head + options + payload, self.tag)
+        self._add(t, (side.eth, head, options, payload), 54 + len(options) + len(payload), self.tag)
 
     def _flush(self, t: float) -> None:
         """Send the delayed ACKs that fall due before ``t``."""
@@ -279,41 +280,58 @@ class TcpConn:
 
     # -- data ---------------------------------------------------------------------------------------------
     def send(self, t: float, from_client: bool, data: bytes, *, lose: bool | None = None) -> float:
-        """Send ``data`` from one side at ``t``; returns the capture time of its last segment."""
+        """Send ``data`` from one side at ``t``; returns the capture time of its last segment.
+
+        Segments leave in flights limited by the congestion window (slow start from ten segments) and the
+        receiver's window; the next flight follows one round trip later."""
         side = self.c if from_client else self.s
-        peer = self._peer(side)
+        peer = side.peer
         self._flush(t)
-        if peer.ack_due is not None and peer.ack_due > t:
-            pass  # the peer's pending ACK stays pending; it will acknowledge this data too
         if side.ack_due is not None:  # our own pending ACK rides on this data
             side.ack_due = None
             side.unacked = 0
         mss = self.mss - (12 if self.timestamps else 0)
-        chunks = [data[i : i + mss] for i in range(0, len(data), mss)] or [b""]
-        if len(chunks) > _BULK_SEGMENTS:
+        size = len(data)
+        if size > mss * _BULK_SEGMENTS:
             return self._send_bulk(t, side, peer, data, mss)
+        chunks = [data[i : i + mss] for i in range(0, size, mss)] if size > mss else [data]
+        n = len(chunks)
         if lose is None:
-            lose = len(chunks) == 1 and self.rng.random() < self.loss
-        rate = 40e6 / 8  # bytes per second leaving the sender
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            self._emit(t, side, ACK | (PSH if last else 0), chunk)
+            lose = n == 1 and self.loss > 0 and self.rng.random() < self.loss
+        gap = (mss + 66) / _RATE
+        flight = max(2, min(side.cwnd, (peer.wnd - mss) // mss))
+        rtt = 2 * (side.host.delay + peer.host.delay) + 2e-4
+        ack_delay = 2 * peer.host.delay + 5e-5
+        emit = self._emit
+        sent_in_flight = 0
+        flight_start = t
+        for i, chunk in enumerate(chunks, 1):
+            last = i == n
+            emit(t, side, ACK | PSH if last else ACK, chunk)
             side.nxt += len(chunk)
             if lose and last:  # lost after the capture point: retransmitted when the RTO fires
                 t += side.host.stack.rto + self.rng.uniform(0, 0.02)
                 side.nxt -= len(chunk)
-                self._emit(t, side, ACK | PSH, chunk)
+                emit(t, side, ACK | PSH, chunk)
                 side.nxt += len(chunk)
             peer.rcv = side.nxt
             peer.unacked += 1
             if peer.unacked >= 2:
-                self._emit(self.reply_at(t, peer.host, 5e-5), peer, ACK)
+                emit(t + ack_delay, peer, ACK)
                 peer.unacked = 0
                 peer.ack_due = None
             else:
-                peer.ack_due = self.reply_at(t, peer.host, peer.host.stack.delack)
+                peer.ack_due = t + 2 * peer.host.delay + peer.host.stack.delack
             if not last:
-                t += (len(chunk) + 66) / rate
+                sent_in_flight += 1
+                if sent_in_flight >= flight:  # wait for the ACKs of this flight
+                    t = max(t + gap, flight_start + rtt)
+                    flight_start = t
+                    sent_in_flight = 0
+                    side.cwnd = min(side.cwnd * 2, 512)
+                    flight = max(2, min(side.cwnd, (peer.wnd - mss) // mss))
+                else:
+                    t += gap
         return t
 
     def _send_bulk(self, t: float, side: _Side, peer: _Side, data: bytes, mss: int) -> float:
@@ -323,7 +341,7 @@ class TcpConn:
         lengths[-1] = len(data) - mss * (n - 1)
         seq = side.nxt + np.concatenate(([0], np.cumsum(lengths)[:-1]))
         times = np.empty(n)
-        rate = 40e6 / 8
+        rate = _RATE
         rtt = 2 * (side.host.delay + peer.host.delay) + 2e-4
         window_segs = max(2, (peer.wnd - mss) // mss - 1)
         cwnd = side.cwnd

@@ -1,7 +1,7 @@
 """Data exfiltration (Exfiltration, ``exfiltration``): a compromised device uploads large files to an outside
 address, in the middle of the night (the test scenario's clock starts at 02:30 UTC).
 
-Several HTTP POSTs of a few megabytes of high-entropy data (what an encrypted archive looks like) go to a drop
+A dozen or so HTTP POSTs of about a megabyte of high-entropy data (what an encrypted archive looks like) go to a drop
 server in a documentation address range, each on its own connection, minutes apart. A camera normally only
 sends to the recorder on the LAN; a multi-megabyte upload to the internet is the anomaly.
 """
@@ -21,7 +21,7 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
     drop = internet_host(sim, "exfil-drop", "cnc", delay=0.06)
     tag = sim.episode(thief.ip, drop.ip, "exfiltration", "Exfiltration")
     total = int(float(params.get("megabytes", 10.0)) * 1_000_000)
-    uploads = rng.randrange(3, 6)
+    uploads = rng.randrange(8, 15)
     sizes = [
         total // uploads + rng.randrange(-total // (4 * uploads), total // (4 * uploads))
         for _ in range(uploads)
@@ -44,4 +44,4 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
         )
         resp = http.response(201, b'{"status":"ok"}', server="nginx", close=True)
         t = conn.request(t + 1e-3, req, resp, think=rng.uniform(0.02, 0.1))
-        t = conn.close(t + 1e-3, from_client=False) + rng.uniform(5, 30)
+        t = conn.close(t + 1e-3, from_client=False) + rng.uniform(2, 10)

@@ -2,7 +2,7 @@
 
 The recorder (NVR) opens an RTSP session over TCP: OPTIONS, DESCRIBE (first refused with a Digest challenge,
 then answered with the SDP), SETUP (client and server RTP/RTCP ports), PLAY, and a GET_PARAMETER keep-alive
-every ~30 s. The camera then sends its stream: one access unit per frame at 15-25 fps, a key frame (preceded by
+every ~30 s. The camera then sends its stream: one access unit per frame at 10-15 fps, a key frame (preceded by
 its SPS and PPS) every two seconds, every NAL unit larger than the path MTU split into FU-A fragments
 (RFC 6184), the marker bit on each frame's last packet, and an RTCP sender report every five seconds, answered
 by the recorder's receiver report. The stream is built with numpy, a few seconds at a time. A tablet now and
@@ -31,8 +31,8 @@ _CHUNK_S = 8.0  # seconds of stream built per numpy batch
 def simulate(sim: Sim, cam: Host, nvr: Host, start: float, end: float, viewers: list[Host]) -> None:
     rng = sim.rng("camera", cam.name)
     boot(sim, cam, start)
-    fps = rng.choice((15, 20, 25))
-    kbps = rng.uniform(250, 600)  # a 640x360 sub-stream
+    fps = rng.choice((10, 12, 15))
+    kbps = rng.uniform(160, 420)  # a 640x360 sub-stream (Hikvision's default is 256-512 kbit/s)
     url = f"rtsp://{cam.ip}:554/Streaming/Channels/102"
     client_port = rng.randrange(50000, 60000, 2)
     server_port = rng.randrange(8200, 8300, 2)
@@ -150,10 +150,10 @@ def simulate(sim: Sim, cam: Host, nvr: Host, start: float, end: float, viewers: 
         cloud_check(sim, cam, at, CLOUD, "DS-2CD1043G0", "V5.7.3_build220112")
         at += rng.uniform(900, 1800)
     for viewer in viewers:
-        at = start + rng.uniform(20, 300)
+        at = start + rng.uniform(10, 90)
         while at < end:
             _snapshot(sim, viewer, cam, at, rng, realm)
-            at += rng.expovariate(1 / 240)
+            at += rng.expovariate(1 / 180)
 
 
 def _snapshot(sim: Sim, viewer: Host, cam: Host, t: float, rng, realm: str) -> None:
