@@ -148,9 +148,6 @@ class Component:
         q = np.interp(1.0 - target_fpr, _Q_PROBS, np.maximum.accumulate(self.benign_quantiles))
         t = float(np.nextafter(np.float32(q), np.float32(np.inf)))
         if self.role == "classifier":
-            # Never below even odds: on its own training distribution a classifier separates benign flows so
-            # well that the FPR quantile can sit at P(attack) = 0.0002, and then anything unfamiliar alerts.
-            t = max(t, MIN_CLASSIFIER_LOGIT)
             t = min(t, LOGIT_CEILING)  # alert on the most certain flows rather than never
         return t
 
@@ -553,8 +550,6 @@ def _decision(comp: Component, x: np.ndarray) -> np.ndarray:
     return np.asarray(pred.score, dtype=np.float64)
 
 
-MIN_CLASSIFIER_LOGIT = 0.0
-"""The classifier alerts only where P(attack) >= P(benign), whatever the FPR target allows."""
 _P_FLOOR = 1e-12
 LOGIT_CEILING = float(np.log1p(-_P_FLOOR) - np.log(_P_FLOOR))
 """The largest classifier decision score (P(benign) at its floor): ties there cannot be separated."""
