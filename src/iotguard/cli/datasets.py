@@ -57,7 +57,13 @@ def list_datasets(data_dir: DataDir = None) -> None:
 
 
 @datasets_app.command("info")
-def info(name: Name, data_dir: DataDir = None) -> None:
+def info(
+    name: Name,
+    data_dir: DataDir = None,
+    count: Annotated[
+        bool, typer.Option("--count/--no-count", help="Count the records of every file (reads them once).")
+    ] = True,
+) -> None:
     """Splits, files present or missing, record counts, download sources and the required citation."""
     from rich.panel import Panel
     from rich.table import Table
@@ -67,7 +73,7 @@ def info(name: Name, data_dir: DataDir = None) -> None:
     from iotguard.datasets.registry import module_of
 
     spec = module_of(name).SPEC
-    inv = inventory(name, data_dir)
+    inv = inventory(name, data_dir, count=count)
     out.print(f"[bold]{spec.title}[/] ({spec.name}): {spec.description}", highlight=False)
     out.print(f"homepage: {spec.homepage}\ndata directory: {inv.root}", highlight=False)
 

@@ -46,7 +46,9 @@ def _register() -> None:
         datasets,  # noqa: F401
         demo,  # noqa: F401
         detect,  # noqa: F401
+        flows,  # noqa: F401
         respond,  # noqa: F401
+        run,  # noqa: F401
     )
 
 

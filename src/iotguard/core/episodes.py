@@ -117,4 +117,6 @@ def write_episodes(path: str | PathLike[str], episodes: list[Episode]) -> None:
         writer = csv.writer(fh)
         writer.writerow(HEADER)
         for e in episodes:
-            writer.writerow([repr(e.start), repr(e.end), e.attacker, e.victim, e.label, e.category])
+            writer.writerow(
+                [repr(float(e.start)), repr(float(e.end)), e.attacker, e.victim, e.label, e.category]
+            )

@@ -94,7 +94,7 @@ def _gzip_error(path: Path, exc: BaseException) -> DataError:
 
 
 def open_text(path: Path, compression: str | None, encoding: str = "latin-1") -> IO[str]:
-    """A text stream over the (decompressed) file; lines keep no newline translation surprises."""
+    """A text stream over the (decompressed) file, line ends as they are (``\\r\\n`` stays)."""
     raw: IO[bytes] = gzip.open(path, "rb") if compression == "gzip" else open(path, "rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding=encoding, newline="")
 

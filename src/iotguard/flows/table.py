@@ -1,0 +1,683 @@
+"""The bidirectional flow table: CICFlowMeter's per-packet state machine as one jitted loop.
+
+State lives in preallocated numpy arrays, one row per flow slot:
+
+* ``S`` (float64, slots x ``NF``): every accumulator of a flow (timestamps in integer microseconds, counts,
+  running statistics, bulk and active/idle state). Float64 holds integers exactly up to 2**53.
+* ``K`` (uint64, slots x 4) and ``P`` (int32, slots x 2): the canonical key, endpoint A (hi, lo, port) and B
+  with A <= B, so both directions of a conversation find the same slot. ``S[s, SRC_IS_A]`` says which
+  endpoint started the flow.
+* ``index``: an open-addressing hash table (linear probing, at most half full) from key hash to slot.
+
+A flow ends as the CNS2022 release of CICFlowMeter (Engelen et al.) ends it: a packet arriving more than
+``flow_timeout`` after the flow's first packet, a SYN after the connection was closed (both FINs and the
+final ACK, or a RST), or an ICMP packet whose type and code both differ. Because the table must stay
+bounded, three more rules (documented in docs/flows.md) emit flows without waiting for a packet: a periodic
+scan emits flows older than ``flow_timeout`` (TCP ones stay as a small *dormant* entry so that a later packet
+continues the connection exactly as CICFlowMeter would), closed connections idle for ``close_grace``, and
+eviction of the least recently seen flows when the table is full.
+
+Finished flows (and optional early, partial records) are copied into output buffers; ``features.py`` turns
+those rows into CICFlowMeter features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# -- flow slot layout (columns of S) --------------------------------------------------------------------
+TS_FIRST = 0
+TS_LAST = 1
+SRC_IS_A = 2
+PROTO = 3
+TCP_STATE = 4  # 0 open, 1 first FIN seen, 2 FINs from both sides, 3 ready for termination
+CLOSE_KIND = 5  # end reason once ready for termination (KIND_FIN or KIND_RST)
+EARLY_DONE = 6
+CUM_TCP = 7  # connection time before this flow (CNS2022 "Total TCP Flow Time")
+ICMP_TYPE = 8
+ICMP_CODE = 9
+FWD_N = 10
+BWD_N = 11
+FWD_LAST = 12
+BWD_LAST = 13
+ACT_START = 14
+ACT_END = 15
+# running statistics, 5 columns each: sum, min, max, mean, second central moment
+ST_SUM, ST_MIN, ST_MAX, ST_MEAN, ST_M2 = 0, 1, 2, 3, 4
+FWD_LEN = 16
+BWD_LEN = 21
+ALL_LEN = 26
+FLOW_IAT = 31
+FWD_IAT = 36
+BWD_IAT = 41
+ACTIVE = 46
+IDLE = 51
+ACTIVE_N = 56
+IDLE_N = 57
+# flag counts over both directions
+CNT_FIN = 58
+CNT_SYN = 59
+CNT_RST = 60
+CNT_PSH = 61
+CNT_ACK = 62
+CNT_URG = 63
+CNT_CWR = 64
+CNT_ECE = 65
+FWD_PSH = 66
+BWD_PSH = 67
+FWD_URG = 68
+BWD_URG = 69
+FWD_RST = 70
+BWD_RST = 71
+FWD_FIN = 72
+BWD_FIN = 73
+FWD_HDR = 74
+BWD_HDR = 75
+INIT_WIN_F = 76
+INIT_WIN_B = 77
+ACT_DATA_F = 78
+MIN_SEG_F = 79
+# bulk state, 8 columns per direction
+BK_START, BK_PKTH, BK_SIZEH, BK_LAST, BK_STATES, BK_PKTS, BK_BYTES, BK_DUR = 0, 1, 2, 3, 4, 5, 6, 7
+FWD_BULK = 80
+BWD_BULK = 88
+NF = 96
+
+# -- output record kinds (why a record was emitted) -----------------------------------------------------
+KIND_PARTIAL = 0
+KIND_TIMEOUT = 1
+KIND_FIN = 2
+KIND_RST = 3
+KIND_ICMP = 4
+KIND_EVICTED = 5
+KIND_END = 6
+KIND_NAMES = ("active", "timeout", "fin", "rst", "icmp_change", "evicted", "end")
+
+# columns of the integer output buffer
+O_SPORT, O_DPORT, O_PROTO, O_KIND, O_FLOW_ID = 0, 1, 2, 3, 4
+NO = 5
+
+# -- config vector --------------------------------------------------------------------------------------
+C_FLOW_TIMEOUT = 0
+C_ACTIVITY = 1
+C_CLOSE_GRACE = 2  # < 0: closed connections wait for the flow timeout
+C_EARLY_PKTS = 3  # 0: no packet-count early records
+C_EARLY_US = 4  # < 0: no age early records
+C_SCAN_US = 5
+C_DORMANT_US = 6
+C_MAX_SLOTS = 7
+NC = 8
+
+# -- meta vector ----------------------------------------------------------------------------------------
+M_TOP = 0  # free slots on the stack
+M_NOW = 1
+M_LAST_SCAN = 2
+M_SCAN_POS = 3  # -1: no scan in progress
+M_NOUT = 4
+M_ACTIVE = 5
+M_DORMANT = 6
+M_RNG = 7
+M_CURSOR = 8
+M_EVICTED = 9
+M_STARTED = 10  # 0 until the first packet set the clock
+M_FLUSH = 11  # 1 while a flush scan runs
+NM = 12
+
+# -- return status of process() -------------------------------------------------------------------------
+DONE = 0
+OUT_FULL = 1
+NEED_GROW = 2
+
+FREE, LIVE, DORMANT = 0, 1, 2
+
+F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG, F_ECE, F_CWR = 1, 2, 4, 8, 16, 32, 64, 128
+
+_U = np.uint64
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S16 = np.uint64(16)
+_S8 = np.uint64(8)
+_ID_MASK = np.uint64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@njit(cache=True, inline="always")
+def _hash(ahi, alo, bhi, blo, ap, bp, pr):
+    h = _mix(_GOLD ^ _U(pr))
+    h = _mix(h ^ ahi)
+    h = _mix(h ^ alo)
+    h = _mix(h ^ bhi)
+    h = _mix(h ^ blo)
+    return _mix(h ^ ((_U(ap) << _S16) | _U(bp)))
+
+
+@njit(cache=True, inline="always")
+def _stat(S, s, base, n, x):
+    """Add x to a running statistic that now holds n values (Apache Commons Math's recurrences)."""
+    if n == 1:
+        S[s, base + ST_SUM] = x
+        S[s, base + ST_MIN] = x
+        S[s, base + ST_MAX] = x
+        S[s, base + ST_MEAN] = x
+        S[s, base + ST_M2] = 0.0
+    else:
+        S[s, base + ST_SUM] += x
+        if x < S[s, base + ST_MIN]:
+            S[s, base + ST_MIN] = x
+        if x > S[s, base + ST_MAX]:
+            S[s, base + ST_MAX] = x
+        dev = x - S[s, base + ST_MEAN]
+        ndev = dev / n
+        S[s, base + ST_MEAN] += ndev
+        S[s, base + ST_M2] += (n - 1.0) * dev * ndev
+
+
+@njit(cache=True, inline="always")
+def _bulk(S, s, mine, other, ts, size):
+    """CICFlowMeter's bulk detector for one direction (``mine``), broken by a bulk packet of ``other``."""
+    if S[s, other + BK_LAST] > S[s, mine + BK_START]:
+        S[s, mine + BK_START] = 0.0
+    if size <= 0:
+        return
+    if S[s, mine + BK_START] == 0.0:
+        S[s, mine + BK_START] = ts
+        S[s, mine + BK_PKTH] = 1.0
+        S[s, mine + BK_SIZEH] = size
+        S[s, mine + BK_LAST] = ts
+    elif ts - S[s, mine + BK_LAST] > 1000000.0:
+        S[s, mine + BK_START] = ts
+        S[s, mine + BK_LAST] = ts
+        S[s, mine + BK_PKTH] = 1.0
+        S[s, mine + BK_SIZEH] = size
+    else:
+        S[s, mine + BK_PKTH] += 1.0
+        S[s, mine + BK_SIZEH] += size
+        if S[s, mine + BK_PKTH] == 4.0:
+            S[s, mine + BK_STATES] += 1.0
+            S[s, mine + BK_PKTS] += S[s, mine + BK_PKTH]
+            S[s, mine + BK_BYTES] += S[s, mine + BK_SIZEH]
+            S[s, mine + BK_DUR] += ts - S[s, mine + BK_START]
+        elif S[s, mine + BK_PKTH] > 4.0:
+            S[s, mine + BK_PKTS] += 1.0
+            S[s, mine + BK_BYTES] += size
+            S[s, mine + BK_DUR] += ts - S[s, mine + BK_LAST]
+        S[s, mine + BK_LAST] = ts
+
+
+@njit(cache=True, inline="always")
+def _flags(S, s, fl):
+    if fl:
+        if fl & F_FIN:
+            S[s, CNT_FIN] += 1.0
+        if fl & F_SYN:
+            S[s, CNT_SYN] += 1.0
+        if fl & F_RST:
+            S[s, CNT_RST] += 1.0
+        if fl & F_PSH:
+            S[s, CNT_PSH] += 1.0
+        if fl & F_ACK:
+            S[s, CNT_ACK] += 1.0
+        if fl & F_URG:
+            S[s, CNT_URG] += 1.0
+        if fl & F_CWR:
+            S[s, CNT_CWR] += 1.0
+        if fl & F_ECE:
+            S[s, CNT_ECE] += 1.0
+
+
+@njit(cache=True)
+def _first(S, s, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
+    """Start a flow in slot s with its first packet (CICFlowMeter ``BasicFlow.firstPacket``)."""
+    S[s, :] = 0.0
+    S[s, SRC_IS_A] = 1.0 if src_is_a else 0.0
+    S[s, PROTO] = proto
+    S[s, CUM_TCP] = cum
+    S[s, ICMP_TYPE] = ityp
+    S[s, ICMP_CODE] = icod
+    if fwd:
+        _bulk(S, s, FWD_BULK, BWD_BULK, ts, pay)
+    else:
+        _bulk(S, s, BWD_BULK, FWD_BULK, ts, pay)
+    _flags(S, s, fl)
+    S[s, TS_FIRST] = ts
+    S[s, TS_LAST] = ts
+    S[s, ACT_START] = ts
+    S[s, ACT_END] = ts
+    _stat(S, s, ALL_LEN, 1, pay)
+    if fwd:
+        S[s, MIN_SEG_F] = hdr
+        S[s, INIT_WIN_F] = win
+        _stat(S, s, FWD_LEN, 1, pay)
+        S[s, FWD_HDR] = hdr
+        S[s, FWD_LAST] = ts
+        S[s, FWD_N] = 1.0
+        if fl & F_PSH:
+            S[s, FWD_PSH] += 1.0
+        if fl & F_URG:
+            S[s, FWD_URG] += 1.0
+    else:
+        S[s, INIT_WIN_B] = win
+        _stat(S, s, BWD_LEN, 1, pay)
+        S[s, BWD_HDR] = hdr
+        S[s, BWD_LAST] = ts
+        S[s, BWD_N] = 1.0
+        if fl & F_PSH:
+            S[s, BWD_PSH] += 1.0
+        if fl & F_URG:
+            S[s, BWD_URG] += 1.0
+
+
+@njit(cache=True)
+def _add(S, s, fwd, ts, pay, hdr, fl, win, activity):
+    """Add a packet to the flow in slot s (active/idle update, then ``BasicFlow.addPacket``)."""
+    # updateActiveIdleTime
+    if ts - S[s, ACT_END] > activity:
+        if S[s, ACT_END] - S[s, ACT_START] > 0:
+            S[s, ACTIVE_N] += 1.0
+            _stat(S, s, ACTIVE, S[s, ACTIVE_N], S[s, ACT_END] - S[s, ACT_START])
+        S[s, IDLE_N] += 1.0
+        _stat(S, s, IDLE, S[s, IDLE_N], ts - S[s, ACT_END])
+        S[s, ACT_START] = ts
+        S[s, ACT_END] = ts
+    else:
+        S[s, ACT_END] = ts
+    if fwd:
+        _bulk(S, s, FWD_BULK, BWD_BULK, ts, pay)
+    else:
+        _bulk(S, s, BWD_BULK, FWD_BULK, ts, pay)
+    _flags(S, s, fl)
+    _stat(S, s, ALL_LEN, S[s, FWD_N] + S[s, BWD_N] + 1.0, pay)
+    if fwd:
+        if pay >= 1:
+            S[s, ACT_DATA_F] += 1.0
+        S[s, FWD_N] += 1.0
+        _stat(S, s, FWD_LEN, S[s, FWD_N], pay)
+        S[s, FWD_HDR] += hdr
+        if S[s, FWD_N] > 1.0:
+            _stat(S, s, FWD_IAT, S[s, FWD_N] - 1.0, ts - S[s, FWD_LAST])
+        S[s, FWD_LAST] = ts
+        if hdr < S[s, MIN_SEG_F]:
+            S[s, MIN_SEG_F] = hdr
+        if fl & F_PSH:
+            S[s, FWD_PSH] += 1.0
+        if fl & F_URG:
+            S[s, FWD_URG] += 1.0
+        if fl & F_FIN:
+            S[s, FWD_FIN] += 1.0
+        if fl & F_RST:
+            S[s, FWD_RST] += 1.0
+    else:
+        S[s, BWD_N] += 1.0
+        _stat(S, s, BWD_LEN, S[s, BWD_N], pay)
+        S[s, INIT_WIN_B] = win
+        S[s, BWD_HDR] += hdr
+        if S[s, BWD_N] > 1.0:
+            _stat(S, s, BWD_IAT, S[s, BWD_N] - 1.0, ts - S[s, BWD_LAST])
+        S[s, BWD_LAST] = ts
+        if fl & F_PSH:
+            S[s, BWD_PSH] += 1.0
+        if fl & F_URG:
+            S[s, BWD_URG] += 1.0
+        if fl & F_FIN:
+            S[s, BWD_FIN] += 1.0
+        if fl & F_RST:
+            S[s, BWD_RST] += 1.0
+    n_all = S[s, FWD_N] + S[s, BWD_N]
+    _stat(S, s, FLOW_IAT, n_all - 1.0, ts - S[s, TS_LAST])
+    S[s, TS_LAST] = ts
+
+
+@njit(cache=True)
+def _emit(S, K, P, s, kind, out_f, out_k, out_i, meta):
+    k = meta[M_NOUT]
+    out_f[k, :] = S[s, :]
+    if S[s, SRC_IS_A] != 0.0:
+        shi, slo, dhi, dlo = K[s, 0], K[s, 1], K[s, 2], K[s, 3]
+        sp, dp = P[s, 0], P[s, 1]
+    else:
+        shi, slo, dhi, dlo = K[s, 2], K[s, 3], K[s, 0], K[s, 1]
+        sp, dp = P[s, 1], P[s, 0]
+    out_k[k, 0] = shi
+    out_k[k, 1] = slo
+    out_k[k, 2] = dhi
+    out_k[k, 3] = dlo
+    out_i[k, O_SPORT] = sp
+    out_i[k, O_DPORT] = dp
+    pr = np.int64(S[s, PROTO])
+    out_i[k, O_PROTO] = pr
+    out_i[k, O_KIND] = kind
+    h = _hash(shi, slo, dhi, dlo, sp, dp, pr)
+    h = _mix(h ^ _U(np.int64(S[s, TS_FIRST])))
+    out_i[k, O_FLOW_ID] = np.int64(h & _ID_MASK)
+    meta[M_NOUT] = k + 1
+
+
+@njit(cache=True)
+def _lookup(index, hashes, K, P, S, used, h, ahi, alo, bhi, blo, ap, bp, pr):
+    """(slot, index position) of the key, or (-1, first empty position)."""
+    mask = index.shape[0] - 1
+    pos = np.int64(h & _U(mask))
+    while True:
+        s = index[pos]
+        if s < 0:
+            return -1, pos
+        if (
+            hashes[s] == h
+            and K[s, 1] == alo
+            and K[s, 3] == blo
+            and K[s, 0] == ahi
+            and K[s, 2] == bhi
+            and P[s, 0] == ap
+            and P[s, 1] == bp
+            and S[s, PROTO] == pr
+        ):
+            return s, pos
+        pos = (pos + 1) & mask
+
+
+@njit(cache=True)
+def _free(s, index, hashes, used, free, meta):
+    """Release slot s: delete it from the index (backward-shift deletion) and push it on the free stack."""
+    mask = index.shape[0] - 1
+    i = np.int64(hashes[s] & _U(mask))
+    while index[i] != s:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        t = index[j]
+        if t < 0:
+            break
+        home = np.int64(hashes[t] & _U(mask))
+        # keep t where it is if its home lies cyclically in (i, j]
+        if i <= j:
+            if i < home <= j:
+                continue
+        elif home > i or home <= j:
+            continue
+        index[i] = t
+        i = j
+    index[i] = -1
+    if used[s] == LIVE:
+        meta[M_ACTIVE] -= 1
+    elif used[s] == DORMANT:
+        meta[M_DORMANT] -= 1
+    used[s] = FREE
+    free[meta[M_TOP]] = s
+    meta[M_TOP] += 1
+
+
+@njit(cache=True)
+def _scan(S, K, P, used, index, hashes, free, meta, cfg, out_f, out_k, out_i):
+    """Emit what is due at meta[M_NOW] (or everything when flushing); False if the output filled up."""
+    now = np.float64(meta[M_NOW])
+    flush = meta[M_FLUSH] != 0
+    cap = S.shape[0]
+    ocap = out_f.shape[0]
+    pos = meta[M_SCAN_POS]
+    while pos < cap:
+        if meta[M_NOUT] + 2 > ocap:
+            meta[M_SCAN_POS] = pos
+            return False
+        u = used[pos]
+        if u == LIVE:
+            if flush:
+                kind = np.int64(S[pos, CLOSE_KIND]) if S[pos, TCP_STATE] == 3.0 else KIND_END
+                _emit(S, K, P, pos, kind, out_f, out_k, out_i, meta)
+                _free(pos, index, hashes, used, free, meta)
+            else:
+                age = now - S[pos, TS_FIRST]
+                if age > cfg[C_FLOW_TIMEOUT]:
+                    _emit(S, K, P, pos, KIND_TIMEOUT, out_f, out_k, out_i, meta)
+                    if S[pos, PROTO] == 6.0:
+                        # Remember the connection so that a later packet continues it as CICFlowMeter does.
+                        S[pos, CUM_TCP] += S[pos, TS_LAST] - S[pos, TS_FIRST]
+                        used[pos] = DORMANT
+                        meta[M_ACTIVE] -= 1
+                        meta[M_DORMANT] += 1
+                    else:
+                        _free(pos, index, hashes, used, free, meta)
+                elif (
+                    S[pos, TCP_STATE] == 3.0
+                    and cfg[C_CLOSE_GRACE] >= 0
+                    and now - S[pos, TS_LAST] > cfg[C_CLOSE_GRACE]
+                ):
+                    _emit(S, K, P, pos, np.int64(S[pos, CLOSE_KIND]), out_f, out_k, out_i, meta)
+                    _free(pos, index, hashes, used, free, meta)
+                elif cfg[C_EARLY_US] >= 0 and S[pos, EARLY_DONE] == 0.0 and age >= cfg[C_EARLY_US]:
+                    _emit(S, K, P, pos, KIND_PARTIAL, out_f, out_k, out_i, meta)
+                    S[pos, EARLY_DONE] = 1.0
+        elif u == DORMANT and (flush or now - S[pos, TS_LAST] > cfg[C_DORMANT_US]):
+            _free(pos, index, hashes, used, free, meta)
+        pos += 1
+    meta[M_SCAN_POS] = -1
+    meta[M_FLUSH] = 0
+    return True
+
+
+@njit(cache=True)
+def _next_rand(meta):
+    x = _U(meta[M_RNG])
+    x ^= x << np.uint64(13)
+    x ^= x >> np.uint64(7)
+    x ^= x << np.uint64(17)
+    meta[M_RNG] = np.int64(x & _ID_MASK) | 1
+    return x
+
+
+@njit(cache=True)
+def _evict(S, K, P, used, index, hashes, free, meta, out_f, out_k, out_i, budget):
+    """Free up to ``budget`` slots, least recently seen first (approximately).
+
+    A threshold is the 25th percentile of the last-seen time of 64 random slots; a sweep from a rotating
+    cursor then frees dormant entries and emits (kind ``evicted``) live flows last seen at or before it.
+    """
+    cap = S.shape[0]
+    samples = np.empty(64, np.float64)
+    for k in range(64):
+        samples[k] = S[np.int64(_next_rand(meta) % _U(cap)), TS_LAST]
+    samples.sort()
+    threshold = samples[15]
+    freed = 0
+    pos = meta[M_CURSOR]
+    for _ in range(cap):
+        if freed >= budget:
+            break
+        pos = pos + 1 if pos + 1 < cap else 0
+        u = used[pos]
+        if u == DORMANT:
+            _free(pos, index, hashes, used, free, meta)
+            freed += 1
+        elif u == LIVE and S[pos, TS_LAST] <= threshold:
+            _emit(S, K, P, pos, KIND_EVICTED, out_f, out_k, out_i, meta)
+            _free(pos, index, hashes, used, free, meta)
+            meta[M_EVICTED] += 1
+            freed += 1
+    meta[M_CURSOR] = pos
+    return freed
+
+
+@njit(cache=True)
+def process(
+    start,
+    ts_us,
+    src_hi,
+    src_lo,
+    dst_hi,
+    dst_lo,
+    sport,
+    dport,
+    proto,
+    payload,
+    hdr,
+    flags,
+    window,
+    icmp_type,
+    icmp_code,
+    reason,
+    S,
+    K,
+    P,
+    used,
+    index,
+    hashes,
+    free,
+    meta,
+    cfg,
+    out_f,
+    out_k,
+    out_i,
+):
+    """Run packets ``start..`` through the table; returns (next packet, status).
+
+    Stops early with OUT_FULL (drain the output buffers, call again from the returned packet) or NEED_GROW
+    (enlarge the table, call again). A pending scan (periodic, ``expire`` or ``flush``) runs first.
+    """
+    n = ts_us.shape[0]
+    ocap = out_f.shape[0]
+    flow_to = cfg[C_FLOW_TIMEOUT]
+    activity = cfg[C_ACTIVITY]
+    early_pk = cfg[C_EARLY_PKTS]
+    early_us = cfg[C_EARLY_US]
+    i = start
+    while True:
+        if meta[M_SCAN_POS] >= 0 and not _scan(
+            S, K, P, used, index, hashes, free, meta, cfg, out_f, out_k, out_i
+        ):
+            return i, OUT_FULL
+        if i >= n:
+            return i, DONE
+        if meta[M_NOUT] + 2 > ocap:
+            return i, OUT_FULL
+        if reason[i] != 0:
+            i += 1
+            continue
+        ts = np.float64(ts_us[i])
+        if meta[M_STARTED] == 0:
+            meta[M_STARTED] = 1
+            meta[M_NOW] = ts_us[i]
+            meta[M_LAST_SCAN] = ts_us[i]
+        elif ts_us[i] > meta[M_NOW]:
+            meta[M_NOW] = ts_us[i]
+        shi, slo, dhi, dlo = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
+        sp, dp, pr = sport[i], dport[i], proto[i]
+        from_a = shi < dhi or (shi == dhi and (slo < dlo or (slo == dlo and sp <= dp)))
+        if from_a:
+            h = _hash(shi, slo, dhi, dlo, sp, dp, pr)
+            s, pos = _lookup(index, hashes, K, P, S, used, h, shi, slo, dhi, dlo, sp, dp, pr)
+        else:
+            h = _hash(dhi, dlo, shi, slo, dp, sp, pr)
+            s, pos = _lookup(index, hashes, K, P, S, used, h, dhi, dlo, shi, slo, dp, sp, pr)
+        fl = flags[i]
+        pay = np.float64(payload[i])
+        hd = np.float64(hdr[i])
+        win = np.float64(window[i])
+        ityp = np.float64(icmp_type[i])
+        icod = np.float64(icmp_code[i])
+        fpr = np.float64(pr)
+        if s < 0:
+            if meta[M_TOP] == 0:
+                if S.shape[0] < cfg[C_MAX_SLOTS]:
+                    return i, NEED_GROW
+                budget = min(S.shape[0] // 64 + 1, ocap - meta[M_NOUT] - 2)
+                if budget <= 0:
+                    return i, OUT_FULL
+                _evict(S, K, P, used, index, hashes, free, meta, out_f, out_k, out_i, budget)
+                if meta[M_TOP] == 0:
+                    return i, OUT_FULL
+                if from_a:
+                    s, pos = _lookup(index, hashes, K, P, S, used, h, shi, slo, dhi, dlo, sp, dp, pr)
+                else:
+                    s, pos = _lookup(index, hashes, K, P, S, used, h, dhi, dlo, shi, slo, dp, sp, pr)
+            meta[M_TOP] -= 1
+            s = free[meta[M_TOP]]
+            index[pos] = s
+            hashes[s] = h
+            if from_a:
+                K[s, 0], K[s, 1], K[s, 2], K[s, 3] = shi, slo, dhi, dlo
+                P[s, 0], P[s, 1] = sp, dp
+            else:
+                K[s, 0], K[s, 1], K[s, 2], K[s, 3] = dhi, dlo, shi, slo
+                P[s, 0], P[s, 1] = dp, sp
+            used[s] = LIVE
+            meta[M_ACTIVE] += 1
+            _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+        elif used[s] == DORMANT:
+            # The connection's previous flow ended by the flow timeout: split exactly as on arrival.
+            used[s] = LIVE
+            meta[M_DORMANT] -= 1
+            meta[M_ACTIVE] += 1
+            if S[s, TCP_STATE] == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
+                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+            else:
+                old_a = S[s, SRC_IS_A] != 0.0
+                cum = S[s, CUM_TCP] + (ts - S[s, TS_LAST])
+                _first(S, s, old_a, from_a == old_a, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+        else:
+            src_a = S[s, SRC_IS_A] != 0.0
+            fwd = from_a == src_a
+            state = S[s, TCP_STATE]
+            timed_out = ts - S[s, TS_FIRST] > flow_to
+            if timed_out or (state == 3.0 and (fl & F_SYN)):
+                kind = KIND_TIMEOUT if timed_out else np.int64(S[s, CLOSE_KIND])
+                _emit(S, K, P, s, kind, out_f, out_k, out_i, meta)
+                if pr == 6:
+                    if state == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
+                        _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                    else:
+                        cum = S[s, CUM_TCP] + (S[s, TS_LAST] - S[s, TS_FIRST]) + (ts - S[s, TS_LAST])
+                        _first(S, s, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+                else:
+                    _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+            elif fl & F_FIN:
+                _add(S, s, fwd, ts, pay, hd, fl, win, activity)
+                if state == 0.0:
+                    S[s, TCP_STATE] = 1.0
+                elif state == 1.0 and S[s, FWD_FIN] > 0 and S[s, BWD_FIN] > 0:
+                    S[s, TCP_STATE] = 2.0
+            elif fl & F_RST:
+                _add(S, s, fwd, ts, pay, hd, fl, win, activity)
+                S[s, TCP_STATE] = 3.0
+                S[s, CLOSE_KIND] = KIND_RST
+            elif fl & F_ACK:
+                _add(S, s, fwd, ts, pay, hd, fl, win, activity)
+                if state == 2.0:
+                    S[s, TCP_STATE] = 3.0
+                    S[s, CLOSE_KIND] = KIND_FIN
+            elif (pr == 1 or pr == 58) and icod != S[s, ICMP_CODE] and ityp != S[s, ICMP_TYPE]:
+                _emit(S, K, P, s, KIND_ICMP, out_f, out_k, out_i, meta)
+                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+            else:
+                _add(S, s, fwd, ts, pay, hd, fl, win, activity)
+        if S[s, EARLY_DONE] == 0.0:
+            n_pk = S[s, FWD_N] + S[s, BWD_N]
+            if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
+                _emit(S, K, P, s, KIND_PARTIAL, out_f, out_k, out_i, meta)
+                S[s, EARLY_DONE] = 1.0
+        i += 1
+        if meta[M_NOW] - meta[M_LAST_SCAN] >= cfg[C_SCAN_US]:
+            meta[M_LAST_SCAN] = meta[M_NOW]
+            meta[M_SCAN_POS] = 0
+
+
+@njit(cache=True)
+def rebuild_index(index, hashes, used):
+    """Insert every used slot into a fresh (all -1) index."""
+    mask = index.shape[0] - 1
+    for s in range(used.shape[0]):
+        if used[s] != FREE:
+            pos = np.int64(hashes[s] & _U(mask))
+            while index[pos] >= 0:
+                pos = (pos + 1) & mask
+            index[pos] = s
