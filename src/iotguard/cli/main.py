@@ -48,6 +48,7 @@ def _register() -> None:
         detect,  # noqa: F401
         flows,  # noqa: F401
         lab,  # noqa: F401
+        models,  # noqa: F401
         respond,  # noqa: F401
         run,  # noqa: F401
     )
