@@ -196,16 +196,23 @@ class Artifact:
         :class:`iotguard.models.deep.windows.WindowBuffer` builds them.
         """
         x = np.asarray(x)
-        if x.ndim == (2 if self.window else 1):
-            x = x[np.newaxis]
-        shape = f"[N, {self.window}, {len(self.features)}]" if self.window else f"[N, {len(self.features)}]"
-        if x.ndim != (3 if self.window else 2) or x.shape[-1] != len(self.features):
-            raise FeatureMismatchError(
-                f"got an array of shape {x.shape}",
-                expected=f"{shape}: {len(self.features)} features in the artifact's order",
-            )
-        if self.window and x.shape[1] != self.window:
-            raise FeatureMismatchError(f"got windows of {x.shape[1]} flows", expected=f"{self.window} flows")
+        if self.window:
+            if x.ndim == 2:
+                x = x[np.newaxis]
+            if x.ndim != 3 or x.shape[1:] != (self.window, len(self.features)):
+                raise FeatureMismatchError(
+                    f"got an array of shape {x.shape}",
+                    expected=f"windows [N, {self.window}, {len(self.features)}]: {self.window} flows of "
+                    f"{len(self.features)} features in the artifact's order",
+                )
+        else:
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+            if x.ndim != 2 or x.shape[1] != len(self.features):
+                raise FeatureMismatchError(
+                    f"got rows of {x.shape[-1] if x.ndim else 0} values",
+                    expected=f"{len(self.features)} features in the artifact's order",
+                )
         if self._numeric_only:
             return self._run(x.astype(np.float32, copy=False), None)
         numeric = x[..., self._num_idx].astype(np.float32) if self.numeric else None

@@ -64,7 +64,7 @@ class DeepHybrid:
 
     def __init__(
         self,
-        arch: str = "cnn",
+        arch: str = "mlp",
         *,
         task: Literal["binary", "multiclass"] = "binary",
         seed: int = 0,

@@ -80,12 +80,12 @@ SPECS: tuple[ModelSpec, ...] = (
         description="Causal convolution across neighbouring flows of a host, then an LSTM over the window.",
     ),
     ModelSpec(
-        name="cnn-ae",
-        title="CNN + autoencoder",
+        name="mlp-ae",
+        title="MLP + autoencoder",
         kind="classifier",
         family="deep",
         build=_hybrid,
-        description="The CNN for known attacks, or the autoencoder (benign-only) for anything it cannot rebuild.",
+        description="The MLP for known attacks, or the autoencoder (benign-only) for anything it cannot rebuild.",
     ),
     ModelSpec(
         name="autoencoder",
