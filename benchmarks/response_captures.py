@@ -81,10 +81,9 @@ def _in(address: str, spec: str) -> bool:
 
 def run_capture(detector, capture: Path, store_dir: Path):
     """Detect in one capture with a fresh engine and store; returns (stats, incidents)."""
-    from iotguard.flows import iter_flows
-
     from iotguard.core.store import Store
     from iotguard.detect.engine import DetectionEngine
+    from iotguard.flows import iter_flows
 
     db = store_dir / f"{capture.stem}-{time.monotonic_ns()}.db"
     with Store(db, synchronous="NORMAL") as store:

@@ -38,10 +38,9 @@ def attacker_address(i: int) -> str:
 
 def sensor(args: argparse.Namespace) -> int:
     """Runs inside the victim namespace: capture -> flows -> detect -> respond; one JSON line per block."""
-    from iotguard.flows import iter_flows
-
     from iotguard.detect.detector import Detector
     from iotguard.detect.engine import DetectionEngine
+    from iotguard.flows import iter_flows
     from iotguard.respond.engine import ResponseEngine
     from iotguard.respond.nft import Nftables
     from iotguard.respond.policy import ActionItem, BlockAction, Policy, Rule
