@@ -126,6 +126,7 @@ class DeepAutoencoder:
             "code": self.code,
             "epochs": self.history_.epochs,
             "best_epoch": self.history_.best_epoch,
+            "batch_size": self.history_.batch_size,
             "target_fpr": self.target_fpr,
             "benign_rows": len(X_fit),
             "holdout_rows": len(X_hold),
