@@ -81,10 +81,9 @@ def _in(address: str, spec: str) -> bool:
 
 def run_capture(detector, capture: Path, store_dir: Path):
     """Detect in one capture with a fresh engine and store; returns (stats, incidents)."""
-    from iotguard.flows import iter_flows
-
     from iotguard.core.store import Store
     from iotguard.detect.engine import DetectionEngine
+    from iotguard.flows import iter_flows
 
     db = store_dir / f"{capture.stem}-{time.monotonic_ns()}.db"
     with Store(db, synchronous="NORMAL") as store:
@@ -141,9 +140,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="igr-bench-") as tmp:
         work = Path(tmp)
         if not args.no_lab:
-            from iotguard.lab import generate
-
             from iotguard.core.episodes import read_episodes
+            from iotguard.lab import generate
 
             for name, seed in (("test", None), ("benign", 11)):
                 run = generate(name, duration=args.lab_duration, seed=seed, out_dir=work / name, flows=False)
