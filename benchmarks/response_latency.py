@@ -292,13 +292,18 @@ def main() -> int:
         "early_record_alerts": sum(1 for b in first.values() if b["partial"]),
         "latency_ms": {
             "p50": float(np.percentile(lat, 50) * 1e3) if len(lat) else None,
+            "p90": float(np.percentile(lat, 90) * 1e3) if len(lat) else None,
+            "p95": float(np.percentile(lat, 95) * 1e3) if len(lat) else None,
+            "over_1s": int((lat > 1.0).sum()),
             "p99": float(np.percentile(lat, 99) * 1e3) if len(lat) else None,
             "max": float(lat.max() * 1e3) if len(lat) else None,
             "mean": float(lat.mean() * 1e3) if len(lat) else None,
         },
+        "per_trial_ms": [round(float(v) * 1e3, 1) for v in lat],
         "blocked_attacker_cut_off": blocked_ok,
         "sensor": done,
         "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
     }
     print(json.dumps(result, indent=1))
     if args.out:

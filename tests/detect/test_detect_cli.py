@@ -109,3 +109,33 @@ def test_confidence_rises_with_score(detector_dir):
     xs = np.linspace(cal.x.min() - 1, cal.x.max() + 1, 200)
     ys = cal(xs)
     assert (np.diff(ys) >= -1e-12).all() and ys.min() >= 0 and ys.max() <= 1
+
+
+def test_detect_with_site_baseline(detector_dir, data_file, tmp_path):
+    baseline = data_file("pcaps/mqttset_reduced/benign.pcap")
+    attack = data_file("pcaps/mqttset_reduced/slowite.pcap")
+    summary = tmp_path / "s.json"
+    proc = _cli(
+        "detect",
+        str(attack),
+        "--model",
+        str(detector_dir),
+        "--baseline",
+        str(baseline),
+        "--json",
+        str(summary),
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(summary.read_text())
+    assert result["detector"].endswith("iforest")  # the site's anomaly model replaced the training one
+    assert result["stats"]["flows"] > 1000
+    # the site's own normal traffic raises fewer alerts once the detector is fitted on it
+    proc = _cli("detect", str(baseline), "--model", str(detector_dir), "--json", str(summary))
+    assert proc.returncode == 0, proc.stderr
+    before = json.loads(summary.read_text())["stats"]["alerts"]
+    proc = _cli(
+        "detect", str(baseline), "--model", str(detector_dir), "--baseline", str(baseline), "--json", str(summary)
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(summary.read_text())["stats"]
+    assert stats["alerts"] < before and stats["alerts"] <= 0.1 * stats["flows"]
