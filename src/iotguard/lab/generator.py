@@ -64,6 +64,7 @@ class LabRun:
     packets: int
     bytes: int
     hosts: list[dict] = field(default_factory=list)
+    flows: int | None = None  # rows in flows.parquet (None when it was not written)
 
 
 @dataclass
@@ -253,8 +254,12 @@ def generate(
         size, digest = write_pcap(capture, built.packets)
     episodes_path = out / "episodes.csv"
     tmp = out / ".episodes.csv.tmp"
-    write_episodes(tmp, built.episodes)
-    os.replace(tmp, episodes_path)
+    try:
+        write_episodes(tmp, built.episodes)
+        os.replace(tmp, episodes_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write ground truth: {exc}", where=str(episodes_path)) from exc
     hosts = [
         {"name": h.name, "kind": h.kind, "ip": h.ip, "mac": h.mac_text if h.local else None, "local": h.local}
         for h in built.hosts
@@ -273,9 +278,15 @@ def generate(
     }
     scenario_path = out / "scenario.json"
     tmp = out / ".scenario.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, scenario_path)
-    flows_path = _write_flows(capture, episodes_path, out / "flows.parquet", progress) if flows else None
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, scenario_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write scenario parameters: {exc}", where=str(scenario_path)) from exc
+    flows_path, n_flows = (
+        _write_flows(capture, episodes_path, out / "flows.parquet", progress) if flows else (None, None)
+    )
     return LabRun(
         scenario=built.scenario.name,
         seed=built.seed,
@@ -290,19 +301,22 @@ def generate(
         packets=len(built.packets),
         bytes=size,
         hosts=hosts,
+        flows=n_flows,
     )
 
 
-def _write_flows(capture: Path, episodes: Path, target: Path, progress: Progress) -> Path | None:
+def _write_flows(
+    capture: Path, episodes: Path, target: Path, progress: Progress
+) -> tuple[Path | None, int | None]:
     """Per-flow labels through the flow extractor and its labeller (``iotguard.flows``), when installed."""
     try:
         from iotguard.flows import FlowStream, FlowWriter
     except ImportError:  # a build without the flow stage: the capture and its episodes are still complete
         log.info("iotguard.flows is not available: no flows.parquet written")
-        return None
+        return None, None
     stream = FlowStream(capture, labels=episodes, progress=progress)
     with FlowWriter(target) as writer:
         for frame in stream:
             if len(frame):
                 writer.write(frame)
-    return target
+    return target, writer.rows
