@@ -87,7 +87,7 @@ def test_expire_without_packets_uses_the_given_clock():
     assert len(meter.expire(T0 + 100)) == 0
     done = meter.expire(T0 + 121)
     assert len(done) == 1 and done.end_reason.iloc[0] == "timeout"
-    # A TCP flow that timed out leaves a small dormant entry, gone after another flow timeout.
+    # A TCP flow that timed out leaves a dormant entry (forgotten after tcp_memory); it emits nothing.
     assert meter.stats.active_flows == 0
     meter.expire(T0 + 400)
     assert len(meter.flush()) == 0

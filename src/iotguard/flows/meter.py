@@ -50,6 +50,14 @@ class FlowConfig(BaseModel):
             "None keeps it until the flow timeout, exactly as CICFlowMeter does."
         ),
     )
+    tcp_memory: float | None = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "How long a TCP connection whose flow timed out is remembered, so that a later packet continues it "
+            "(direction, tcp_flow_time) as CICFlowMeter does; None: until the table needs the slot."
+        ),
+    )
     early_packets: int | None = Field(
         None, ge=1, description="Emit a partial record once a flow has this many packets (None: off)."
     )
@@ -98,7 +106,7 @@ class FlowConfig(BaseModel):
         cfg[t.C_EARLY_PKTS] = 0 if self.early_packets is None else self.early_packets
         cfg[t.C_EARLY_US] = -1.0 if self.early_seconds is None else round(self.early_seconds * 1e6)
         cfg[t.C_SCAN_US] = round(self.scan_interval * 1e6)
-        cfg[t.C_DORMANT_US] = round(self.flow_timeout * 1e6)
+        cfg[t.C_DORMANT_US] = -1.0 if self.tcp_memory is None else round(self.tcp_memory * 1e6)
         cfg[t.C_MAX_SLOTS] = self.max_flows
         return cfg
 

@@ -82,7 +82,8 @@ MIN_SEG_F = 79
 BK_START, BK_PKTH, BK_SIZEH, BK_LAST, BK_STATES, BK_PKTS, BK_BYTES, BK_DUR = 0, 1, 2, 3, 4, 5, 6, 7
 FWD_BULK = 80
 BWD_BULK = 88
-NF = 96
+SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
+NF = 97
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -105,7 +106,7 @@ C_CLOSE_GRACE = 2  # < 0: closed connections wait for the flow timeout
 C_EARLY_PKTS = 3  # 0: no packet-count early records
 C_EARLY_US = 4  # < 0: no age early records
 C_SCAN_US = 5
-C_DORMANT_US = 6
+C_DORMANT_US = 6  # < 0: dormant entries stay until the table needs the slot
 C_MAX_SLOTS = 7
 NC = 8
 
@@ -122,7 +123,8 @@ M_CURSOR = 8
 M_EVICTED = 9
 M_STARTED = 10  # 0 until the first packet set the clock
 M_FLUSH = 11  # 1 while a flush scan runs
-NM = 12
+M_SEQ = 12  # flows started so far
+NM = 13
 
 # -- return status of process() -------------------------------------------------------------------------
 DONE = 0
@@ -237,9 +239,11 @@ def _flags(S, s, fl):
 
 
 @njit(cache=True)
-def _first(S, s, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
+def _first(S, s, meta, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
     """Start a flow in slot s with its first packet (CICFlowMeter ``BasicFlow.firstPacket``)."""
     S[s, :] = 0.0
+    S[s, SEQ] = meta[M_SEQ]
+    meta[M_SEQ] += 1
     S[s, SRC_IS_A] = 1.0 if src_is_a else 0.0
     S[s, PROTO] = proto
     S[s, CUM_TCP] = cum
@@ -359,6 +363,7 @@ def _emit(S, K, P, s, kind, out_f, out_k, out_i, meta):
     out_i[k, O_KIND] = kind
     h = _hash(shi, slo, dhi, dlo, sp, dp, pr)
     h = _mix(h ^ _U(np.int64(S[s, TS_FIRST])))
+    h = _mix(h ^ _U(np.int64(S[s, SEQ])))
     out_i[k, O_FLOW_ID] = np.int64(h & _ID_MASK)
     meta[M_NOUT] = k + 1
 
@@ -458,7 +463,9 @@ def _scan(S, K, P, used, index, hashes, free, meta, cfg, out_f, out_k, out_i):
                 elif cfg[C_EARLY_US] >= 0 and S[pos, EARLY_DONE] == 0.0 and age >= cfg[C_EARLY_US]:
                     _emit(S, K, P, pos, KIND_PARTIAL, out_f, out_k, out_i, meta)
                     S[pos, EARLY_DONE] = 1.0
-        elif u == DORMANT and (flush or now - S[pos, TS_LAST] > cfg[C_DORMANT_US]):
+        elif u == DORMANT and (
+            flush or (cfg[C_DORMANT_US] >= 0 and now - S[pos, TS_LAST] > cfg[C_DORMANT_US])
+        ):
             _free(pos, index, hashes, used, free, meta)
         pos += 1
     meta[M_SCAN_POS] = -1
@@ -612,18 +619,18 @@ def process(
                 P[s, 0], P[s, 1] = dp, sp
             used[s] = LIVE
             meta[M_ACTIVE] += 1
-            _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+            _first(S, s, meta, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
         elif used[s] == DORMANT:
             # The connection's previous flow ended by the flow timeout: split exactly as on arrival.
             used[s] = LIVE
             meta[M_DORMANT] -= 1
             meta[M_ACTIVE] += 1
             if S[s, TCP_STATE] == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
-                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(S, s, meta, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             else:
                 old_a = S[s, SRC_IS_A] != 0.0
                 cum = S[s, CUM_TCP] + (ts - S[s, TS_LAST])
-                _first(S, s, old_a, from_a == old_a, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(S, s, meta, old_a, from_a == old_a, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
         else:
             src_a = S[s, SRC_IS_A] != 0.0
             fwd = from_a == src_a
@@ -634,12 +641,12 @@ def process(
                 _emit(S, K, P, s, kind, out_f, out_k, out_i, meta)
                 if pr == 6:
                     if state == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
-                        _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                        _first(S, s, meta, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
                     else:
                         cum = S[s, CUM_TCP] + (S[s, TS_LAST] - S[s, TS_FIRST]) + (ts - S[s, TS_LAST])
-                        _first(S, s, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+                        _first(S, s, meta, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
                 else:
-                    _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                    _first(S, s, meta, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             elif fl & F_FIN:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
                 if state == 0.0:
@@ -657,7 +664,7 @@ def process(
                     S[s, CLOSE_KIND] = KIND_FIN
             elif (pr == 1 or pr == 58) and icod != S[s, ICMP_CODE] and ityp != S[s, ICMP_TYPE]:
                 _emit(S, K, P, s, KIND_ICMP, out_f, out_k, out_i, meta)
-                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(S, s, meta, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             else:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
         if S[s, EARLY_DONE] == 0.0:
