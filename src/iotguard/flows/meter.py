@@ -173,13 +173,18 @@ class FlowMeter:
         self._W = np.full((t.NW, slots), -1, np.int64)
         self._W[t.W_IN] = 0
 
+    _ROWS = ("_S", "_K", "_P", "_used", "_hashes")  # per-slot arrays indexed [slot, ...]
+    _COLS = ("_occ", "_W")  # per-slot arrays indexed [..., slot]
+
     def _grow(self) -> None:
         old = self._S.shape[0]
         new = min(old * 2, self.config.max_flows)
-        S, K, P, used, hashes, occ, W = self._S, self._K, self._P, self._used, self._hashes, self._occ, self._W
+        saved = {name: getattr(self, name) for name in (*self._ROWS, *self._COLS)}
         self._alloc(new)
-        self._S[:old], self._K[:old], self._P[:old] = S, K, P
-        self._used[:old], self._hashes[:old], self._occ[:, :old], self._W[:, :old] = used, hashes, occ, W
+        for name in self._ROWS:
+            getattr(self, name)[:old] = saved[name]
+        for name in self._COLS:
+            getattr(self, name)[:, :old] = saved[name]
         t.rebuild_index(self._index, self._hashes, self._used)
         # The table was full when it grew, so the free slots are exactly the new ones.
         self._free[: new - old] = np.arange(new - 1, old - 1, -1, dtype=np.int32)
