@@ -2,11 +2,12 @@
 
 The base is every packet of the 46 shared captures (``pcaps/`` and ``iot23/``: MQTT and MQTT attacks, CoAP,
 Modbus, nmap scans, SYN/DHCP floods, FTP/SSH brute force, web attacks, HTTP browsing, a Mirai C&C channel,
-a Philips Hue bridge), 157,279 packets; Linux-cooked frames get an Ethernet header. Each capture is
-aligned to a common start, and the whole mix is replayed in K copies starting 60 s apart, each copy with its
-own addresses (the second byte of every IPv4 address, the third byte of every IPv6 address, is shifted by
-the copy number), so copies overlap in time as separate hosts would. The result is cut at N packets in time
-order and written to a pcap file:
+a Philips Hue bridge); Linux-cooked frames get an Ethernet header. Each capture is aligned to a common start
+and cut to its first 10 minutes (``--window``), which leaves 99,457 packets: a busy 10 minutes of a network
+where all of this happens at once. That window is replayed K times back to back, each copy with its own
+addresses (the second byte of every IPv4 address, the third byte of every IPv6 address, is shifted by the
+copy number), so the traffic's intensity stays the same however long the capture grows; the result is cut at
+N packets and written to a pcap file:
 
     IOTGUARD_DATA_DIR=../shared/data PYTHONPATH=src python benchmarks/flows_capture.py -n 1000000 -o /tmp/big.pcap
 """
@@ -22,11 +23,12 @@ import numpy as np
 
 from iotguard.capture import CaptureFile
 
-COPY_GAP_US = 60_000_000
+WINDOW_S = 600
 
 
 def _base(data_root: Path) -> tuple[list[bytes], np.ndarray, np.ndarray]:
-    """(frames, timestamps aligned to 0, IP header offset or -1) for every shared packet."""
+    """(frames, timestamps aligned to 0, IP header offset or -1) for every shared packet; frames of link types
+    other than Ethernet and Linux cooked are empty."""
     files = sorted(p for p in (data_root / "pcaps").rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap"))
     files += sorted((data_root / "iot23").rglob("*.pcap"))
     frames: list[bytes] = []
@@ -73,16 +75,23 @@ def _rewrite(frame: bytes, l3: int, copy: int) -> bytes:
 
 
 def build(
-    n_packets: int, output: Path, data_root: Path | None = None, t0_us: int = 1_600_000_000_000_000
+    n_packets: int,
+    output: Path,
+    data_root: Path | None = None,
+    window_s: int = WINDOW_S,
+    t0_us: int = 1_600_000_000_000_000,
 ) -> dict:
     """Write the first ``n_packets`` (in time order) of the replayed mix to ``output``; returns a summary."""
     data_root = data_root or Path(os.environ.get("IOTGUARD_DATA_DIR", "../shared/data"))
     frames, stamps, l3 = _base(data_root)
-    keep = np.flatnonzero(np.fromiter((len(f) > 0 for f in frames), bool, len(frames)))
+    window_us = window_s * 1_000_000
+    in_window = (stamps >= 0) & (stamps < window_us)
+    keep = np.flatnonzero(np.fromiter((len(f) > 0 for f in frames), bool, len(frames)) & in_window)
+    keep = keep[np.argsort(stamps[keep], kind="stable")]
     base_n = keep.shape[0]
-    copies = n_packets // base_n + 2
-    times = (stamps[keep][None, :] + COPY_GAP_US * np.arange(copies)[:, None]).ravel()
-    order = np.argsort(times, kind="stable")[:n_packets]
+    copies = n_packets // base_n + 1
+    times = (stamps[keep][None, :] + window_us * np.arange(copies)[:, None]).ravel()
+    order = np.arange(min(n_packets, times.shape[0]))
     copy_of, index_of = np.divmod(order, base_n)
     written = 0
     with open(output, "wb") as fh:
@@ -115,8 +124,9 @@ def main() -> None:
     )
     parser.add_argument("-n", "--packets", type=int, default=1_000_000)
     parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--window", type=int, default=WINDOW_S, help="seconds of each capture to keep")
     args = parser.parse_args()
-    print(build(args.packets, args.output))
+    print(build(args.packets, args.output, window_s=args.window))
 
 
 if __name__ == "__main__":

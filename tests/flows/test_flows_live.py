@@ -152,6 +152,56 @@ def test_live_kernel_filter(data_file):
     assert all(row[4] == 17 for row in result["flows"])
 
 
+SLOW_SCRIPT = r"""
+import json, sys, time
+from iotguard.capture.live import LiveCapture
+cap = LiveCapture(sys.argv[1], block_size=4096, blocks=2, block_timeout_ms=10)
+print("ready", flush=True)
+got, idle = 0, 0
+for batch in cap:
+    if len(batch):
+        got += len(batch)
+        idle = 0
+        time.sleep(0.2)  # far too slow: the two-block ring overflows
+    else:
+        idle += 1
+        if got and idle > 10:
+            break
+cap.close()
+print(json.dumps({"packets": got, "drops": cap.stats.kernel_drops}), flush=True)
+"""
+
+
+@pytest.mark.root
+def test_live_reports_kernel_drops_when_the_consumer_is_too_slow(data_file):
+    _need_root_tools()
+    capture = data_file("pcaps/markofu_pcaps/evilfingers_nmap/TCP_CONNECT_SCAN.pcap")  # 9,924 packets
+    with veth_between_namespaces() as (ns_a, va, ns_b, vb):
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns_b, sys.executable, "-c", SLOW_SCRIPT, vb],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": SRC},
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            subprocess.run(
+                ["ip", "netns", "exec", ns_a, "tcpreplay", "-q", "-i", va, "--topspeed", str(capture)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["drops"] > 0
+    assert result["packets"] + result["drops"] == 9924
+
+
 def test_live_errors_are_capture_errors():
     from iotguard.capture.live import LiveCapture
 

@@ -191,8 +191,9 @@ def format_addresses(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
                 name = f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
             else:
                 name = ipaddress.IPv6Address((h << 64) | lw).compressed
-            if len(_ADDR_CACHE) < 1_000_000:
-                _ADDR_CACHE[key] = name
+            if len(_ADDR_CACHE) >= 65536:  # bounded: a long capture with many hosts must not grow memory
+                _ADDR_CACHE.clear()
+            _ADDR_CACHE[key] = name
         names[k] = name
     return names[inverse.reshape(-1)]
 
