@@ -95,3 +95,45 @@ def mosquitto(tmp_path):
         yield broker
     finally:
         stop_broker(broker)
+
+
+# -- a small real detector ------------------------------------------------------------------------------------
+TRAINING = [
+    ("mqttset_reduced/benign.pcap", "Benign"),
+    ("chrissanders_packets/tcp_ports.pcapng", "Benign"),
+    ("markofu_pcaps/http.cap", "Benign"),
+    ("markofu_pcaps/telnet.pcap", "Benign"),
+    ("zeek/mqtt.pcap", "Benign"),
+    ("zeek/modbus_modbusSmall.pcap", "Benign"),
+    ("tcpdump/coap.pcap", "Benign"),
+    ("chrissanders_packets/synscan.pcapng", "PortScan"),
+    ("markofu_pcaps/dosattack.pcap", "DoS"),
+    ("markofu_pcaps/ftp-crack.pcap", "BruteForce"),
+]
+
+
+@pytest.fixture(scope="session")
+def small_detector(tmp_path_factory, data_root):
+    """A random-forest detector trained on a few shared captures (labelled by file), saved as a directory.
+
+    Enough to exercise the sensor end to end in seconds; detection quality is the detection stage's concern.
+    """
+    import pandas as pd
+
+    from iotguard.detect.build import build_detector
+    from iotguard.flows import read_flows
+
+    parts = []
+    for name, category in TRAINING:
+        path = data_root / "pcaps" / name
+        if not path.exists():
+            pytest.skip(f"{path} is absent")
+        flows = read_flows(path)
+        flows["category"] = category
+        parts.append(flows)
+    flows = pd.concat(parts, ignore_index=True)
+    work = tmp_path_factory.mktemp("detector")
+    detector, sources = build_detector(
+        flows, flows["category"], work / "parts", classifier="rf", anomaly=None
+    )
+    return detector.save(work / "detector", sources=sources)

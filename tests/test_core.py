@@ -58,3 +58,11 @@ def test_episodes_round_trip_and_errors(tmp_path):
     path.write_text("start,end,attacker,victim,label,category\n10,20,not-an-ip,*,x,DoS\n")
     with pytest.raises(DataError, match="bad address"):
         read_episodes(path)
+
+
+def test_eve_timestamp_survives_absurd_times():
+    from iotguard.core.records import eve_timestamp
+
+    assert eve_timestamp(-5.9e12) == "1970-01-01T00:00:00.000000+0000"
+    assert eve_timestamp(float("nan")) == "1970-01-01T00:00:00.000000+0000"
+    assert eve_timestamp(1e300).startswith("9999-12-31T23:59:59")

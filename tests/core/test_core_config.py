@@ -57,7 +57,7 @@ def test_type_error_names_line_column_and_field(tmp_path):
     path = write(tmp_path, "api:\n  host: 127.0.0.1\n  port: eighty\n")
     with pytest.raises(ConfigError) as exc:
         load_config(path, env={})
-    assert str(exc.value).startswith(f"{path}:3:9 field 'api.port': invalid value, got 'eighty'")
+    assert str(exc.value).startswith(f"{path}:3:3 field 'api.port': invalid value, got 'eighty'")
     assert "expected a valid integer" in str(exc.value)
 
 
@@ -80,9 +80,9 @@ def test_every_problem_is_listed_with_its_line(tmp_path):
         load_config(path, env={})
     messages = [p.message for p in problems_of(exc.value)]
     assert messages == [
-        f"{path}:2:8 field 'telemetry.url': telemetry.url scheme 'ftp' is not mqtt:// or mqtts://",
+        f"{path}:2:3 field 'telemetry.url': telemetry.url scheme 'ftp' is not mqtt:// or mqtts://",
         f"{path}:6:7 field 'inventory.networks.1': '10.0.0.999/8' is not an IP address or CIDR network",
-        f"{path}:9:18 field 'devices.0.criticality': invalid value, got 'extreme'"
+        f"{path}:9:5 field 'devices.0.criticality': invalid value, got 'extreme'"
         " (expected 'low', 'normal' or 'high')",
     ]
     with pytest.raises(ConfigError, match=r":2:5 field 'devices.0': a device needs an address"):
@@ -173,7 +173,7 @@ def test_cli_config_check_and_show(tmp_path):
     bad = write(tmp_path, "api:\n  port: 99999\n  hots: x\n")
     res = run_cli("config", "check", str(bad))
     assert res.returncode == 2
-    assert f"{bad}:2:9 field 'api.port'" in res.stderr and f"{bad}:3:3 field 'api.hots'" in res.stderr
+    assert f"{bad}:2:3 field 'api.port'" in res.stderr and f"{bad}:3:3 field 'api.hots'" in res.stderr
     assert "Traceback" not in res.stderr
     shown = run_cli(
         "config", "show", "--set", "api.port=9001", env={"IOTGUARD_TELEMETRY__PASSWORD": "s3cr3t-pw"}

@@ -119,3 +119,14 @@ def test_eve_writer_appends_whole_lines_and_survives_rotation(tmp_path):
     assert [e["timestamp"][:19] for e in now] == ["1970-01-01T00:00:04"]
     assert all(e["event_type"] == "alert" and e["alert"]["category"] == "DoS" for e in now)
     assert w.lines_written == 4
+
+
+def test_scattered_spoofed_flood_folds_family_wide():
+    f = IncidentFolder(FoldConfig(window=60, fanin=10, scatter=20))
+    pairs = [(f"198.51.{i // 256}.{i % 256}", f"203.0.{i // 256}.{i % 256}") for i in range(3000)]
+    for i, (src, dst) in enumerate(pairs):
+        f.fold(_alert(src, dst, 100 + i * 0.001))
+    incidents = f.open_incidents()
+    assert len(incidents) == 21
+    named = {s for inc in incidents for s in inc.src_ips}
+    assert named == {s for s, _ in pairs}

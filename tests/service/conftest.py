@@ -1,1 +1,1 @@
-from sensor_fixtures import mosquitto  # noqa: F401
+from sensor_fixtures import mosquitto, small_detector  # noqa: F401

@@ -14,37 +14,21 @@ FLOW_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 
 
 def _is_flow_table(path: Path) -> bool:
-    return any(path.name.lower().endswith(s) for s in FLOW_SUFFIXES)
-
-
-def read_flow_table(path: Path):
-    """A flow table written by ``iotguard flows`` (parquet or CSV)."""
-    import pandas as pd
-
-    from iotguard.core.errors import DataError
-
-    try:
-        if path.name.lower().endswith(".parquet"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read flow table: {str(exc).splitlines()[0]}", where=str(path)) from exc
+    return str(path).lower().endswith(FLOW_SUFFIXES)
 
 
 def flow_batches(path: Path, early: int):
-    """Flow record batches of a capture (early records included) or of a flow table."""
+    """Flow record batches of a capture (early records included) or the records of a saved flow table."""
+    from iotguard.flows import iter_flows, read_flow_table
+
     if _is_flow_table(path):
         yield read_flow_table(path)
-        return
-    from iotguard.flows import iter_flows
-
-    yield from iter_flows(path, early=early)
+    else:
+        yield from iter_flows(path, early=early or None)
 
 
 def capture_flows(path: Path):
-    """All final flow records of a capture or flow table, as one table (for baselines)."""
-    if _is_flow_table(path):
-        return read_flow_table(path)
+    """All final flow records of a capture or flow table, as one table (for a baseline)."""
     from iotguard.flows import read_flows
 
     return read_flows(path)

@@ -47,7 +47,10 @@ def _register() -> None:
         demo,  # noqa: F401
         detect,  # noqa: F401
         flows,  # noqa: F401
+        lab,  # noqa: F401
+        models,  # noqa: F401
         respond,  # noqa: F401
+        run,  # noqa: F401
     )
 
 

@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from iotguard.core.errors import ConfigError, location
+from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml
 
 ENV_PREFIX = "IOTGUARD_"
 CONFIG_ENV = "IOTGUARD_CONFIG"
@@ -92,25 +93,38 @@ class CaptureConfig(_Section):
 
 # -- flows --------------------------------------------------------------------------------------------
 class FlowsConfig(_Section):
-    flow_timeout: Seconds = Field(120.0, description="A flow ends after this many seconds (CICFlowMeter).")
-    activity_timeout: Seconds = Field(
-        5.0, description="Idle gap (s) that ends an active period, and ends a flow that saw no packet for it."
+    flow_timeout: Seconds = Field(
+        120.0, description="A flow ends this many seconds after its first packet (CICFlowMeter)."
     )
-    idle_timeout: Seconds = Field(
-        60.0, description="A flow with no packet for this many seconds is expired and emitted."
+    activity_timeout: Seconds = Field(
+        5.0, description="An idle gap longer than this (s) ends an active period (active/idle features)."
+    )
+    close_grace: float | None = Field(
+        5.0,
+        ge=0,
+        description="A TCP connection closed by FIN or RST is emitted once idle this long (null: at flow_timeout).",
     )
     max_flows: int = Field(
         262_144,
         ge=1024,
         le=50_000_000,
-        description="Bound of the flow table; under a flood the oldest flows are evicted (and counted).",
+        description="Bound of the flow table; under a flood the least recently seen flows are evicted (counted).",
     )
     early_packets: int = Field(
         10, ge=0, le=100_000, description="Emit a partial record after this many packets (0: never)."
     )
     early_seconds: float = Field(
-        1.0, ge=0, description="Emit a partial record after a flow has lasted this long (0: never)."
+        1.0, ge=0, description="Emit a partial record once a flow has lasted this long (0: never)."
     )
+    scan_interval: Seconds = Field(
+        1.0, description="How often (s) the table is scanned for flows that are due."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> FlowsConfig:
+        if self.activity_timeout > self.flow_timeout:
+            raise ValueError("flows.activity_timeout must not exceed flows.flow_timeout")
+        return self
 
 
 # -- model --------------------------------------------------------------------------------------------
@@ -563,69 +577,38 @@ def _set(data: Any, key: Key, value: Any) -> None:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Key, _Origin]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("configuration file not found", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration file: {exc}", where=str(path)) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = location(path, line=mark.line + 1, column=mark.column + 1) if mark else str(path)
-        raise ConfigError(f"invalid YAML: {problem}", where=where) from None
+    if not path.is_file():
+        raise ConfigError("configuration file not found", where=str(path))
+    data = load_yaml(path)
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"top level is a {type(data).__name__}",
+            f"top level is a {'list' if isinstance(data, list) else type(data).__name__}",
             where=location(path, line=1),
             expected="a mapping of sections",
         )
     origins: dict[Key, _Origin] = {}
-    _marks(root, (), path, origins)
+    _marks(data, (), str(path), origins)
     return data, origins
 
 
-def _marks(node: yaml.Node, key: Key, path: Path, origins: dict[Key, _Origin]) -> None:
-    mark = node.start_mark
-    origins.setdefault(key, _Origin("file", str(path), mark.line + 1, mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            name = key_node.value
-            if name in seen:
-                m = key_node.start_mark
-                raise ConfigError(
-                    f"duplicate key {name!r}", where=location(path, line=m.line + 1, column=m.column + 1)
-                )
-            seen.add(name)
-            m = key_node.start_mark
-            # The key's own mark, so "unknown key" and "missing value" point at the key the user wrote.
-            origins[(*key, name)] = _Origin("file", str(path), m.line + 1, m.column + 1)
-            if isinstance(value_node, yaml.MappingNode | yaml.SequenceNode):
-                _marks(value_node, (*key, name), path, origins)
-            else:
-                vm = value_node.start_mark
-                origins[(*key, name, "__value__")] = _Origin("file", str(path), vm.line + 1, vm.column + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            m = item.start_mark
-            origins[(*key, i)] = _Origin("file", str(path), m.line + 1, m.column + 1)
-            if isinstance(item, yaml.MappingNode | yaml.SequenceNode):
-                _marks(item, (*key, i), path, origins)
+def _marks(node: Any, key: Key, path: str, origins: dict[Key, _Origin]) -> None:
+    """Where each key and list item was written (``core.yamlfile`` keeps the marks on the data)."""
+    if isinstance(node, MarkedDict):
+        for name, (line, column) in node.marks.items():
+            origins[(*key, name)] = _Origin("file", path, line, column)
+            _marks(node[name], (*key, name), path, origins)
+    elif isinstance(node, MarkedList):
+        for i, (line, column) in enumerate(node.marks):
+            origins[(*key, i)] = _Origin("file", path, line, column)
+            _marks(node[i], (*key, i), path, origins)
 
 
-def _origin_of(loc: Key, origins: dict[Key, _Origin], *, value: bool) -> _Origin | None:
+def _origin_of(loc: Key, origins: dict[Key, _Origin]) -> _Origin | None:
     for n in range(len(loc), -1, -1):
-        prefix = loc[:n]
-        if value and n == len(loc) and (*prefix, "__value__") in origins:
-            return origins[(*prefix, "__value__")]
-        if prefix in origins:
-            return origins[prefix]
+        if loc[:n] in origins:
+            return origins[loc[:n]]
     return None
 
 
@@ -686,7 +669,7 @@ def _config_error(exc: ValidationError, origins: dict[Key, _Origin], path: Path 
                 if key[: len(loc)] == loc and key in origins:
                     loc = key
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        origin = _origin_of(loc, origins, value=error["type"] not in ("extra_forbidden", "missing"))
+        origin = _origin_of(loc, origins)
         if origin is not None:
             where = origin.where(dotted)
         elif path is not None:

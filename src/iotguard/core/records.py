@@ -22,8 +22,17 @@ def proto_name(number: int | None) -> str | None:
     return PROTO_NAMES.get(int(number), str(int(number)))
 
 
+_LAST_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last time datetime can show
+
+
 def eve_timestamp(epoch: float) -> str:
-    """Suricata's timestamp format: ``2017-07-06T12:39:06.818901+0000``."""
+    """Suricata's timestamp format: ``2017-07-06T12:39:06.818901+0000``.
+
+    A damaged capture can carry any time at all; it is clamped to 1970..9999 rather than failing the alert.
+    """
+    epoch = float(epoch)
+    if not 0.0 <= epoch <= _LAST_EPOCH:
+        epoch = 0.0 if not epoch > 0.0 else _LAST_EPOCH  # NaN and negatives go to the epoch
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
 
 

@@ -86,6 +86,23 @@ def _train_artifact(
     return load_artifact(path), path
 
 
+def _balance(X: pd.DataFrame, labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Row indexes to keep: duplicates (features + label) once; attack families capped at max_per_class."""
+    frame = X.copy()
+    frame["__label"] = labels
+    keep = np.flatnonzero(~frame.duplicated().to_numpy())
+    if max_per_class is None:
+        return keep
+    rng = np.random.default_rng(seed)
+    parts = []
+    for cls in np.unique(labels[keep]):
+        idx = keep[labels[keep] == cls]
+        if cls != BENIGN and len(idx) > max_per_class:
+            idx = np.sort(rng.choice(idx, size=max_per_class, replace=False))
+        parts.append(idx)
+    return np.sort(np.concatenate(parts))
+
+
 def _unsaturated_quantiles(benign_scores: np.ndarray) -> tuple[np.ndarray, float]:
     """Benign classifier quantiles without the flows at the score ceiling (P(benign) below 1e-12): no
     threshold can separate those from the surest attacks (they are mostly mislabelled or duplicated attack
@@ -120,14 +137,17 @@ def build_detector(
     features: Sequence[str] | None = None,
     target_fpr: float = DEFAULT_TARGET_FPR,
     calibration_fraction: float = 0.25,
+    max_per_class: int | None = 5000,
     seed: int = 0,
     name: str = "iotguard",
     progress: Progress = NO_PROGRESS,
 ) -> tuple[Detector, dict[str, Path]]:
     """Train the components on labelled flows (``categories``: ``Benign`` or an attack family per row).
 
-    Artifacts are written under ``workdir``; returns the detector and where each component's artifact is
-    (pass that to :meth:`Detector.save`)."""
+    Exact duplicate rows (same features and label: floods repeat one flow thousands of times) are kept once,
+    and each attack family is sampled down to ``max_per_class`` rows, so that a flood does not drown the
+    benign class; benign rows are never dropped. Artifacts are written under ``workdir``; returns the
+    detector and where each component's artifact is (pass that to :meth:`Detector.save`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cols = feature_columns(flows, features)
@@ -135,6 +155,9 @@ def build_detector(
     if len(labels) != len(flows):
         raise DataError(f"{len(labels)} labels for {len(flows)} flows", expected="one label per flow")
     X = flows[cols].reset_index(drop=True)
+    keep = _balance(X, labels, max_per_class, seed)
+    dropped = len(labels) - len(keep)
+    X, labels = X.iloc[keep].reset_index(drop=True), labels[keep]
     model_idx, cal_idx = _split(labels, calibration_fraction, seed)
     benign = labels == BENIGN
     if not benign[cal_idx].any() or not benign[model_idx].any():
@@ -145,6 +168,7 @@ def build_detector(
     comp_c = comp_a = None
     info: dict[str, Any] = {
         "rows": int(len(labels)),
+        "rows_dropped_by_balancing": int(dropped),
         "model_rows": int(len(model_idx)),
         "calibration_rows": int(len(cal_idx)),
         "class_counts": {str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)},

@@ -257,6 +257,17 @@ class DetectionEngine:
             device=self.assets.name(dst) or self.assets.name(src),
         )
 
+    def submit(self, alerts: Iterable[Alert]) -> list[Event]:
+        """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then
+        the same folding, store, EVE file and sinks as flow alerts."""
+        kept = []
+        for alert in alerts:
+            if self.suppressor(alert.src_ip, alert.dest_ip, alert.family, alert.timestamp):
+                self.stats.suppressed += 1
+            else:
+                kept.append(alert)
+        return self._commit(kept) if kept else []
+
     def _commit(self, alerts: list[Alert]) -> list[Event]:
         events: list[Event] = []
         touched: dict[int, Incident] = {}

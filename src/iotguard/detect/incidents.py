@@ -6,13 +6,15 @@ the victim set, the alert count, the highest score and severity, and the feature
 
 Floods from many sources (spoofed or a botnet) would still give one incident per source; so once a victim
 has been hit by ``fanin`` distinct attackers of one family within the window, alerts from further sources
-fold into one *distributed* incident for that victim, which lists every source in ``src_ips``.
+fold into one *distributed* incident for that victim, which lists every source in ``src_ips``. And when
+sources *and* victims are random (a spoofed flood sprayed across addresses), once ``scatter`` incidents of one
+family have opened within the window, further new sources fold into one family-wide distributed incident.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +28,8 @@ class FoldConfig(BaseModel):
     """Seconds without an alert after which an incident closes and the next alert opens a new one."""
     fanin: int = Field(10, ge=2)
     """Distinct attackers of one family against one victim before further sources fold per victim."""
+    scatter: int = Field(50, ge=2)
+    """Incidents of one family opened within the window before new sources fold into one family-wide incident."""
     max_sources: int = Field(100_000, ge=1)
     """Most source addresses one distributed incident lists (its count keeps growing past it)."""
 
@@ -48,6 +52,8 @@ class IncidentFolder:
         self._by_victim: dict[tuple[str, str], _Open] = {}
         # victim, family -> {attacker: last_seen}: who hit this victim recently (for the fan-in rule)
         self._attackers: dict[tuple[str, str], dict[str, float]] = {}
+        self._by_family: dict[tuple[str, str], _Open] = {}
+        self._opened: dict[str, deque[float]] = {}  # family -> when its recent incidents opened
         self._local_ids = itertools.count(1)
         self.alerts_in = 0
         self.incidents_opened = 0
@@ -73,7 +79,9 @@ class IncidentFolder:
         entry = self._live(self._by_src, (src, family), ts)
         opened = False
         if entry is None:
-            entry = self._live(self._by_victim, (victim, family), ts)
+            entry = self._live(self._by_victim, (victim, family), ts) or self._live(
+                self._by_family, ("*", family), ts
+            )
             if entry is None:
                 recent = self._attackers.setdefault((victim, family), {})
                 for a, seen in list(recent.items()):
@@ -83,8 +91,16 @@ class IncidentFolder:
                     entry = self._open(alert, distributed=True)
                     self._by_victim[(victim, family)] = entry
                 else:
-                    entry = self._open(alert, distributed=False)
-                    self._by_src[(src, family)] = entry
+                    recent_opened = self._opened.setdefault(family, deque())
+                    while recent_opened and ts - recent_opened[0] > self.config.window:
+                        recent_opened.popleft()
+                    if len(recent_opened) >= self.config.scatter:
+                        entry = self._open(alert, distributed=True)
+                        self._by_family[("*", family)] = entry
+                    else:
+                        recent_opened.append(ts)
+                        entry = self._open(alert, distributed=False)
+                        self._by_src[(src, family)] = entry
                 opened = True
         if victim != "*":
             self._attackers.setdefault((victim, family), {})[src] = ts
@@ -129,7 +145,7 @@ class IncidentFolder:
         """Close incidents idle for longer than the window at evidence time ``now``; returns them."""
         now = self.now if now is None else now
         closed = []
-        for table in (self._by_src, self._by_victim):
+        for table in (self._by_src, self._by_victim, self._by_family):
             for key, entry in list(table.items()):
                 if now - entry.incident.last_seen > self.config.window:
                     entry.incident.status = "closed"
@@ -138,7 +154,8 @@ class IncidentFolder:
         return closed
 
     def open_incidents(self) -> list[Incident]:
-        return [e.incident for e in itertools.chain(self._by_src.values(), self._by_victim.values())]
+        tables = (self._by_src, self._by_victim, self._by_family)
+        return [e.incident for e in itertools.chain.from_iterable(t.values() for t in tables)]
 
 
 def _names(items: list[str], n: int = 3) -> str:

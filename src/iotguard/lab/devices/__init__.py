@@ -1,0 +1,1 @@
+"""Benign devices. Each module simulates one device type from ``start`` to ``end`` of the capture."""

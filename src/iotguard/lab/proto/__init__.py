@@ -1,0 +1,1 @@
+"""Application-protocol encoders (bytes on the wire) used by the simulated devices and attacks."""

@@ -1,0 +1,319 @@
+"""Training one model end to end: preprocessing, a validation split, the model, and its alert threshold.
+
+:func:`train_model` is the library entry point the CLI, the evaluation harness, the demo and the detector
+call. It works on any table of features: benchmark records (NSL-KDD, UNSW-NB15) or canonical flow tables
+(:data:`iotguard.core.schema.FLOW_FEATURES`).
+
+Protocol inside the training data (nothing here ever sees a test set)::
+
+    training rows --stratified split--> fit rows (1 - validation_fraction) | validation rows
+    preprocessing and model: fitted on the fit rows
+    hyper-parameters (where a model chooses them) and early stopping: on the validation rows
+    threshold: on the validation rows' benign scores, so that at most target_fpr of them alert
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iotguard.core.errors import ConfigError, DataError
+from iotguard.core.progress import NO_PROGRESS, Progress
+from iotguard.core.schema import BENIGN
+from iotguard.models.base import Model, ModelSpec, TaskName, get
+from iotguard.models.prediction import Prediction, make_prediction
+from iotguard.preprocess.columns import as_strings
+from iotguard.preprocess.table import TablePreprocessor
+
+log = logging.getLogger(__name__)
+
+ATTACK = "Attack"
+"""The attack class of binary models (the benign class is :data:`iotguard.core.schema.BENIGN`)."""
+
+DEFAULT_TARGET_FPR = 0.01
+
+
+@dataclass
+class TrainedPipeline:
+    """Preprocessing + model + threshold, in memory. ``save_artifact`` writes it; ``to_onnx`` fuses it."""
+
+    spec: ModelSpec
+    task: TaskName
+    preprocessor: TablePreprocessor
+    model: Model
+    threshold: float
+    threshold_info: dict[str, Any]
+    training: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
+    """Window models (``spec.input == "window"``): flows per window, k. They score a flow table that has
+    ``src_ip`` and a time column (see :mod:`iotguard.models.deep.windows`)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.preprocessor.features_)
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.preprocessor.categorical_)
+
+    @property
+    def classes(self) -> list[str] | None:
+        classes = getattr(self.model, "classes_", None)
+        return [str(c) for c in classes] if classes is not None else None
+
+    @property
+    def benign_index(self) -> int | None:
+        classes = self.classes
+        return classes.index(BENIGN) if classes is not None else None
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.preprocessor.transform(frame)
+
+    def predict_matrix(self, X: np.ndarray) -> Prediction:
+        """Score rows that are already preprocessed."""
+        proba = self.model.predict_proba(X) if self.kind == "classifier" else None  # type: ignore[attr-defined]
+        score = self.model.attack_score(X)
+        return make_prediction(
+            score, self.threshold, proba, self.classes, self.benign_index, self.task == "multiclass"
+        )
+
+    def predict(self, frame: pd.DataFrame) -> Prediction:
+        X = self.transform(frame)
+        if self.window:
+            from iotguard.models.deep.windows import build_windows, window_keys
+
+            X = build_windows(X, *window_keys(frame), self.window)
+        return self.predict_matrix(X)
+
+    def to_onnx(self) -> Any:
+        """One ONNX graph: raw features (``x`` numeric, ``cat`` strings) -> preprocessing -> model ->
+        ``score`` (and ``proba`` for classifiers)."""
+        from iotguard.preprocess.onnx_graph import chain
+
+        outputs = {"score": "score"}
+        if self.kind == "classifier":
+            outputs["proba"] = "proba"
+        model_graph = self.model.to_onnx(self.preprocessor.n_features_out_)
+        if self.window:
+            from iotguard.models.deep.window_graph import window_graph
+
+            pre = self.preprocessor
+            return window_graph(
+                pre.to_onnx(),
+                model_graph,
+                k=self.window,
+                n_numeric=len(pre.numeric_),
+                n_categorical=len(pre.categorical_),
+                n_features=pre.n_features_out_,
+                outputs=list(outputs),
+            )
+        return chain(self.preprocessor.to_onnx(), model_graph, [("features", "x")], outputs, prefix="model_")
+
+
+def train_model(
+    name: str,
+    X_frame: pd.DataFrame,
+    y: Any,
+    *,
+    task: TaskName = "binary",
+    categorical: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Progress = NO_PROGRESS,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    threshold: float | None = None,
+    validation_fraction: float = 0.2,
+    preprocess: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    keys: pd.DataFrame | None = None,
+) -> TrainedPipeline:
+    """Train registry model ``name`` on a feature table.
+
+    ``y``: for ``task="binary"`` 0/1 (or booleans, or category strings where ``"Benign"`` is benign); for
+    ``"multiclass"`` the category of each row (``"Benign"`` for benign rows). ``categorical``: columns to
+    one-hot encode (``None``: the non-numeric ones). ``threshold``: a fixed alert threshold instead of the
+    ``target_fpr`` rule. ``preprocess``: options of :class:`TablePreprocessor`; ``params``: model options.
+    ``keys``: for window models, the rows' ``src_ip`` and time columns when ``X_frame`` lacks them (a
+    dataset's ``frame``); each row is scored with the host's earlier flows, whichever side of the
+    validation split they fell on, as the sensor would see them.
+    """
+    spec = get(name)
+    window = None
+    if spec.input == "window":
+        from iotguard.models.deep.windows import DEFAULT_K, window_keys
+
+        source = keys if keys is not None else X_frame
+        if len(source) != len(X_frame):
+            raise DataError(f"{len(source)} key rows for {len(X_frame)} rows", expected="one per row")
+        hosts, times = window_keys(source, where=f"model {name!r}")
+        window = int((params or {}).get("k", DEFAULT_K))
+    if task not in ("binary", "multiclass"):
+        raise ConfigError(f"unknown task {task!r}", expected="binary or multiclass")
+    if not 0.0 <= target_fpr < 1.0:
+        raise ConfigError(f"target FPR {target_fpr}", expected="a fraction in [0, 1)")
+    if not isinstance(X_frame, pd.DataFrame):
+        raise TypeError("train_model expects a pandas DataFrame of features")
+    labels = encode_labels(y, task)
+    if len(labels) != len(X_frame):
+        raise DataError(f"{len(labels)} labels for {len(X_frame)} rows", expected="one label per row")
+    if len(X_frame) == 0:
+        raise DataError("no training rows", expected="a non-empty training table")
+
+    started = time.perf_counter()
+    fit_idx, val_idx = stratified_split(labels, validation_fraction, seed)
+    frame = X_frame.reset_index(drop=True)
+    with progress.task("preprocessing"):
+        pre = TablePreprocessor(categorical=categorical, **(preprocess or {})).fit(frame.iloc[fit_idx])
+        if window:
+            from iotguard.models.deep.windows import build_windows
+
+            windows = build_windows(pre.transform(frame), hosts, times, window)
+            X_fit, X_val = windows[fit_idx], windows[val_idx]
+        else:
+            X_fit = pre.transform(frame.iloc[fit_idx])
+            X_val = pre.transform(frame.iloc[val_idx])
+    y_fit, y_val = labels[fit_idx], labels[val_idx]
+
+    model = spec.build(task=task, seed=seed, **(params or {}))
+    if not isinstance(model, Model):
+        raise TypeError(f"model {name!r} does not follow the Model protocol")
+    validation = (X_val, y_val) if len(val_idx) else None
+    benign_val = X_val[y_val == BENIGN]
+    with _blas_single_thread():
+        model.fit(X_fit, y_fit, validation=validation, progress=progress)
+        benign_scores = model.attack_score(benign_val) if len(benign_val) and threshold is None else None
+
+    if threshold is not None:
+        info: dict[str, Any] = {"rule": "fixed", "value": float(threshold)}
+    elif benign_scores is not None:
+        threshold, achieved = fpr_threshold(benign_scores, target_fpr)
+        info = {
+            "rule": "target_fpr",
+            "target_fpr": target_fpr,
+            "validation_fpr": achieved,
+            "validation_benign_rows": len(benign_val),
+        }
+    elif spec.kind == "classifier":
+        threshold = 0.5
+        info = {"rule": "majority", "note": "no benign validation rows"}
+    else:
+        raise DataError(
+            "no benign rows left for validation", expected="benign training rows to set the threshold"
+        )
+    seconds = time.perf_counter() - started
+    names, counts = np.unique(labels, return_counts=True)
+    training = {
+        "dataset": dataset,
+        "rows": len(labels),
+        "fit_rows": len(fit_idx),
+        "validation_rows": len(val_idx),
+        "class_counts": {str(k): int(v) for k, v in zip(names, counts, strict=True)},
+        "fingerprint": fingerprint(frame, pre.features_, labels),
+        "seed": seed,
+        "seconds": round(seconds, 3),
+        "hyperparameters": dict(getattr(model, "hyperparameters", {}) or {}),
+        "params": dict(params or {}),
+        "preprocess_options": dict(preprocess or {}),
+    }
+    log.info("trained %s (%s) on %d rows in %.1f s", name, task, len(labels), seconds)
+    return TrainedPipeline(
+        spec, task, pre, model, float(threshold), info | {"value": float(threshold)}, training, window=window
+    )
+
+
+def _blas_single_thread() -> Any:
+    """One BLAS thread while training: the matrices are small, and a busy-waiting multi-threaded BLAS on a
+    shared 2-core machine made logistic regression 40 times slower. Models that parallelise on their own
+    (random forest via joblib, LightGBM via its num_threads) are not affected."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def encode_labels(y: Any, task: TaskName) -> np.ndarray:
+    """Labels as the strings models see: ``Benign``/``Attack`` (binary) or the category names (multiclass)."""
+    values = np.asarray(y.to_numpy(dtype=object) if isinstance(y, pd.Series) else y, dtype=object)
+    if values.ndim != 1:
+        raise DataError("labels must be one-dimensional", expected="one label per row")
+    if pd.isna(values).any():
+        raise DataError("missing labels", expected="a label on every row")
+    if task == "multiclass":
+        return as_strings(values).astype(str)
+    if all(isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating)) for v in values[:1000]):
+        numeric = values.astype(np.float64)
+        if not np.isin(numeric, (0.0, 1.0)).all():
+            raise DataError("binary labels must be 0 or 1", expected="is_attack values 0/1")
+        return np.where(numeric > 0, ATTACK, BENIGN).astype(str)
+    strings = as_strings(values)
+    return np.where(strings == BENIGN, BENIGN, ATTACK).astype(str)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(fit, validation)``: ``fraction`` of every class (rounded down) goes to validation."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"validation fraction {fraction}", expected="a fraction in [0, 1)")
+    rng = np.random.default_rng(seed)
+    fit, val = [], []
+    for cls in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == cls))
+        n_val = int(np.floor(len(rows) * fraction))
+        val.append(rows[:n_val])
+        fit.append(rows[n_val:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def fpr_threshold(benign_scores: np.ndarray, target_fpr: float) -> tuple[float, float]:
+    """The threshold at which at most ``target_fpr`` of these benign scores are ``>=`` it.
+
+    It sits halfway between the highest benign score allowed below it and the next higher score, so that
+    scores that come in steps (a forest's vote shares) do not flip on float rounding. Returns
+    ``(threshold, achieved_fpr)``; scores are float32, as the ONNX graph produces them.
+    """
+    scores = np.sort(np.asarray(benign_scores, dtype=np.float32))[::-1]
+    allowed = int(np.floor(target_fpr * len(scores)))
+    if allowed >= len(scores):
+        return float(scores[-1]), 1.0
+    below = scores[allowed]
+    higher = scores[:allowed][scores[:allowed] > below]
+    if len(higher):
+        threshold = np.float32((float(below) + float(higher.min())) / 2.0)
+    else:
+        threshold = np.float32(float(below) + max(abs(float(below)) * 1e-4, 1e-6))
+    if threshold <= below:
+        threshold = np.nextafter(below, np.float32(np.inf), dtype=np.float32)
+    achieved = float(np.mean(scores >= threshold))
+    return float(threshold), achieved
+
+
+def fingerprint(frame: pd.DataFrame, features: Sequence[str], labels: np.ndarray) -> str:
+    """sha256 over the training features (column names, values) and labels, independent of preprocessing."""
+    digest = hashlib.sha256()
+    for column in features:
+        digest.update(column.encode("utf-8") + b"\x00")
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            digest.update(np.ascontiguousarray(series.to_numpy(np.float64, na_value=np.nan)).tobytes())
+        else:
+            digest.update("\x1f".join(as_strings(series.to_numpy(dtype=object))).encode("utf-8"))
+    digest.update("\x1f".join(map(str, labels)).encode("utf-8"))
+    return "sha256:" + digest.hexdigest()

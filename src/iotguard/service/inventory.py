@@ -1,0 +1,585 @@
+"""The device inventory: every local device seen, what it talks, and whether it still behaves like itself.
+
+For each address in ``inventory.networks`` the inventory keeps first and last seen, the MAC addresses seen
+with it (Ethernet captures), flows, packets and bytes in each direction, the services it uses and offers
+(``TCP/1883``, ``UDP/53``, ...), its peers and its alert count.
+
+**Behavioural fingerprint.** Traffic is cut into windows of ``inventory.window`` seconds (evidence time, so a
+replayed capture behaves like live traffic). Each window of a device gives one sample: its service mix (a
+distribution) and six numbers (flows, bytes out, bytes in, distinct peers, mean packet size, share of flows
+that got no reply), log-scaled. The first ``warmup_windows`` samples make the fingerprint; afterwards each
+sample is compared with it:
+
+* service distance: the Jensen-Shannon divergence (base 2, so 0..1) between the sample's service mix and
+  the fingerprint's;
+* numeric distance: the share of the six numbers more than 4 standard deviations (floored) from the
+  fingerprint's mean.
+
+The distance is the larger of the two. ``drift_windows`` consecutive samples beyond ``drift_threshold`` flag
+the device (an alert with source ``inventory``, family ``Anomaly``): a camera that starts scanning telnet
+ports, a plug that suddenly uploads, or someone else using the address. Samples that are not flagged keep
+refining the fingerprint slowly, so gradual change is learned; flagged ones are not learned.
+
+**MAC change.** A device address seen with a new MAC after it had a stable one raises a ``Spoofing`` alert
+(ARP spoofing or a replaced device), unless the MAC is the configured one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iotguard.core.config import DeviceConfig, InventoryConfig
+from iotguard.core.records import Alert
+
+MODEL_NAME = "inventory-fingerprint"
+SID_DRIFT = 9_200_001
+SID_MAC = 9_200_002
+NUMERIC = ("flows", "bytes_out", "bytes_in", "peers", "mean_pkt", "unanswered")
+MAX_SERVICES = 48
+MAX_PEERS = 512
+MAX_MACS = 8
+# Ports named individually in the service mix; other ports above 1023 are lumped as "high".
+IOT_PORTS = frozenset({1883, 8883, 5683, 5684, 8080, 8443, 554, 8554, 1900, 5353, 502, 47808, 2323, 9000})
+LEARN_RATE = 0.05  # after warm-up, how fast the fingerprint follows unflagged samples
+
+
+@dataclass
+class _Window:
+    start: float
+    flows: int = 0
+    packets: int = 0
+    bytes_out: float = 0.0
+    bytes_in: float = 0.0
+    unanswered: int = 0
+    services: Counter[str] = field(default_factory=Counter)
+    peers: set[str] = field(default_factory=set)
+
+    def vector(self) -> np.ndarray:
+        mean_pkt = (self.bytes_out + self.bytes_in) / self.packets if self.packets else 0.0
+        return np.log1p(
+            np.array(
+                [
+                    self.flows,
+                    self.bytes_out,
+                    self.bytes_in,
+                    len(self.peers),
+                    mean_pkt,
+                    100.0 * self.unanswered / max(self.flows, 1),
+                ],
+                dtype=np.float64,
+            )
+        )
+
+
+@dataclass
+class _Fingerprint:
+    samples: int = 0
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(len(NUMERIC)))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros(len(NUMERIC)))
+    services: dict[str, float] = field(default_factory=dict)
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.samples - 1, 1))
+
+    def learn(self, vec: np.ndarray, mix: dict[str, float], warm: bool) -> None:
+        self.samples += 1
+        if not warm:  # Welford over the warm-up samples
+            delta = vec - self.mean
+            self.mean = self.mean + delta / self.samples
+            self.m2 = self.m2 + delta * (vec - self.mean)
+            rate = 1.0 / self.samples
+        else:  # exponential forgetting afterwards
+            delta = vec - self.mean
+            self.mean = self.mean + LEARN_RATE * delta
+            self.m2 = (1 - LEARN_RATE) * (self.m2 + LEARN_RATE * delta * delta * max(self.samples - 1, 1))
+            rate = LEARN_RATE
+        keys = set(self.services) | set(mix)
+        merged = {k: (1 - rate) * self.services.get(k, 0.0) + rate * mix.get(k, 0.0) for k in keys}
+        top = sorted(merged.items(), key=lambda kv: -kv[1])[:MAX_SERVICES]
+        total = sum(v for _, v in top) or 1.0
+        self.services = {k: v / total for k, v in top}
+
+    def distance(self, vec: np.ndarray, mix: dict[str, float]) -> tuple[float, float, float]:
+        """(distance, service distance, numeric distance), each in 0..1."""
+        js = _jensen_shannon(self.services, mix)
+        floor = np.maximum(0.25, 0.1 * np.abs(self.mean))
+        z = np.abs(vec - self.mean) / np.maximum(self.std(), floor)
+        numeric = float(np.mean(z > 4.0))
+        return max(js, numeric), js, numeric
+
+
+def _jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
+    keys = set(p) | set(q)
+    if not keys:
+        return 0.0
+    total = 0.0
+    for k in keys:
+        a, b = p.get(k, 0.0), q.get(k, 0.0)
+        m = 0.5 * (a + b)
+        if a > 0:
+            total += 0.5 * a * math.log2(a / m)
+        if b > 0:
+            total += 0.5 * b * math.log2(b / m)
+    return min(1.0, max(0.0, total))
+
+
+@dataclass
+class Device:
+    address: str
+    first_seen: float
+    last_seen: float
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    criticality: str = "normal"
+    macs: list[str] = field(default_factory=list)
+    expected_mac: str | None = None
+    flows_out: int = 0
+    flows_in: int = 0
+    packets_out: int = 0
+    packets_in: int = 0
+    bytes_out: float = 0.0
+    bytes_in: float = 0.0
+    services: Counter[str] = field(default_factory=Counter)
+    peers: set[str] = field(default_factory=set)
+    alerts: int = 0
+    window: _Window | None = None
+    fingerprint: _Fingerprint = field(default_factory=_Fingerprint)
+    drift: float = 0.0
+    unlike: int = 0
+    flagged_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "name": self.name,
+            "tags": list(self.tags),
+            "criticality": self.criticality,
+            "mac": self.macs[-1] if self.macs else None,
+            "macs": list(self.macs),
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "protocols": sorted({s.split("/")[0].removeprefix("in:") for s in self.services}),
+            "services": dict(self.services.most_common(12)),
+            "traffic": {
+                "flows_out": self.flows_out,
+                "flows_in": self.flows_in,
+                "packets_out": self.packets_out,
+                "packets_in": self.packets_in,
+                "bytes_out": self.bytes_out,
+                "bytes_in": self.bytes_in,
+                "peers": len(self.peers),
+            },
+            "alerts": self.alerts,
+            "fingerprint": {
+                "samples": self.fingerprint.samples,
+                "services": dict(sorted(self.fingerprint.services.items(), key=lambda kv: -kv[1])[:8]),
+                "drift": round(self.drift, 4),
+                "flagged": self.flagged_at is not None,
+                "flagged_at": self.flagged_at,
+            },
+        }
+
+
+def _service_keys(proto: np.ndarray, port: np.ndarray, prefix: str) -> np.ndarray:
+    named = (port < 1024) | np.isin(port, list(IOT_PORTS))
+    names = np.where(
+        proto == 6, "TCP", np.where(proto == 17, "UDP", np.where(np.isin(proto, (1, 58)), "ICMP", "IP"))
+    )
+    ports = np.where(named, port.astype(str), "high")
+    ports = np.where(np.isin(proto, (6, 17)), ports, proto.astype(str))
+    return np.char.add(np.char.add(np.char.add(prefix, names.astype(str)), "/"), ports.astype(str))
+
+
+class Inventory:
+    """Thread-safe: the detection thread feeds it, the API reads it."""
+
+    def __init__(
+        self, config: InventoryConfig | None = None, devices: list[DeviceConfig] | None = None
+    ) -> None:
+        self.config = config or InventoryConfig()
+        self._nets = [ipaddress.ip_network(n, strict=False) for n in self.config.networks]
+        self._known = [(ipaddress.ip_network(d.address, strict=False), d) for d in devices or [] if d.address]
+        self._known.sort(key=lambda item: -item[0].prefixlen)
+        self._devices: OrderedDict[str, Device] = OrderedDict()
+        self._local_cache: dict[str, bool] = {}
+        self._lock = threading.RLock()
+        self.evicted = 0
+
+    # -- who is local -------------------------------------------------------------------------------------
+    def is_local(self, address: str) -> bool:
+        hit = self._local_cache.get(address)
+        if hit is None:
+            try:
+                ip = ipaddress.ip_address(address)
+                hit = any(ip.version == n.version and ip in n for n in self._nets)
+            except ValueError:
+                hit = False
+            if len(self._local_cache) > 200_000:
+                self._local_cache.clear()
+            self._local_cache[address] = hit
+        return hit
+
+    def _device(self, address: str, ts: float) -> Device:
+        dev = self._devices.get(address)
+        if dev is None:
+            if len(self._devices) >= self.config.max_devices:
+                self._devices.popitem(last=False)
+                self.evicted += 1
+            dev = Device(address=address, first_seen=ts, last_seen=ts)
+            self._configure(dev)
+            self._devices[address] = dev
+        else:
+            self._devices.move_to_end(address)
+        return dev
+
+    def _configure(self, dev: Device) -> None:
+        try:
+            ip = ipaddress.ip_address(dev.address)
+        except ValueError:
+            return
+        for net, conf in self._known:
+            if ip.version == net.version and ip in net:
+                dev.name = conf.name
+                dev.tags = list(conf.tags)
+                dev.criticality = conf.criticality
+                dev.expected_mac = conf.mac if net.num_addresses == 1 else None
+                return
+
+    # -- feeding ------------------------------------------------------------------------------------------
+    def observe_flows(self, flows: pd.DataFrame) -> list[Alert]:
+        """Account a batch of flow records (early records only refresh last-seen; final ones count)."""
+        if flows is None or len(flows) == 0:
+            return []
+        src = flows["src_ip"].to_numpy(dtype=object)
+        dst = flows["dst_ip"].to_numpy(dtype=object)
+        uniq = pd.unique(np.concatenate([src, dst]))
+        local = {a for a in uniq if self.is_local(str(a))}
+        if not local:
+            return []
+        partial = flows["partial"].to_numpy(dtype=bool) if "partial" in flows else np.zeros(len(flows), bool)
+        ts = flows["ts_last"].to_numpy(dtype=np.float64)
+        ts0 = flows["ts_first"].to_numpy(dtype=np.float64) if "ts_first" in flows else ts
+        proto = flows["protocol"].to_numpy(dtype=np.int64)
+        dport = flows["dst_port"].to_numpy(dtype=np.int64)
+        fp = (
+            flows["fwd_packets"].to_numpy(dtype=np.int64)
+            if "fwd_packets" in flows
+            else np.ones(len(flows), np.int64)
+        )
+        bp = (
+            flows["bwd_packets"].to_numpy(dtype=np.int64)
+            if "bwd_packets" in flows
+            else np.zeros(len(flows), np.int64)
+        )
+        fb = flows["fwd_bytes"].to_numpy(dtype=np.float64) if "fwd_bytes" in flows else np.zeros(len(flows))
+        bb = flows["bwd_bytes"].to_numpy(dtype=np.float64) if "bwd_bytes" in flows else np.zeros(len(flows))
+        final = ~partial
+        alerts: list[Alert] = []
+        with self._lock:
+            for role in ("out", "in"):
+                who = src if role == "out" else dst
+                mask = pd.Series(who).isin(local).to_numpy()
+                if not mask.any():
+                    continue
+                peer = (dst if role == "out" else src)[mask]
+                own_pk, peer_pk = (fp, bp) if role == "out" else (bp, fp)
+                own_by, peer_by = (fb, bb) if role == "out" else (bb, fb)
+                frame = pd.DataFrame(
+                    {
+                        "dev": who[mask],
+                        "ts0": ts0[mask],
+                        "ts": ts[mask],
+                        "final": final[mask],
+                        "pk_own": own_pk[mask],
+                        "pk_peer": peer_pk[mask],
+                        "by_own": own_by[mask],
+                        "by_peer": peer_by[mask],
+                    }
+                )
+                frame["unanswered"] = (frame["pk_peer"] == 0) & frame["final"]
+                frame["svc"] = _service_keys(proto[mask], dport[mask], "" if role == "out" else "in:")
+                # One pass of group sums, then plain dict work per device (cheap even for thousands of them).
+                grouped = frame.groupby("dev", sort=False)
+                seen = pd.DataFrame({"first": grouped["ts0"].min(), "last": grouped["ts"].max()})
+                counted = frame[frame["final"]]
+                sums = counted.groupby("dev", sort=False)[
+                    ["pk_own", "pk_peer", "by_own", "by_peer", "unanswered"]
+                ].sum()
+                sums["n"] = counted.groupby("dev", sort=False).size()
+                totals = {row[0]: row[1:] for row in sums.itertuples(name=None)}
+                for address, first, last in seen.itertuples(name=None):
+                    dev = self._device(str(address), float(first))
+                    dev.first_seen = min(dev.first_seen, float(first))
+                    alerts += self._roll(dev, float(last))
+                    dev.last_seen = max(dev.last_seen, float(last))
+                    got = totals.get(address)
+                    if got is None:
+                        continue
+                    pk_own, pk_peer, by_own, by_peer, unanswered, n = got
+                    win = dev.window
+                    assert win is not None
+                    if role == "out":
+                        dev.flows_out += int(n)
+                        dev.packets_out += int(pk_own)
+                        dev.packets_in += int(pk_peer)
+                        dev.bytes_out += float(by_own)
+                        dev.bytes_in += float(by_peer)
+                        win.bytes_out += float(by_own)
+                        win.bytes_in += float(by_peer)
+                        win.unanswered += int(unanswered)
+                    else:
+                        dev.flows_in += int(n)
+                        dev.packets_in += int(pk_own)
+                        dev.packets_out += int(pk_peer)
+                        dev.bytes_in += float(by_own)
+                        dev.bytes_out += float(by_peer)
+                        win.bytes_in += float(by_own)
+                        win.bytes_out += float(by_peer)
+                    win.flows += int(n)
+                    win.packets += int(pk_own + pk_peer)
+                services = counted.groupby(["dev", "svc"], sort=False).size()
+                for (address, svc), count in services.items():
+                    dev = self._devices.get(str(address))
+                    if dev is None or dev.window is None:
+                        continue
+                    dev.window.services[svc] += int(count)
+                    if svc in dev.services or len(dev.services) < MAX_SERVICES:
+                        dev.services[svc] += int(count)
+                for address, other in zip(
+                    who[mask][frame["final"].to_numpy()], peer[frame["final"].to_numpy()], strict=True
+                ):
+                    dev = self._devices.get(str(address))
+                    if dev is None or dev.window is None:
+                        continue
+                    if len(dev.window.peers) < MAX_PEERS:
+                        dev.window.peers.add(str(other))
+                    if len(dev.peers) < MAX_PEERS:
+                        dev.peers.add(str(other))
+        return alerts
+
+    def observe_macs(self, pairs: list[tuple[str, str, float]]) -> list[Alert]:
+        """(address, MAC, time) seen together in Ethernet frames; a changed MAC raises ``Spoofing``."""
+        alerts = []
+        with self._lock:
+            for address, mac, ts in pairs:
+                if not self.is_local(address):
+                    continue
+                dev = self._device(address, ts)
+                dev.last_seen = max(dev.last_seen, ts)
+                if mac in dev.macs:
+                    continue
+                expected = dev.expected_mac
+                changed = (expected is not None and mac != expected) or (expected is None and bool(dev.macs))
+                previous = expected or (dev.macs[-1] if dev.macs else None)
+                dev.macs = [*dev.macs, mac][-MAX_MACS:]
+                if changed:
+                    alerts.append(
+                        self._alert(
+                            dev,
+                            ts,
+                            SID_MAC,
+                            "Spoofing",
+                            2,
+                            f"iotguard inventory: {dev.address} now answers with MAC {mac} (was {previous})",
+                            [("macs_seen", float(len(dev.macs)))],
+                            score=1.0,
+                            confidence=0.9,
+                        )
+                    )
+        return alerts
+
+    def note_alert(self, alert: Alert) -> None:
+        """Count an alert against the local device(s) it involves."""
+        with self._lock:
+            for address in {alert.src_ip, alert.dest_ip}:
+                if address and address in self._devices:
+                    self._devices[address].alerts += 1
+
+    # -- fingerprints -------------------------------------------------------------------------------------
+    def _roll(self, dev: Device, ts: float) -> list[Alert]:
+        win = dev.window
+        if win is None:
+            dev.window = _Window(start=ts)
+            return []
+        if ts - win.start < self.config.window:
+            return []
+        dev.window = _Window(start=ts)
+        return self._judge(dev, win, ts)
+
+    def tick(self, now: float) -> list[Alert]:
+        """Close windows of devices that went quiet (call now and then with the evidence clock)."""
+        alerts = []
+        with self._lock:
+            for dev in list(self._devices.values()):
+                win = dev.window
+                if win is not None and win.flows and now - win.start >= self.config.window:
+                    dev.window = _Window(start=now)
+                    alerts += self._judge(dev, win, now)
+        return alerts
+
+    def _judge(self, dev: Device, win: _Window, ts: float) -> list[Alert]:
+        if win.flows == 0:
+            return []
+        vec = win.vector()
+        total = sum(win.services.values()) or 1
+        mix = {k: v / total for k, v in win.services.items()}
+        fp = dev.fingerprint
+        warm = fp.samples >= self.config.warmup_windows
+        if not warm:
+            fp.learn(vec, mix, warm=False)
+            return []
+        distance, js, numeric = fp.distance(vec, mix)
+        dev.drift = distance
+        if distance < self.config.drift_threshold:
+            dev.unlike = 0
+            dev.flagged_at = None
+            fp.learn(vec, mix, warm=True)
+            return []
+        dev.unlike += 1
+        if dev.unlike < self.config.drift_windows or dev.flagged_at is not None:
+            return []
+        dev.flagged_at = ts
+        new = sorted(set(mix) - set(fp.services), key=lambda k: -mix[k])[:3]
+        detail = f"new services {', '.join(new)}" if new else "traffic volume or peers far from usual"
+        z = np.abs(vec - fp.mean) / np.maximum(fp.std(), np.maximum(0.25, 0.1 * np.abs(fp.mean)))
+        top = sorted(zip(NUMERIC, z.tolist(), strict=True), key=lambda kv: -kv[1])[:3]
+        return [
+            self._alert(
+                dev,
+                ts,
+                SID_DRIFT,
+                "Anomaly",
+                3,
+                f"iotguard inventory: {dev.name or dev.address} behaves unlike itself ({detail})",
+                [("service_distance", js), ("numeric_distance", numeric), *top],
+                score=distance,
+                confidence=min(1.0, 0.5 + distance / 2),
+            )
+        ]
+
+    def _alert(
+        self,
+        dev: Device,
+        ts: float,
+        sid: int,
+        family: str,
+        severity: int,
+        text: str,
+        features: list[tuple[str, float]],
+        *,
+        score: float,
+        confidence: float,
+    ) -> Alert:
+        shift = {"high": -1, "low": 1}.get(dev.criticality, 0)
+        return Alert(
+            timestamp=ts,
+            src_ip=dev.address,
+            dest_ip=None,
+            family=family,
+            severity=min(4, max(1, severity + shift)),
+            score=float(score),
+            confidence=float(confidence),
+            model=MODEL_NAME,
+            signature_id=sid,
+            signature=text[:300],
+            top_features=[(k, float(v)) for k, v in features],
+            source="inventory",
+            device=dev.name or dev.address,
+        )
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def devices(
+        self, *, limit: int = 100, offset: int = 0, query: str | None = None
+    ) -> tuple[int, list[dict]]:
+        """(total, page) of devices, most recently seen first; ``query`` filters on address, name, MAC, tag."""
+        with self._lock:
+            items = list(reversed(self._devices.values()))
+            if query:
+                q = query.lower()
+                items = [
+                    d
+                    for d in items
+                    if q in d.address.lower()
+                    or q in (d.name or "").lower()
+                    or any(q in m for m in d.macs)
+                    or any(q in t.lower() for t in d.tags)
+                ]
+            return len(items), [d.to_dict() for d in items[offset : offset + limit]]
+
+    def get(self, address: str) -> dict[str, Any] | None:
+        with self._lock:
+            dev = self._devices.get(address)
+            return dev.to_dict() if dev else None
+
+    def flagged(self) -> int:
+        with self._lock:
+            return sum(1 for d in self._devices.values() if d.flagged_at is not None)
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "version": 1,
+                "devices": [
+                    {
+                        "address": d.address,
+                        "first_seen": d.first_seen,
+                        "last_seen": d.last_seen,
+                        "macs": d.macs,
+                        "flows_out": d.flows_out,
+                        "flows_in": d.flows_in,
+                        "packets_out": d.packets_out,
+                        "packets_in": d.packets_in,
+                        "bytes_out": d.bytes_out,
+                        "bytes_in": d.bytes_in,
+                        "services": dict(d.services),
+                        "peers": sorted(d.peers)[:MAX_PEERS],
+                        "alerts": d.alerts,
+                        "fingerprint": {
+                            "samples": d.fingerprint.samples,
+                            "mean": d.fingerprint.mean.tolist(),
+                            "m2": d.fingerprint.m2.tolist(),
+                            "services": d.fingerprint.services,
+                        },
+                        "flagged_at": d.flagged_at,
+                    }
+                    for d in self._devices.values()
+                ],
+            }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError("unknown inventory state version")
+        with self._lock:
+            self._devices.clear()
+            for item in state["devices"][-self.config.max_devices :]:
+                d = Device(
+                    address=item["address"], first_seen=item["first_seen"], last_seen=item["last_seen"]
+                )
+                self._configure(d)
+                d.macs = list(item["macs"])[-MAX_MACS:]
+                for key in ("flows_out", "flows_in", "packets_out", "packets_in", "alerts"):
+                    setattr(d, key, int(item[key]))
+                d.bytes_out, d.bytes_in = float(item["bytes_out"]), float(item["bytes_in"])
+                d.services = Counter({k: int(v) for k, v in item["services"].items()})
+                d.peers = set(item["peers"])
+                f = item["fingerprint"]
+                d.fingerprint = _Fingerprint(
+                    samples=int(f["samples"]),
+                    mean=np.asarray(f["mean"], dtype=np.float64),
+                    m2=np.asarray(f["m2"], dtype=np.float64),
+                    services={k: float(v) for k, v in f["services"].items()},
+                )
+                d.flagged_at = item.get("flagged_at")
+                self._devices[d.address] = d
