@@ -17,7 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from iotguard.capture.files import DEFAULT_BATCH_SIZE, SourceStats
+from iotguard.capture.batch import LINKTYPE_ETHERNET
+from iotguard.capture.bpf import compile_filter
+from iotguard.capture.files import DEFAULT_BATCH_SIZE, CaptureFile, SourceStats
 from iotguard.capture.sources import is_live, open_source
 from iotguard.core.episodes import Episode
 from iotguard.core.errors import DataError
@@ -64,6 +66,12 @@ class FlowStream:
         if not self.sources:
             raise DataError("no packet source given", expected="a capture file or iface:NAME")
         self.meter = FlowMeter(config, early_packets=early, early_seconds=early_seconds)
+        # Fail now, not after a progress bar appeared: every file must be a capture, the filter must compile.
+        for spec in self.sources:
+            if not is_live(spec):
+                CaptureFile(spec).close()
+        if bpf:
+            compile_filter(bpf, LINKTYPE_ETHERNET)
         self.bpf = bpf
         self.batch_size = batch_size
         self.episodes = load_episodes(labels) if labels is not None else None
