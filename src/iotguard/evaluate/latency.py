@@ -26,7 +26,8 @@ def artifact_rows(artifact: Artifact, frame: pd.DataFrame) -> np.ndarray:
         pad = (index < 0)[..., None]
         categorical = np.isin(artifact.features, artifact.categorical)
         rows[pad & ~categorical] = RAW_PAD  # padding: NaN numeric values, empty categories
-        rows[pad & categorical] = ""
+        if categorical.any():  # a float array cannot take "" even through an all-false mask
+            rows[pad & categorical] = ""
     return rows
 
 
