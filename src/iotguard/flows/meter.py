@@ -284,7 +284,10 @@ class FlowMeter:
     def _drain(self) -> pd.DataFrame:
         n = int(self._meta[t.M_NOUT])
         self._meta[t.M_NOUT] = 0
-        frame = records(self._out_f[:n], self._out_k[:n], self._out_i[:n])
+        # Records that came out together are given oldest flow first (stable: an early record stays before the
+        # final record of its flow), so the order does not depend on where flows sat in the table.
+        order = np.argsort(self._out_f[:n, t.TS_FIRST], kind="stable")
+        frame = records(self._out_f[order], self._out_k[order], self._out_i[order])
         partial = int(np.count_nonzero(self._out_i[:n, t.O_KIND] == t.KIND_PARTIAL))
         self.stats.early += partial
         self.stats.flows += n - partial
