@@ -102,14 +102,19 @@ def test_a_camera_that_starts_scanning_is_flagged_and_normal_drift_is_not():
     assert inv.flagged() >= 1
 
 
-def test_mac_change_is_spoofing_and_the_configured_mac_wins():
+def test_mac_change_is_spoofing_blamed_on_the_impostor():
     inv = Inventory(
         InventoryConfig(), [DeviceConfig(name="plug", address="192.168.1.30", mac="aa:bb:cc:00:00:30")]
     )
-    assert inv.observe_macs([("192.168.1.40", "02:00:00:00:00:40", T0)]) == []
-    assert inv.observe_macs([("192.168.1.40", "02:00:00:00:00:40", T0 + 1)]) == []
-    spoof = inv.observe_macs([("192.168.1.40", "02:66:66:66:66:66", T0 + 2)])
-    assert [a.family for a in spoof] == ["Spoofing"] and "02:66:66:66:66:66" in spoof[0].signature
+    assert inv.observe_macs([("192.168.1.1", "02:00:00:00:00:01", T0)]) == []  # the gateway
+    assert inv.observe_macs([("192.168.1.66", "02:66:66:66:66:66", T0 + 1)]) == []  # a laptop
+    # ARP spoofing: the laptop's MAC now claims the gateway's address
+    spoof = inv.observe_macs([("192.168.1.1", "02:66:66:66:66:66", T0 + 2)])
+    assert [(a.family, a.src_ip, a.dest_ip) for a in spoof] == [("Spoofing", "192.168.1.66", "192.168.1.1")]
+    assert "the MAC of 192.168.1.66" in spoof[0].signature
+    # an unknown MAC: the alert names the MAC, never the impersonated address, as its source
+    other = inv.observe_macs([("192.168.1.1", "02:77:77:77:77:77", T0 + 3)])
+    assert [(a.src_ip, a.dest_ip) for a in other] == [("02:77:77:77:77:77", "192.168.1.1")]
     assert inv.observe_macs([("192.168.1.30", "aa:bb:cc:00:00:30", T0)]) == []
     wrong = inv.observe_macs([("192.168.1.30", "de:ad:be:ef:00:01", T0 + 5)])
     assert len(wrong) == 1 and "was aa:bb:cc:00:00:30" in wrong[0].signature
