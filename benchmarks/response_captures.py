@@ -140,9 +140,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="igr-bench-") as tmp:
         work = Path(tmp)
         if not args.no_lab:
-            from iotguard.lab import generate
-
             from iotguard.core.episodes import read_episodes
+            from iotguard.lab import generate
 
             for name, seed in (("test", None), ("benign", 11)):
                 run = generate(name, duration=args.lab_duration, seed=seed, out_dir=work / name, flows=False)

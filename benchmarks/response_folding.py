@@ -42,11 +42,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from iotguard.lab import generate
-
     from iotguard.core.episodes import read_episodes
     from iotguard.core.paths import data_dir
     from iotguard.detect.detector import Detector
+    from iotguard.lab import generate
 
     if args.detector:
         detector = Detector.load(args.detector)

@@ -182,9 +182,8 @@ class Sensor:
 
 # -- inputs ---------------------------------------------------------------------------------------------------
 def lab_capture(workdir: Path, scenario: str, seed: int) -> tuple[Path, list]:
-    from iotguard.lab import generate
-
     from iotguard.core.episodes import read_episodes
+    from iotguard.lab import generate
 
     run = generate(scenario, None, None, seed, workdir / "lab", flows=False)
     return run.capture, read_episodes(run.episodes_path)

@@ -134,3 +134,17 @@ def test_cli_user_errors_exit_2(tmp_path):
         )
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_generate_writes_labelled_flows(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("iotguard.flows")
+    run = generate("showcase", duration=60, out_dir=tmp_path, flows=True)
+    assert run.flows_path == tmp_path / "flows.parquet"
+    flows = pd.read_parquet(run.flows_path)
+    assert {"label", "category", "is_attack", "src_ip", "dst_ip"} <= set(flows.columns)
+    assert (flows["is_attack"] == (flows["category"] != BENIGN)).all()
+    # every episode with IP traffic labels flows; ARP-only ones (spoofing, the ARP sweep) cannot
+    arp_only = {"arp-spoofing", "host-discovery"}
+    assert set(flows["label"]) - {BENIGN} == {e.label for e in run.episodes} - arp_only
+    assert (flows["category"] == BENIGN).sum() > 100

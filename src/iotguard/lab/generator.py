@@ -253,8 +253,12 @@ def generate(
         size, digest = write_pcap(capture, built.packets)
     episodes_path = out / "episodes.csv"
     tmp = out / ".episodes.csv.tmp"
-    write_episodes(tmp, built.episodes)
-    os.replace(tmp, episodes_path)
+    try:
+        write_episodes(tmp, built.episodes)
+        os.replace(tmp, episodes_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write ground truth: {exc}", where=str(episodes_path)) from exc
     hosts = [
         {"name": h.name, "kind": h.kind, "ip": h.ip, "mac": h.mac_text if h.local else None, "local": h.local}
         for h in built.hosts
@@ -273,8 +277,12 @@ def generate(
     }
     scenario_path = out / "scenario.json"
     tmp = out / ".scenario.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, scenario_path)
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, scenario_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write scenario parameters: {exc}", where=str(scenario_path)) from exc
     flows_path = _write_flows(capture, episodes_path, out / "flows.parquet", progress) if flows else None
     return LabRun(
         scenario=built.scenario.name,

@@ -402,7 +402,7 @@ def _cnc(
             t = conn.send(conn.reply_at(t, cnc, 1e-3), False, b"\x00\x00")
         else:
             vector, length = what
-            t = conn.send(at - 2 * cnc.delay, False, _command(vector, int(length), target))
+            t = conn.send(max(at - 2 * cnc.delay, t + 1e-3), False, _command(vector, int(length), target))
     conn.finish()
 
 
