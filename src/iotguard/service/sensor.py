@@ -302,7 +302,22 @@ class Sensor:
 
         cap = self.config.capture
         assert self.source is not None
-        src = open_source(self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen)
+        if self.source.live:
+            from iotguard.capture.live import LiveCapture
+
+            # the ring: capture.buffer_mb blocks of 1 MiB, so a burst waits in the kernel, not on the floor
+            src = LiveCapture(
+                cap.interface or "",
+                bpf=cap.bpf,
+                snaplen=cap.snaplen,
+                promiscuous=cap.promiscuous,
+                block_size=1 << 20,
+                blocks=max(2, cap.buffer_mb),
+            )
+        else:
+            src = open_source(
+                self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen
+            )
         self._capture_source = src
         try:
             skip = self._skip
