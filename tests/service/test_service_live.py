@@ -154,8 +154,9 @@ def test_attack_replay_live_to_alert_block_and_dashboard(tmp_path, veth, small_d
         sensor.close()
         server.stop()
 
-    # a restart re-applies the block with what is left of its TTL (the kernel copy is gone meanwhile)
-    igs_netns.sh("ip", "netns", "exec", veth.netns, "nft", "flush", "table", "inet", table, check=False)
+    # a restart re-applies the block with what is left of its TTL (the kernel copy is gone meanwhile, as after
+    # a reboot)
+    igs_netns.sh("ip", "netns", "exec", veth.netns, "nft", "delete", "table", "inet", table, check=False)
     assert ATTACKER not in nft_elements(veth, table)
     again = Sensor(make_config(tmp_path, veth, small_detector, table, free_port()))
     again.start()

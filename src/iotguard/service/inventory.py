@@ -295,6 +295,12 @@ class Inventory:
         fp, bp = col("fwd_packets", 1, np.int64), col("bwd_packets", 0, np.int64)
         fb, bb = col("fwd_bytes", 0.0, np.float64), col("bwd_bytes", 0.0, np.float64)
         svc = _service_codes(col("protocol", 0, np.int64), col("dst_port", 0, np.int64))
+        # A new address joins the inventory only once it is in a flow that went both ways: a spoofed source
+        # (a SYN flood from a million random addresses) never answers, so it never fills the inventory.
+        answered = (fp > 0) & (bp > 0)
+        proven = np.zeros(m, dtype=bool)
+        proven[src[answered]] = True
+        proven[dst[answered]] = True
         alerts: list[Alert] = []
         with self._lock:
             for inbound, who, peer in ((False, src, dst), (True, dst, src)):
@@ -318,6 +324,8 @@ class Inventory:
                 by_peer = np.bincount(wf, peer_by[fin], minlength=m)
                 unanswered = np.bincount(wf, (peer_pk[fin] == 0).astype(np.float64), minlength=m)
                 for code in np.unique(w).tolist():
+                    if not proven[code] and names[code] not in self._devices:
+                        continue
                     dev = self._device(names[code], float(first[code]))
                     dev.first_seen = min(dev.first_seen, float(first[code]))
                     alerts += self._roll(dev, float(last[code]))
@@ -367,16 +375,18 @@ class Inventory:
                         dev.peers.add(other)
         return alerts
 
-    def observe_macs(self, pairs: list[tuple[str, str, float]]) -> list[Alert]:
-        """(address, MAC, time) seen together in Ethernet frames; a changed MAC raises ``Spoofing``.
+    def observe_macs(self, pairs: list[tuple[str, str, float, bool]]) -> list[Alert]:
+        """(address, MAC, time, from ARP) seen together in Ethernet frames; a changed MAC raises ``Spoofing``.
+        An ARP sender joins the inventory; a plain IPv4 source only updates a device already in it (its
+        address may be spoofed).
 
         The alert's source is the impostor: the address that normally uses the new MAC when the inventory
         knows one, else the MAC itself (not an address, so no response policy can block the impersonated
         device, the gateway say, by mistake); its destination is the impersonated address."""
         alerts = []
         with self._lock:
-            for address, mac, ts in pairs:
-                if not self.is_local(address):
+            for address, mac, ts, arp in pairs:
+                if not self.is_local(address) or (not arp and address not in self._devices):
                     continue
                 dev = self._device(address, ts)
                 dev.last_seen = max(dev.last_seen, ts)

@@ -384,13 +384,18 @@ class Sensor:
         from iotguard.flows import FlowConfig
 
         f = self.config.flows
+        # The meter's hash index needs a power-of-two table (another size never finds a free slot once the
+        # table is full): round the bound down, so the table never exceeds what the operator allowed.
+        max_flows = 1 << (f.max_flows.bit_length() - 1)
+        if max_flows != f.max_flows:
+            log.info("flows.max_flows %d rounded down to %d (a power of two)", f.max_flows, max_flows)
         return FlowConfig(
             flow_timeout=f.flow_timeout,
             activity_timeout=f.activity_timeout,
             close_grace=f.close_grace,
             early_packets=f.early_packets or None,
             early_seconds=f.early_seconds or None,
-            max_flows=f.max_flows,
+            max_flows=max_flows,
             scan_interval=f.scan_interval,
         )
 
