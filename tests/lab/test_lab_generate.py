@@ -109,7 +109,11 @@ def test_cli_generate_list_and_errors(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "packets" in result.output and (tmp_path / "g" / "episodes.csv").exists()
+    assert (
+        "packets" in result.output
+        and "done in" in result.output
+        and (tmp_path / "g" / "episodes.csv").exists()
+    )
     listing = runner.invoke(app, ["lab", "list"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0
     for name in SCENARIOS:
@@ -141,6 +145,7 @@ def test_generate_writes_labelled_flows(tmp_path):
     pytest.importorskip("iotguard.flows")
     run = generate("showcase", duration=60, out_dir=tmp_path, flows=True)
     assert run.flows_path == tmp_path / "flows.parquet"
+    assert run.flows is not None and run.flows > 1000
     flows = pd.read_parquet(run.flows_path)
     assert {"label", "category", "is_attack", "src_ip", "dst_ip"} <= set(flows.columns)
     assert (flows["is_attack"] == (flows["category"] != BENIGN)).all()

@@ -27,11 +27,12 @@ def flow_batches(path: Path, early: int):
         yield from iter_flows(path, early=early or None)
 
 
-def capture_flows(path: Path):
-    """All final flow records of a capture or flow table, as one table (for a baseline)."""
+def capture_flows(path: Path, early: int):
+    """All flow records of a capture (early ones included, as detection will see them) or of a flow table,
+    as one table (for a baseline)."""
     from iotguard.flows import read_flows
 
-    return read_flows(path)
+    return read_flows(path, early=early or None)
 
 
 @app.command()
@@ -121,7 +122,7 @@ def detect(
     try:
         if baseline is not None:
             with progress.task(f"fitting the site baseline on {baseline.name}"):
-                benign = capture_flows(baseline)
+                benign = capture_flows(baseline, early)
                 detector, _ = fit_baseline(
                     detector, benign, work.path, target_fpr=target_fpr or 1e-3, progress=progress
                 )

@@ -67,9 +67,9 @@ def generate(
     if not by_family:
         table.add_row("Benign", "0", "no attacks")
     console.print(table)
+    flows = f", {run.flows:,} flows" if run.flows is not None else ""
     console.print(
-        f"{run.packets:,} packets, {run.bytes / 1e6:.1f} MB in {elapsed:.1f} s ({run.packets / max(elapsed, 1e-9):,.0f} packets/s)",
-        highlight=False,
+        f"{run.packets:,} packets, {run.bytes / 1e6:.1f} MB{flows}; done in {elapsed:.1f} s", highlight=False
     )
     for path in (run.capture, run.episodes_path, run.scenario_path, run.flows_path):
         if path is not None:

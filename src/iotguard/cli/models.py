@@ -187,13 +187,17 @@ def train(
             experiment = plan(
                 dataset, data_dir=data_dir, seed=seed, train_split=train_split, lofo=False, progress=progress
             )[0]
+        from iotguard.evaluate.harness import window_table
+
+        window = get(model).input == "window"
         train_x, categorical = experiment.train.X, experiment.train.categorical
+        keys = experiment.train.frame if window else None
         train_y = experiment.train.category if task == "multiclass" else experiment.train.y
-        tests = [(name, t.X, t.y, t.category) for name, t in experiment.tests]
+        tests = [(name, window_table(t) if window else t.X, t.y, t.category) for name, t in experiment.tests]
         source = f"{dataset}:{experiment.train_split}"
     else:
         train_x, train_y, tests, categorical = _flow_split(flows, task, test_fraction, seed)  # type: ignore[arg-type]
-        source = str(flows)
+        source, keys = str(flows), None
     pipeline = train_model(
         model,
         train_x,
@@ -204,6 +208,7 @@ def train(
         progress=progress,
         target_fpr=target_fpr,
         dataset=source,
+        keys=keys,
     )
     metrics: dict[str, Any] = {}
     for name, x, y, category in tests:

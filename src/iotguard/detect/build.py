@@ -103,6 +103,14 @@ def _balance(X: pd.DataFrame, labels: np.ndarray, max_per_class: int | None, see
     return np.sort(np.concatenate(parts))
 
 
+def _prototypes(benign: pd.DataFrame, seed: int, n: int = 64) -> pd.DataFrame:
+    """Up to ``n`` distinct benign flows (seeded sample): the references explanations occlude towards."""
+    rows = benign.drop_duplicates()
+    if len(rows) > n:
+        rows = rows.sample(n=n, random_state=seed)
+    return rows.reset_index(drop=True)
+
+
 def _unsaturated_quantiles(benign_scores: np.ndarray) -> tuple[np.ndarray, float]:
     """Benign classifier quantiles without the flows at the score ceiling (P(benign) below 1e-12): no
     threshold can separate those from the surest attacks (they are mostly mislabelled or duplicated attack
@@ -212,7 +220,8 @@ def build_detector(
         comp_a.threshold = comp_a.threshold_for(target_fpr)
         comp_a.target_fpr = target_fpr
     medians, spread = _medians(X[benign])
-    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=name, info=info)
+    protos = _prototypes(X[benign], seed)
+    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, prototypes=protos, name=name, info=info)
     return det, sources
 
 
@@ -272,7 +281,10 @@ def fit_baseline(
         sources["classifier"] = Path(old.artifact.path)
     medians, spread = _medians(X)
     info = detector.info | {"baseline_flows": int(len(X))}
-    det = Detector(comp_c, comp_a, baseline=medians, scale=spread, name=f"{detector.name}+site", info=info)
+    det = Detector(
+        comp_c, comp_a, baseline=medians, scale=spread, prototypes=_prototypes(X, seed), name=f"{detector.name}+site",
+        info=info,
+    )  # fmt: skip
     return det, sources
 
 

@@ -198,6 +198,7 @@ class Detector:
         *,
         baseline: dict[str, float] | None = None,
         scale: dict[str, float] | None = None,
+        prototypes: np.ndarray | pd.DataFrame | None = None,
         name: str = "iotguard",
         info: dict[str, Any] | None = None,
     ) -> None:
@@ -219,6 +220,14 @@ class Detector:
         """Per-feature benign medians: what explanations occlude a feature with."""
         self.scale = np.array([float((scale or {}).get(f, np.nan)) for f in features], dtype=np.float32)
         """Per-feature benign spread (interquartile range): ranks which features to occlude first."""
+        if isinstance(prototypes, pd.DataFrame):
+            prototypes = prototypes.reindex(columns=features).to_numpy(dtype=np.float32, na_value=np.nan)
+        self.prototypes = (
+            None
+            if prototypes is None
+            else np.asarray(prototypes, dtype=np.float32).reshape(-1, len(features))
+        )
+        """Real benign flows (rows in :attr:`features` order): the references explanations occlude towards."""
 
     @property
     def components(self) -> list[Component]:
@@ -350,7 +359,9 @@ class Detector:
         feature alone is set to its benign median. Positive weights pushed the flow towards the alert. Only
         the ``candidates`` features farthest from the baseline (in units of the benign interquartile range)
         are occluded, and identical rows (common in floods) are explained once, so the cost is one batched
-        inference of ``unique_rows x candidates`` rows per component.
+        inference of ``unique_rows x candidates`` rows per component. Where the score is saturated and no
+        single feature moves it, the candidates are occluded cumulatively (most deviant first) and each is
+        credited with the drop it adds along that path (twice the inference for those rows).
         """
         rows = np.asarray(rows, dtype=np.intp)
         out: list[list[tuple[str, float]]] = [[] for _ in rows]
@@ -366,23 +377,35 @@ class Detector:
             if comp is None or len(mine) == 0:
                 continue
             cols = self._cols[role]
-            xs = x[rows[mine]][:, cols]
-            base = baseline[cols]
-            spread = self.scale[cols]
-            spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(base), 1.0))
-            uniq, inverse = _unique_rows(xs)
+            uniq, inverse = _unique_rows(x[rows[mine]][:, cols])
             m, f = uniq.shape
+            spread = self.scale[cols]
+            spread = np.where(
+                np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(baseline[cols]), 1.0)
+            )
+            ref = self._references(uniq, cols, baseline[cols], spread)
             c = min(candidates, f)
             with np.errstate(all="ignore"):
-                deviation = np.abs(uniq - base) / spread
+                deviation = np.abs(uniq - ref) / spread
             deviation = np.where(np.isfinite(deviation), deviation, np.where(np.isnan(uniq), 0.0, np.inf))
             cand = np.argsort(-deviation, axis=1, kind="stable")[:, :c]
+            rows_m = np.arange(m)[:, None]
+            moved = deviation[rows_m, cand] > 0
             probe = np.repeat(uniq[:, None, :], c, axis=1)
-            probe[np.arange(m)[:, None], np.arange(c)[None, :], cand] = base[cand]
+            probe[rows_m, np.arange(c)[None, :], cand] = ref[rows_m, cand]
             original = _decision(comp, uniq)
             occluded = _decision(comp, probe.reshape(m * c, f)).reshape(m, c)
-            weights = original[:, None] - occluded
-            weights = np.where(deviation[np.arange(m)[:, None], cand] > 0, weights, 0.0)
+            weights = np.where(moved, original[:, None] - occluded, 0.0)
+            stuck = np.flatnonzero(weights.max(axis=1) <= 0)
+            if len(stuck):
+                # A saturated score (the surest attacks) moves for no single feature: occlude the candidates
+                # cumulatively, most deviant first, and credit each with the drop it adds along that path.
+                path = np.repeat(uniq[stuck][:, None, :], c, axis=1)
+                for j in range(c):
+                    path[np.arange(len(stuck)), j:, cand[stuck, j]] = ref[stuck, cand[stuck, j]][:, None]
+                scores = _decision(comp, path.reshape(len(stuck) * c, f)).reshape(len(stuck), c)
+                previous = np.concatenate([original[stuck][:, None], scores[:, :-1]], axis=1)
+                weights[stuck] = np.where(moved[stuck], previous - scores, 0.0)
             names = comp.features
             k = min(top, c)
             order = np.argsort(-weights, axis=1)[:, :k]
@@ -393,6 +416,19 @@ class Detector:
             for pos, u in zip(mine, inverse, strict=True):
                 out[pos] = explained[u]
         return out
+
+    def _references(
+        self, uniq: np.ndarray, cols: np.ndarray, median: np.ndarray, spread: np.ndarray
+    ) -> np.ndarray:
+        """The benign reference of each row: the nearest benign prototype (a real benign flow, so occluding
+        towards it yields a plausible flow), else the per-feature benign median."""
+        if self.prototypes is None or len(self.prototypes) == 0:
+            return np.broadcast_to(median, uniq.shape).copy()
+        protos = self.prototypes[:, cols]
+        protos = np.where(np.isfinite(protos), protos, median)
+        a = np.where(np.isfinite(uniq), uniq, median)
+        distance = (np.abs(a[:, None, :] - protos[None, :, :]) / spread).sum(axis=2)
+        return protos[np.argmin(distance, axis=1)].astype(np.float32)
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, sources: dict[Role, str | os.PathLike[str]]) -> Path:
@@ -410,6 +446,7 @@ class Detector:
                 "features": self.features,
                 "baseline": dict(zip(self.features, _floats(self.baseline), strict=True)),
                 "baseline_scale": dict(zip(self.features, _floats(self.scale), strict=True)),
+                "prototypes": None if self.prototypes is None else [_floats(r) for r in self.prototypes],
                 "info": self.info,
                 "components": {},
             }
@@ -505,12 +542,18 @@ class Detector:
             scale = {
                 k: (math.nan if v is None else float(v)) for k, v in doc.get("baseline_scale", {}).items()
             }
+            protos = doc.get("prototypes")
+            prototypes = (
+                None
+                if not protos
+                else np.array([[np.nan if v is None else v for v in r] for r in protos], np.float32)
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(
                 f"detector.json is incomplete ({exc!r})", where=str(path / DETECTOR_FILE)
             ) from exc
         return cls(
-            comps.get("classifier"), comps.get("anomaly"), baseline=baseline, scale=scale,
+            comps.get("classifier"), comps.get("anomaly"), baseline=baseline, scale=scale, prototypes=prototypes,
             name=doc.get("name", path.name),
             info=doc.get("info", {}),
         )  # fmt: skip

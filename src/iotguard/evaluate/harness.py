@@ -148,6 +148,18 @@ def run_experiments(
                     )
                     overall.advance()
                     continue
+                window = spec.input == "window"
+                if window and (exp.train.host is None or exp.train.time is None):
+                    outcome.skipped.append(
+                        {
+                            "dataset": exp.dataset,
+                            "model": spec.name,
+                            "task": exp_task,
+                            "reason": "window models need each flow's src_ip and time",
+                        }
+                    )
+                    overall.advance()
+                    continue
                 labels = exp.train.category if exp_task == "multiclass" else exp.train.y
                 pipeline = train_model(
                     spec.name,
@@ -159,6 +171,7 @@ def run_experiments(
                     progress=progress,
                     target_fpr=target_fpr,
                     dataset=f"{exp.dataset}:{exp.train_split}",
+                    keys=exp.train.frame if window else None,
                 )
                 with tempfile.TemporaryDirectory(prefix="iotguard-eval-") as tmp:
                     path = save_artifact(pipeline, Path(tmp) / "model")
@@ -168,7 +181,7 @@ def run_experiments(
                         started = time.perf_counter()
                         metrics = evaluate_model(
                             artifact,
-                            test.X,
+                            window_table(test) if window else test.X,
                             is_attack=test.y,
                             category=test.category,
                             latency_calls=0 if speed else latency_calls,
@@ -179,7 +192,7 @@ def run_experiments(
                             speed = {
                                 k: v for k, v in metrics.items() if k.startswith(("latency", "throughput"))
                             }
-                            if native:
+                            if native and not window:
                                 speed |= _native(pipeline, test.X, latency_calls)
                         metrics |= speed
                         row = _row(exp, split_name, exp_task, spec, pipeline, metrics, test)
@@ -192,6 +205,14 @@ def run_experiments(
                         save_artifact(pipeline, keep_models / name, metrics=metrics, overwrite=True)
                 overall.advance()
     return outcome
+
+
+def window_table(data: Any) -> pd.DataFrame:
+    """A dataset's features plus the columns a window model orders flows by (``src_ip``, times)."""
+    keys = [
+        c for c in ("src_ip", "ts_first", "ts_last") if c in data.frame.columns and c not in data.features
+    ]
+    return data.frame[list(data.features) + keys]
 
 
 def _native(pipeline: TrainedPipeline, X: pd.DataFrame, calls: int) -> dict[str, Any]:

@@ -12,10 +12,23 @@ from iotguard.models.artifact import Artifact
 
 
 def artifact_rows(artifact: Artifact, frame: pd.DataFrame) -> np.ndarray:
-    """The frame's feature columns in the artifact's order, as ``predict_array`` takes them."""
-    if not artifact.categorical:
-        return frame[artifact.features].to_numpy(dtype=np.float32)
-    return frame[artifact.features].to_numpy(dtype=object)
+    """The frame's feature columns in the artifact's order, as ``predict_array`` takes them.
+
+    For a window model, one window per row ([N, k, n]), built from the frame's ``src_ip`` and time columns
+    as the sensor's :class:`~iotguard.models.deep.windows.WindowBuffer` would build them."""
+    dtype = np.float32 if not artifact.categorical else object
+    rows = frame[artifact.features].to_numpy(dtype=dtype)
+    if artifact.window:
+        from iotguard.models.deep.windows import RAW_PAD, window_index, window_keys
+
+        index = window_index(*window_keys(frame), artifact.window)
+        rows = rows[np.clip(index, 0, None)]
+        pad = (index < 0)[..., None]
+        categorical = np.isin(artifact.features, artifact.categorical)
+        rows[pad & ~categorical] = RAW_PAD  # padding: NaN numeric values, empty categories
+        if categorical.any():  # a float array cannot take "" even through an all-false mask
+            rows[pad & categorical] = ""
+    return rows
 
 
 def _percentiles(times_ns: np.ndarray, prefix: str) -> dict[str, float]:

@@ -64,6 +64,7 @@ class LabRun:
     packets: int
     bytes: int
     hosts: list[dict] = field(default_factory=list)
+    flows: int | None = None  # rows in flows.parquet (None when it was not written)
 
 
 @dataclass
@@ -283,7 +284,9 @@ def generate(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write scenario parameters: {exc}", where=str(scenario_path)) from exc
-    flows_path = _write_flows(capture, episodes_path, out / "flows.parquet", progress) if flows else None
+    flows_path, n_flows = (
+        _write_flows(capture, episodes_path, out / "flows.parquet", progress) if flows else (None, None)
+    )
     return LabRun(
         scenario=built.scenario.name,
         seed=built.seed,
@@ -298,19 +301,22 @@ def generate(
         packets=len(built.packets),
         bytes=size,
         hosts=hosts,
+        flows=n_flows,
     )
 
 
-def _write_flows(capture: Path, episodes: Path, target: Path, progress: Progress) -> Path | None:
+def _write_flows(
+    capture: Path, episodes: Path, target: Path, progress: Progress
+) -> tuple[Path | None, int | None]:
     """Per-flow labels through the flow extractor and its labeller (``iotguard.flows``), when installed."""
     try:
         from iotguard.flows import FlowStream, FlowWriter
     except ImportError:  # a build without the flow stage: the capture and its episodes are still complete
         log.info("iotguard.flows is not available: no flows.parquet written")
-        return None
+        return None, None
     stream = FlowStream(capture, labels=episodes, progress=progress)
     with FlowWriter(target) as writer:
         for frame in stream:
             if len(frame):
                 writer.write(frame)
-    return target
+    return target, writer.rows

@@ -30,33 +30,30 @@ _RECORD = struct.Struct("<IIII")
 class Packets:
     """Time-ordered frames with their capture times (and, from the generator, their ground-truth tags).
 
-    Frames stay where they were built (no copy into one buffer): frame ``i`` lives in ``buffers[source[i]]``,
-    either at list position ``index[i]`` (source 0, a list of records: 16-byte pcap header, then the frame)
-    or at byte offset ``index[i]`` of a byte array (with its record header in the 16 bytes before it).
+    Frames stay where they were built (no copy into one buffer): frame ``i`` is the ``lengths[i]`` bytes at
+    offset ``index[i]`` of the byte array ``buffers[source[i]]``, and its pcap record header is the 16 bytes
+    in front of it.
     """
 
     ts_us: np.ndarray  # int64 microseconds since the Unix epoch
     lengths: np.ndarray  # int64
     source: np.ndarray  # int32
     index: np.ndarray  # int64
-    buffers: list  # [list[bytes], uint8 array, ...]
+    buffers: list[np.ndarray]  # uint8 arrays
     tags: np.ndarray | None = None  # int32 ground truth: 0 benign, k the k-th registered episode
 
     def __len__(self) -> int:
         return len(self.ts_us)
 
     def frame(self, i: int) -> bytes:
-        src, idx = int(self.source[i]), int(self.index[i])
-        if src == 0:
-            return self.buffers[0][idx][HEADROOM:]
-        return self.buffers[src][idx : idx + int(self.lengths[i])].tobytes()
+        start = int(self.index[i])
+        return self.buffers[int(self.source[i])][start : start + int(self.lengths[i])].tobytes()
 
-    def records(self) -> list:
-        """Every pcap record (header and frame) in time order, as ``bytes`` or memoryview slices."""
-        scalar = self.buffers[0]
-        views = [None] + [memoryview(b) for b in self.buffers[1:]]
+    def records(self) -> list[memoryview]:
+        """Every pcap record (header and frame) in time order, as memoryview slices (no copies)."""
+        views = [memoryview(b) for b in self.buffers]
         return [
-            scalar[i] if s == 0 else views[s][i - HEADROOM : i + n]
+            views[s][i - HEADROOM : i + n]
             for s, i, n in zip(self.source.tolist(), self.index.tolist(), self.lengths.tolist(), strict=True)
         ]
 
@@ -72,14 +69,17 @@ class Packets:
 class Capture:
     """Frames with timestamps in seconds relative to ``base_us``, gathered in any order.
 
-    Each frame is stored with its pcap record header in front (timestamps are final when a frame is added),
-    so writing the file is one join of contiguous records."""
+    Frames added one at a time go, with their pcap record header in front (timestamps are final when a frame
+    is added), into one growing byte buffer; frames built in bulk keep their own buffers. Writing the file
+    is then one join of contiguous records, and no per-frame object is ever allocated."""
 
     def __init__(self, base_us: int, duration_s: float) -> None:
         self.base_us = base_us
         self.duration_us = round(duration_s * 1e6)
+        self._buf = bytearray()
         self._us: list[int] = []
-        self._records: list[bytes] = []
+        self._offsets: list[int] = []
+        self._sizes: list[int] = []
         self._tags: list[int] = []
         self._bulk: list[tuple[np.ndarray, Frames, np.ndarray]] = []
 
@@ -87,11 +87,16 @@ class Capture:
         self.add_parts(t, (frame,), len(frame), tag)
 
     def add_parts(self, t: float, parts: tuple[bytes, ...], size: int, tag: int = 0) -> None:
-        """Add one frame given as consecutive pieces of ``size`` bytes in all (joined once, with its header)."""
+        """Add one frame given as consecutive pieces of ``size`` bytes in all."""
         us = round(t * 1e6)
         sec, usec = divmod(self.base_us + us, 1_000_000)
+        buf = self._buf
+        buf += _RECORD.pack(sec, usec, size, size)
+        self._offsets.append(len(buf))
+        for part in parts:
+            buf += part
         self._us.append(us)
-        self._records.append(b"".join((_RECORD.pack(sec, usec, size, size), *parts)))
+        self._sizes.append(size)
         self._tags.append(tag)
 
     def add_frames(self, t: np.ndarray, frames: Frames, tag: int | np.ndarray = 0) -> None:
@@ -116,42 +121,44 @@ class Capture:
     def __len__(self) -> int:
         return len(self._us) + sum(len(f) for _, f, _ in self._bulk)
 
+    def _scalar(self) -> Frames:
+        """The one-at-a-time frames as :class:`Frames` over the buffer (which can then no longer grow)."""
+        data = np.frombuffer(self._buf, dtype=np.uint8) if self._buf else np.zeros(0, np.uint8)
+        return Frames(
+            data, np.asarray(self._offsets, dtype=np.int64), np.asarray(self._sizes, dtype=np.int64)
+        )
+
     def ip_pairs(self) -> set[frozenset[bytes]]:
         """Unordered IPv4 address pairs of every frame gathered so far (ARP frames have none)."""
-        h = _RECORD.size
-        pairs = {
-            frozenset((r[h + 26 : h + 30], r[h + 30 : h + 34]))
-            for r in self._records
-            if r[h + 12 : h + 14] == b"\x08\x00"
-        }
-        for _, frames, _ in self._bulk:
-            heads = frames.data[frames.offsets[:, None] + np.arange(26, 34)]
-            for key in np.unique(heads.view(">u8").ravel()).tolist():
-                raw = key.to_bytes(8, "big")
-                pairs.add(frozenset((raw[:4], raw[4:])))
+        keys = []
+        scalar = self._scalar()
+        for frames in [scalar] + [f for _, f, _ in self._bulk]:
+            if len(frames):
+                ethertype = frames.data[frames.offsets[:, None] + np.arange(12, 14)]
+                ipv4 = (ethertype[:, 0] == 0x08) & (ethertype[:, 1] == 0x00)
+                heads = frames.data[frames.offsets[ipv4][:, None] + np.arange(26, 34)]
+                keys.append(np.unique(np.ascontiguousarray(heads).view(">u8").ravel()))
+        del scalar  # release the view so the buffer can grow again
+        pairs: set[frozenset[bytes]] = set()
+        for key in np.unique(np.concatenate(keys)).tolist() if keys else []:
+            raw = key.to_bytes(8, "big")
+            pairs.add(frozenset((raw[:4], raw[4:])))
         return pairs
 
     def build(self) -> Packets:
         """Merge everything into time order, dropping frames outside ``[0, duration)``."""
-        n0 = len(self._records)
+        sources = [self._scalar()] + [f for _, f, _ in self._bulk]
         times = [np.asarray(self._us, dtype=np.int64)] + [t for t, _, _ in self._bulk]
-        lengths = [np.fromiter(map(len, self._records), dtype=np.int64, count=n0) - HEADROOM] + [
-            f.lengths for _, f, _ in self._bulk
-        ]
-        sources = [np.zeros(n0, dtype=np.int32)] + [
-            np.full(len(f), k, dtype=np.int32) for k, (_, f, _) in enumerate(self._bulk, 1)
-        ]
-        index = [np.arange(n0, dtype=np.int64)] + [f.offsets for _, f, _ in self._bulk]
         tags = [np.asarray(self._tags, dtype=np.int32)] + [g for _, _, g in self._bulk]
         rel_us = np.concatenate(times)
         keep = np.flatnonzero((rel_us >= 0) & (rel_us < self.duration_us))
         order = keep[np.argsort(rel_us[keep], kind="stable")]
         return Packets(
             ts_us=rel_us[order] + self.base_us,
-            lengths=np.concatenate(lengths)[order],
-            source=np.concatenate(sources)[order],
-            index=np.concatenate(index)[order],
-            buffers=[self._records] + [f.data for _, f, _ in self._bulk],
+            lengths=np.concatenate([f.lengths for f in sources])[order],
+            source=np.concatenate([np.full(len(f), k, dtype=np.int32) for k, f in enumerate(sources)])[order],
+            index=np.concatenate([f.offsets for f in sources])[order],
+            buffers=[f.data for f in sources],
             tags=np.concatenate(tags)[order],
         )
 
@@ -204,7 +211,7 @@ def read_pcap(path: str | os.PathLike[str]) -> Packets:
     return Packets(
         ts_us=np.asarray(ts, dtype=np.int64),
         lengths=np.asarray(lens, dtype=np.int64),
-        source=np.ones(len(ts), dtype=np.int32),
+        source=np.zeros(len(ts), dtype=np.int32),
         index=np.asarray(offs, dtype=np.int64),
-        buffers=[[], np.frombuffer(raw, dtype=np.uint8)],
+        buffers=[np.frombuffer(raw, dtype=np.uint8)],
     )

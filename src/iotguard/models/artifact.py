@@ -76,6 +76,13 @@ def build_manifest(
         "metrics": _jsonable(metrics if metrics is not None else pipeline.metrics),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
+    if pipeline.window:
+        manifest["window"] = {
+            "k": pipeline.window,
+            "host": "src_ip",
+            "order": "flow end time (ts_last, else ts_first + duration), then table order",
+            "padding": "rows of NaN numeric values at the start of a host's first windows",
+        }
     manifest["manifest_sha256"] = _manifest_digest(manifest)
     return manifest
 
@@ -131,6 +138,10 @@ class Artifact:
         self.name: str = manifest["model"]["name"]
         self.kind: str = manifest["model"]["kind"]
         self.task: str = manifest["model"]["task"]
+        self.window: int | None = (
+            int(manifest["window"]["k"]) if manifest["model"].get("input") == "window" else None
+        )
+        """Window models: flows per window, k (inputs ``[N, k, n]``); None for record models."""
         position = {name: i for i, name in enumerate(self.features)}
         self._num_idx = np.array([position[c] for c in self.numeric], dtype=np.intp)
         self._cat_idx = np.array([position[c] for c in self.categorical], dtype=np.intp)
@@ -180,24 +191,37 @@ class Artifact:
         """Score rows given as an array in ``features`` order: shape [n_features] (one flow) or [N, n_features].
 
         The fast path of the sensor: no pandas. For models with categorical inputs pass an object array
-        (numbers and strings); for numeric models any float array.
+        (numbers and strings); for numeric models any float array. Window models take windows instead:
+        [k, n_features] (one flow and its host's k - 1 earlier flows) or [N, k, n_features], as
+        :class:`iotguard.models.deep.windows.WindowBuffer` builds them.
         """
         x = np.asarray(x)
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != len(self.features):
-            raise FeatureMismatchError(
-                f"got rows of {x.shape[-1] if x.ndim else 0} values",
-                expected=f"{len(self.features)} features in the artifact's order",
-            )
+        if self.window:
+            if x.ndim == 2:
+                x = x[np.newaxis]
+            if x.ndim != 3 or x.shape[1:] != (self.window, len(self.features)):
+                raise FeatureMismatchError(
+                    f"got an array of shape {x.shape}",
+                    expected=f"windows [N, {self.window}, {len(self.features)}]: {self.window} flows of "
+                    f"{len(self.features)} features in the artifact's order",
+                )
+        else:
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+            if x.ndim != 2 or x.shape[1] != len(self.features):
+                raise FeatureMismatchError(
+                    f"got rows of {x.shape[-1] if x.ndim else 0} values",
+                    expected=f"{len(self.features)} features in the artifact's order",
+                )
         if self._numeric_only:
             return self._run(x.astype(np.float32, copy=False), None)
-        numeric = x[:, self._num_idx].astype(np.float32) if self.numeric else None
+        numeric = x[..., self._num_idx].astype(np.float32) if self.numeric else None
         categorical = None
         if self.categorical:
             from iotguard.preprocess.columns import as_strings
 
-            categorical = as_strings(x[:, self._cat_idx].ravel()).reshape(len(x), -1)
+            cats = x[..., self._cat_idx]
+            categorical = as_strings(cats.ravel()).reshape(cats.shape)
         return self._run(numeric, categorical)
 
     def predict(
@@ -209,9 +233,17 @@ class Artifact:
         check_columns(frame.columns, self.features, allowed=self.ignored, where=where)
         numeric = numeric_matrix(frame, self.numeric, where=where, first_line=first_line)
         categorical = category_matrix(frame, self.categorical)
+        batch = BATCH_ROWS
+        if self.window:
+            from iotguard.models.deep.windows import RAW_PAD, gather_windows, window_index, window_keys
+
+            index = window_index(*window_keys(frame, where=where), self.window)
+            numeric = gather_windows(numeric, index, pad=RAW_PAD)
+            categorical = np.where((index < 0)[..., None], "", categorical[np.clip(index, 0, None)])
+            batch = max(1, BATCH_ROWS // self.window)
         parts = [
-            self._run(numeric[i : i + BATCH_ROWS], categorical[i : i + BATCH_ROWS])
-            for i in range(0, max(len(frame), 1), BATCH_ROWS)
+            self._run(numeric[i : i + batch], categorical[i : i + batch])
+            for i in range(0, max(len(frame), 1), batch)
         ]
         if len(parts) == 1:
             return parts[0]

@@ -52,6 +52,9 @@ class TrainedPipeline:
     threshold_info: dict[str, Any]
     training: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
+    """Window models (``spec.input == "window"``): flows per window, k. They score a flow table that has
+    ``src_ip`` and a time column (see :mod:`iotguard.models.deep.windows`)."""
 
     @property
     def name(self) -> str:
@@ -91,7 +94,12 @@ class TrainedPipeline:
         )
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
-        return self.predict_matrix(self.transform(frame))
+        X = self.transform(frame)
+        if self.window:
+            from iotguard.models.deep.windows import build_windows, window_keys
+
+            X = build_windows(X, *window_keys(frame), self.window)
+        return self.predict_matrix(X)
 
     def to_onnx(self) -> Any:
         """One ONNX graph: raw features (``x`` numeric, ``cat`` strings) -> preprocessing -> model ->
@@ -102,6 +110,19 @@ class TrainedPipeline:
         if self.kind == "classifier":
             outputs["proba"] = "proba"
         model_graph = self.model.to_onnx(self.preprocessor.n_features_out_)
+        if self.window:
+            from iotguard.models.deep.window_graph import window_graph
+
+            pre = self.preprocessor
+            return window_graph(
+                pre.to_onnx(),
+                model_graph,
+                k=self.window,
+                n_numeric=len(pre.numeric_),
+                n_categorical=len(pre.categorical_),
+                n_features=pre.n_features_out_,
+                outputs=list(outputs),
+            )
         return chain(self.preprocessor.to_onnx(), model_graph, [("features", "x")], outputs, prefix="model_")
 
 
@@ -120,6 +141,7 @@ def train_model(
     preprocess: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     dataset: str | None = None,
+    keys: pd.DataFrame | None = None,
 ) -> TrainedPipeline:
     """Train registry model ``name`` on a feature table.
 
@@ -127,10 +149,20 @@ def train_model(
     ``"multiclass"`` the category of each row (``"Benign"`` for benign rows). ``categorical``: columns to
     one-hot encode (``None``: the non-numeric ones). ``threshold``: a fixed alert threshold instead of the
     ``target_fpr`` rule. ``preprocess``: options of :class:`TablePreprocessor`; ``params``: model options.
+    ``keys``: for window models, the rows' ``src_ip`` and time columns when ``X_frame`` lacks them (a
+    dataset's ``frame``); each row is scored with the host's earlier flows, whichever side of the
+    validation split they fell on, as the sensor would see them.
     """
     spec = get(name)
-    if spec.input != "record":
-        raise ConfigError(f"model {name!r} reads windows of flows", expected="a record model for train_model")
+    window = None
+    if spec.input == "window":
+        from iotguard.models.deep.windows import DEFAULT_K, window_keys
+
+        source = keys if keys is not None else X_frame
+        if len(source) != len(X_frame):
+            raise DataError(f"{len(source)} key rows for {len(X_frame)} rows", expected="one per row")
+        hosts, times = window_keys(source, where=f"model {name!r}")
+        window = int((params or {}).get("k", DEFAULT_K))
     if task not in ("binary", "multiclass"):
         raise ConfigError(f"unknown task {task!r}", expected="binary or multiclass")
     if not 0.0 <= target_fpr < 1.0:
@@ -148,8 +180,14 @@ def train_model(
     frame = X_frame.reset_index(drop=True)
     with progress.task("preprocessing"):
         pre = TablePreprocessor(categorical=categorical, **(preprocess or {})).fit(frame.iloc[fit_idx])
-        X_fit = pre.transform(frame.iloc[fit_idx])
-        X_val = pre.transform(frame.iloc[val_idx])
+        if window:
+            from iotguard.models.deep.windows import build_windows
+
+            windows = build_windows(pre.transform(frame), hosts, times, window)
+            X_fit, X_val = windows[fit_idx], windows[val_idx]
+        else:
+            X_fit = pre.transform(frame.iloc[fit_idx])
+            X_val = pre.transform(frame.iloc[val_idx])
     y_fit, y_val = labels[fit_idx], labels[val_idx]
 
     model = spec.build(task=task, seed=seed, **(params or {}))
@@ -195,7 +233,7 @@ def train_model(
     }
     log.info("trained %s (%s) on %d rows in %.1f s", name, task, len(labels), seconds)
     return TrainedPipeline(
-        spec, task, pre, model, float(threshold), info | {"value": float(threshold)}, training
+        spec, task, pre, model, float(threshold), info | {"value": float(threshold)}, training, window=window
     )
 
 

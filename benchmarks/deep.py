@@ -1,0 +1,269 @@
+"""Deep models against the issue's targets, under the same honest protocols as the classical models.
+
+    IOTGUARD_DATA_DIR=../shared/data PYTHONPATH=src python benchmarks/deep.py --out /tmp/bench-deep
+    ... --parts nsl-kdd,latency     run some parts only;   --quick   KDDTrain+_20Percent, fewer latency calls
+
+Parts (each writes OUT/<part>/results.json and report.md; the script prints a markdown summary at the end):
+
+``nsl-kdd``   every record deep model trained on KDDTrain+, scored on KDDTest+ and KDDTest-21; threshold: 1 % FPR on
+              benign validation rows taken from KDDTrain+ (target: best >= 85 % on KDDTest+; RNN-IDS 83.28 %).
+              ``train s`` is the wall time of preprocessing + training + threshold (target: <= 300 s each, 2 cores).
+``cicids2017`` every deep model (record and window forms) on the CNS2022 sample, duplicates removed before a
+              stratified split, threshold for 0.5 % FPR on benign validation rows, as the classical benchmark
+              (target: binary F1 >= 0.995).
+``unseen``    leave-one-family-out on CICIDS2017 for the unsupervised models (autoencoder, Isolation Forest,
+              K-Means), threshold 1 % FPR on benign validation rows (target: best mean detection >= 80 %).
+``iot23``     per-record against window (16 flows per host) LSTM and CNN-LSTM on IoT-23, time-ordered split.
+``latency``   one flow through the artifact (``predict_array``, one onnxruntime thread): the CNN, and the window
+              LSTM with k=16 both as a prepared window and through the sensor's ``WindowBuffer``; CNN batch
+              throughput (targets: CNN p99 <= 1 ms, window LSTM p99 <= 2 ms, CNN >= 50k flows/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iotguard.evaluate.harness import run_experiments, window_table
+from iotguard.evaluate.protocols import plan
+from iotguard.evaluate.report import write_report
+
+RECORD = ["mlp", "cnn", "lstm", "cnn-lstm", "autoencoder", "mlp-ae"]
+WINDOW = ["lstm-window", "cnn-lstm-window"]
+UNSUPERVISED = ["autoencoder", "iforest", "kmeans"]
+PARTS = ["nsl-kdd", "cicids2017", "unseen", "iot23", "latency"]
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def run(name: str, experiments: list, models: list[str], out: Path, **options: Any) -> list[dict[str, Any]]:
+    outcome = run_experiments(experiments, models, **options)
+    write_report(
+        out / name,
+        outcome.results,
+        skipped=outcome.skipped,
+        command=f"benchmarks/deep.py --parts {name}",
+        seed=options.get("seed", 0),
+    )
+    return outcome.results
+
+
+def part_nsl(out: Path, quick: bool, seed: int) -> list[str]:
+    split = "KDDTrain+_20Percent" if quick else "KDDTrain+"
+    results = run(
+        "nsl-kdd", plan("nsl-kdd", train_split=split, seed=seed), RECORD, out, seed=seed, latency_calls=0
+    )
+    lines = [
+        f"### NSL-KDD, binary (train {split}; threshold: 1 % FPR on benign validation rows of the training set)",
+        "",
+        "| model | KDDTest+ acc | KDDTest+ F1 | KDDTest+ FPR | KDDTest-21 acc | KDDTest-21 F1 | epochs | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in results:
+        by_model.setdefault(r["model"], {})[r["split"]] = r
+    for model, splits in by_model.items():
+        plus, hard = splits.get("KDDTest+", {}), splits.get("KDDTest-21", {})
+        lines.append(
+            f"| {model} | {pct(plus.get('accuracy'))} | {pct(plus.get('f1'))} | {pct(plus.get('fpr'))} | "
+            f"{pct(hard.get('accuracy'))} | {pct(hard.get('f1'))} | {_epochs(plus)} | {plus.get('train_seconds', 0):.0f} |"
+        )
+    return lines
+
+
+def _epochs(row: dict[str, Any]) -> str:
+    h = row.get("hyperparameters") or {}
+    if "epochs" in h:
+        return str(h["epochs"])
+    parts = [str(h[k]["epochs"]) for k in ("classifier", "autoencoder") if isinstance(h.get(k), dict)]
+    return "+".join(parts) or "–"
+
+
+def part_cic(out: Path, seed: int) -> list[str]:
+    experiments = plan("cicids2017", lofo=False, seed=seed)
+    results = run(
+        "cicids2017", experiments, RECORD + WINDOW, out, seed=seed, target_fpr=0.005, latency_calls=0
+    )
+    notes = experiments[0].notes
+    lines = [
+        "### CICIDS2017 (CNS2022 sample), binary, dedup-stratified 70/30; threshold: 0.5 % FPR on benign validation rows",
+        "",
+        f"{notes['duplicates_removed']} duplicate rows removed before the split.",
+        "",
+        "| model | input | accuracy | precision | recall | F1 | FPR | ROC-AUC | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        inp = "16 flows/host" if r["model"] in WINDOW else "one flow"
+        lines.append(
+            f"| {r['model']} | {inp} | {pct(r['accuracy'])} | {pct(r['precision'])} | {pct(r['recall'])} | "
+            f"{r['f1']:.4f} | {pct(r['fpr'])} | {r['roc_auc']:.4f} | {r['train_seconds']:.0f} |"
+        )
+    return lines
+
+
+def part_unseen(out: Path, seed: int) -> list[str]:
+    experiments = plan("cicids2017", lofo=True, seed=seed)
+    results = run("unseen", experiments, UNSUPERVISED, out, seed=seed, latency_calls=0)
+    families = sorted({r["unseen_family"] for r in results if r.get("unseen_family")})
+    lines = [
+        "### Unseen attacks: CICIDS2017 leave-one-family-out (threshold: 1 % FPR on benign validation rows)",
+        "",
+        "Detection rate of the held-out family, and the FPR on the benign test rows of the same run.",
+        "",
+        "| model | " + " | ".join(families) + " | mean detection | mean FPR | stratified ROC-AUC |",
+        "|---|" + "---:|" * (len(families) + 3),
+    ]
+    for model in UNSUPERVISED:
+        rows = {r["unseen_family"]: r for r in results if r["model"] == model and r.get("unseen_family")}
+        rates = [rows[f]["unseen_detection_rate"] for f in families if f in rows]
+        fprs = [rows[f]["fpr"] for f in families if f in rows]
+        base = [r for r in results if r["model"] == model and not r.get("unseen_family")]
+        auc = f"{base[0]['roc_auc']:.4f}" if base and base[0].get("roc_auc") is not None else "–"
+        lines.append(
+            f"| {model} | "
+            + " | ".join(pct(rows[f]["unseen_detection_rate"]) if f in rows else "–" for f in families)
+            + f" | **{pct(float(np.mean(rates)))}** | {pct(float(np.mean(fprs)))} | {auc} |"
+        )
+    return lines
+
+
+def part_iot23(out: Path, seed: int) -> list[str]:
+    experiments = plan("iot23", seed=seed)
+    models = ["lstm", "cnn-lstm", *WINDOW]
+    results = run("iot23", experiments, models, out, seed=seed, latency_calls=0)
+    lines = [
+        "### IoT-23: one flow against the host's last 16 flows (threshold: 1 % FPR on benign validation rows)",
+        "",
+        "| protocol | test | model | input | accuracy | F1 | FPR | recall |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        inp = "16 flows/host" if r["model"] in WINDOW else "one flow"
+        lines.append(
+            f"| {r['protocol']} | {r['split'][:28]} | {r['model']} | {inp} | {pct(r['accuracy'])} | {pct(r['f1'])} | "
+            f"{pct(r['fpr'])} | {pct(r['recall'])} |"
+        )
+    return lines
+
+
+class StreamedFlows:
+    """Looks like an artifact to the latency timer; each call pushes flow ``i`` into the host's buffer and
+    scores its window, as the sensor does for every flow it sees."""
+
+    def __init__(self, artifact: Any, hosts: np.ndarray, raw: np.ndarray, buffer: Any) -> None:
+        self.artifact, self.hosts, self.raw, self.buffer = artifact, hosts, raw, buffer
+
+    def predict_array(self, i: np.ndarray) -> Any:
+        j = int(i[0]) % len(self.raw)
+        return self.artifact.predict_array(self.buffer.windows([self.hosts[j]], self.raw[j : j + 1]))
+
+
+def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
+    """One-flow latency and batch throughput through artifacts trained on CICIDS2017 (numeric features)."""
+    from iotguard.evaluate.harness import evaluate_model
+    from iotguard.evaluate.latency import single_row_latency
+    from iotguard.models.artifact import load_artifact, save_artifact
+    from iotguard.models.deep.windows import WindowBuffer, order_time
+    from iotguard.models.pipeline import train_model
+
+    calls = 1000 if quick else 10_000
+    exp = plan("cicids2017", lofo=False, seed=seed)[0]
+    train, test = exp.train, exp.tests[0][1]
+    rows: list[dict[str, Any]] = []
+    lines = [
+        f"### One-flow latency and throughput through the artifact (CICIDS2017 features; {calls:,} one-flow calls;"
+        " one onnxruntime thread)",
+        "",
+        "| model | input per call | p50 µs | p99 µs | mean µs | batch flows/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name in ["mlp", "cnn", "lstm-window", "cnn-lstm-window"]:
+        window = name in WINDOW
+        pipeline = train_model(
+            name, train.X, train.y, keys=train.frame if window else None, seed=seed, params={"epochs": 3}
+        )
+        artifact = load_artifact(save_artifact(pipeline, out / "latency" / name, overwrite=True))
+        table = window_table(test) if window else test.X
+        m = evaluate_model(artifact, table, is_attack=test.y, latency_calls=calls)
+        rows.append({"model": name, "input": "window" if window else "record"} | m)
+        what = f"a prepared [{artifact.window}, {len(artifact.features)}] window" if window else "one flow"
+        lines.append(
+            f"| {name} | {what} | {m['latency_p50_us']:.0f} | {m['latency_p99_us']:.0f} | "
+            f"{m['latency_mean_us']:.0f} | {m['throughput_per_s']:,.0f} |"
+        )
+        if window:
+            # The sensor's path: push the flow into the host's buffer, then score its window.
+            frame = window_table(test)
+            order = np.lexsort((np.arange(len(frame)), order_time(frame)))
+            raw = frame[artifact.features].to_numpy(np.float32)[order]
+            hosts = frame["src_ip"].astype(str).to_numpy()[order]
+            streamed = StreamedFlows(
+                artifact, hosts, raw, WindowBuffer(artifact.window, len(artifact.features))
+            )
+            s = single_row_latency(streamed, np.arange(len(raw)).reshape(-1, 1), calls=calls)  # type: ignore[arg-type]
+            rows.append({"model": name, "input": "buffer+window"} | s)
+            lines.append(
+                f"| {name} | one flow via WindowBuffer | {s['latency_p50_us']:.0f} | {s['latency_p99_us']:.0f} | "
+                f"{s['latency_mean_us']:.0f} | – |"
+            )
+    (out / "latency").mkdir(parents=True, exist_ok=True)
+    (out / "latency" / "results.json").write_text(json.dumps({"results": rows}, indent=2, default=float))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("/tmp/iotguard-bench-deep"))
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: " + ", ".join(PARTS))
+    parser.add_argument(
+        "--quick", action="store_true", help="NSL-KDD on KDDTrain+_20Percent; 1,000 latency calls"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    lines: list[str] = []
+    for part in parts:
+        t = time.perf_counter()
+        if part == "nsl-kdd":
+            lines += part_nsl(args.out, args.quick, args.seed)
+        elif part == "cicids2017":
+            lines += part_cic(args.out, args.seed)
+        elif part == "unseen":
+            lines += part_unseen(args.out, args.seed)
+        elif part == "iot23":
+            lines += part_iot23(args.out, args.seed)
+        elif part == "latency":
+            lines += part_latency(args.out, args.quick, args.seed)
+        lines += ["", f"_{part}: {time.perf_counter() - t:.0f} s wall._", ""]
+    import torch
+
+    lines += [
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        f" ({torch.get_num_threads()} threads), load average {load_before:.1f} at start and "
+        f"{os.getloadavg()[0]:.1f} at the end; total {time.perf_counter() - started:.0f} s.",
+    ]
+    summary = "\n".join(lines)
+    (args.out / "summary.md").write_text(summary + "\n")
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
