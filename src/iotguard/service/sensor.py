@@ -505,6 +505,11 @@ class Sensor:
             self.engine.close()
 
     def _score(self, flows: pd.DataFrame) -> None:
+        # The inventory first, so the devices of this batch exist when its alerts are counted against them.
+        try:
+            self._submit(self.inventory.observe_flows(flows))
+        except Exception:
+            log.exception("inventory failed on a batch of %d flows", len(flows))
         before = self.engine.stats.score_seconds
         try:
             self.engine.process(flows, where=self.source.spec if self.source else None)
@@ -516,10 +521,6 @@ class Sensor:
             self.stats.drop("detect_errors", len(flows))
         else:
             self.stats.observe_inference(self.engine.stats.score_seconds - before, len(flows))
-        try:
-            self._submit(self.inventory.observe_flows(flows))
-        except Exception:
-            log.exception("inventory failed on a batch of %d flows", len(flows))
 
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:
