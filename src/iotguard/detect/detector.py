@@ -409,8 +409,9 @@ class Detector:
             names = comp.features
             k = min(top, c)
             order = np.argsort(-weights, axis=1)[:, :k]
+            rounded = np.round(weights, 6)  # a weight that rounds to 0 explains nothing
             explained = [
-                [(names[cand[u, j]], round(float(weights[u, j]), 6)) for j in order[u] if weights[u, j] > 0]
+                [(names[cand[u, j]], float(rounded[u, j])) for j in order[u] if rounded[u, j] > 0]
                 for u in range(m)
             ]
             for pos, u in zip(mine, inverse, strict=True):
