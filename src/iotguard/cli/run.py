@@ -113,6 +113,9 @@ def run(
     from iotguard.cli.console import RichProgress
     from iotguard.service.sensor import Sensor
 
+    # Several busy threads share one interpreter lock; a shorter switch interval (default 5 ms) keeps the API
+    # answering within a few milliseconds while capture, flows and detection run flat out.
+    sys.setswitchinterval(0.0005)
     sensor = Sensor(cfg, exit_when_done=exit_when_done, resume=not from_start, progress=RichProgress())
     server = None
     try:
