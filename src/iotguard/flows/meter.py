@@ -167,7 +167,9 @@ class FlowMeter:
         self._P = np.zeros((slots, 2), np.int32)
         self._used = np.zeros(slots, np.int8)
         self._hashes = np.zeros(slots, np.uint64)
-        self._index = np.full(2 * slots, -1, np.int32)
+        # The index is open addressing with a bit mask: its size must be a power of two (at least 2x the
+        # slots), whatever max_flows is, or probing can miss free cells and never end.
+        self._index = np.full(1 << (2 * slots - 1).bit_length(), -1, np.int32)
         self._free = np.arange(slots - 1, -1, -1, dtype=np.int32)
         self._occ = np.full((2, slots), -1, np.int32)
         self._W = np.full((t.NW, slots), -1, np.int64)
