@@ -13,7 +13,6 @@ tuned here (the detector is the cached default one, built from the lab's train s
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -70,15 +69,6 @@ CAPTURES: dict[str, tuple[str, str]] = {
 }
 
 
-def _in(address: str, spec: str) -> bool:
-    if spec == "*":
-        return True
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
-    except ValueError:
-        return False
-
-
 def run_capture(detector, capture: Path, store_dir: Path):
     """Detect in one capture with a fresh engine and store; returns (stats, incidents)."""
     from iotguard.core.store import Store
@@ -93,29 +83,6 @@ def run_capture(detector, capture: Path, store_dir: Path):
         engine.close()
         incidents = store.incidents(limit=None)
     return engine.stats, incidents
-
-
-def episode_hits(episodes, incidents, slack: float = 5.0) -> list[bool]:
-    """For each episode: did an incident overlap its time window with its attacker among the sources (or,
-    for a reversed view, its victim as the source and the attacker among the victims)?"""
-    hits = []
-    for ep in episodes:
-        hit = False
-        for inc in incidents:
-            if inc.last_seen < ep.start - slack or inc.first_seen > ep.end + slack:
-                continue
-            sources = inc.src_ips or [inc.src_ip]
-            forward = any(_in(s, ep.attacker) for s in sources) and (
-                ep.victim == "*" or any(_in(d, ep.victim) for d in inc.dest_ips)
-            )
-            backward = any(_in(s, ep.victim) for s in sources) and any(
-                _in(d, ep.attacker) for d in inc.dest_ips
-            )
-            if forward or backward:
-                hit = True
-                break
-        hits.append(hit)
-    return hits
 
 
 def main() -> int:
@@ -141,6 +108,7 @@ def main() -> int:
         work = Path(tmp)
         if not args.no_lab:
             from iotguard.core.episodes import read_episodes
+            from iotguard.evaluate.episodes import match_episodes
             from iotguard.lab import generate
 
             for name, seed in (("test", None), ("benign", 11)):
@@ -148,7 +116,7 @@ def main() -> int:
                 episodes = read_episodes(run.episodes_path)
                 t0 = time.perf_counter()
                 stats, incidents = run_capture(detector, run.capture, work)
-                hits = episode_hits(episodes, incidents)
+                hits = [r.detected for r in match_episodes(episodes, incidents)]
                 kind = "attack" if episodes else "benign"
                 results.append(
                     {

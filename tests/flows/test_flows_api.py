@@ -125,3 +125,27 @@ def test_cli_user_errors_exit_2_without_leftovers(tmp_path):
     assert proc.returncode == 2
     assert "not a capture file" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_labels_match_ipv6_networks_and_never_cross_families(tmp_path):
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    packets = [
+        Ether() / IPv6(src="2001:db8:1::66", dst="fd00::10") / TCP(sport=4444, dport=1883, flags="S"),
+        Ether() / IPv6(src="2001:db9::1", dst="fd00::10") / TCP(sport=4445, dport=1883, flags="S"),
+        tcp("10.0.0.66", SERVER, 4446, 1883, "S"),
+    ]
+    flows = read_flows(write(tmp_path / "v6.pcap", pcap_bytes([bytes(p) for p in packets], [0, 10, 20])))
+    t0 = flows.ts_first.min()
+    labelled = label_flows(
+        flows,
+        [
+            Episode(t0 - 1, t0 + 1, "2001:db8::/32", "fd00::/8", "v6-scan", "PortScan"),
+            Episode(t0 - 1, t0 + 1, "0.0.0.0/0", "*", "any-v4", "DoS"),
+        ],
+    ).set_index("src_port")
+    assert labelled.loc[4444, "label"] == "v6-scan"
+    assert labelled.loc[4445, "label"] == "Benign"  # 2001:db9:: is outside 2001:db8::/32
+    assert labelled.loc[4446, "label"] == "any-v4"  # 0.0.0.0/0 matches IPv4 only

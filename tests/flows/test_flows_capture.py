@@ -164,6 +164,17 @@ def test_link_layers(frame, linktype):
     assert _parse_one(frame, linktype) == TCP_33
 
 
+def test_frame_shorter_than_its_ip_length_counts_what_the_wire_carried():
+    frame = bytes(Ether(type=0x0800) / IP_PACKET)
+    cut = frame[:-20]  # recorded with wire length = captured length, IP header still says 33 payload bytes
+    batch = PacketBatch.from_packets([cut], [0])
+    assert parse(batch).payload[0] == 13
+    snapped = PacketBatch(
+        batch.data, batch.offset, batch.caplen, np.array([len(frame)], np.int32), batch.ts_us, batch.linktype
+    )
+    assert parse(snapped).payload[0] == 33  # cut by a snap length: the wire length tells the truth
+
+
 def test_ipv4_options_and_fragments():
     with_options = (
         IP(src=CLIENT, dst=SERVER, options=b"\x94\x04\x00\x00") / UDP(sport=7, dport=8) / (b"o" * 12)

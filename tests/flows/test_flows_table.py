@@ -39,6 +39,15 @@ def test_syn_flood_from_random_sources_stays_within_max_flows_and_loses_nothing(
     assert len(df) == 5000 and int(df.fwd_packets.sum()) == 5000 and meter.stats.flows == 5000
 
 
+def test_table_bound_that_is_not_a_power_of_two():
+    # The table grows 4096 -> 5000 here; the hash index must stay a power of two or the flood hangs.
+    packets, times = _syn_flood(12000, seed=5)
+    meter = FlowMeter(max_flows=5000)
+    df = pd.concat([meter.feed(batch(packets, times)), meter.flush()], ignore_index=True)
+    assert meter.capacity == 5000
+    assert len(df) == 12000 and meter.stats.evicted >= 12000 - 5000
+
+
 def test_eviction_prefers_flows_not_seen_recently():
     # A long-lived conversation keeps talking during a flood; it must survive the evictions.
     flood, times = _syn_flood(3000, seed=3)
@@ -87,7 +96,7 @@ def test_expire_without_packets_uses_the_given_clock():
     assert len(meter.expire(T0 + 100)) == 0
     done = meter.expire(T0 + 121)
     assert len(done) == 1 and done.end_reason.iloc[0] == "timeout"
-    # A TCP flow that timed out leaves a small dormant entry, gone after another flow timeout.
+    # A TCP flow that timed out leaves a dormant entry (forgotten after tcp_memory); it emits nothing.
     assert meter.stats.active_flows == 0
     meter.expire(T0 + 400)
     assert len(meter.flush()) == 0
@@ -117,3 +126,20 @@ def test_config_round_trip_and_cicflowmeter_defaults():
 def test_feed_rejects_non_batches():
     with pytest.raises(TypeError):
         FlowMeter().feed([b"not a batch"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scan_interval", [0.05, 7.0])
+def test_records_do_not_depend_on_the_wheel_granularity(data_file, scan_interval):
+    # A day of C&C traffic: flows end by timeout, connections go dormant and come back hours later.
+    path = data_file("iot23/CTU-IoT-Malware-Capture-34-1/2018-12-21-15-50-14-192.168.1.195.irc.pcap")
+
+    def extract(**config) -> pd.DataFrame:
+        meter = FlowMeter(early_packets=3, **config)
+        frames = [meter.feed(b) for b in CaptureFile(path)]
+        frames.append(meter.flush())
+        df = pd.concat(frames, ignore_index=True).drop(columns=["end_reason"])
+        return df.sort_values(["flow_id", "partial"]).reset_index(drop=True)
+
+    reference = extract()
+    assert (reference.tcp_flow_time > reference.flow_duration).sum() > 100  # continued connections
+    pd.testing.assert_frame_equal(extract(scan_interval=scan_interval), reference)

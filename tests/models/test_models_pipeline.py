@@ -115,3 +115,18 @@ def test_fingerprint_follows_the_data():
     changed.loc[3, features[0]] += 1
     assert fingerprint(changed, features, labels) != first
     assert fingerprint(table, features, labels[::-1]) != first
+
+
+def test_threshold_falls_back_when_the_budget_flags_nothing():
+    from iotguard.models.pipeline import choose_threshold
+
+    # 3 % of benign rows look exactly like the attacks: a 1 % budget would flag no attack at all
+    benign = np.concatenate([np.zeros(97), np.ones(3)]).astype(np.float32)
+    attacks = np.concatenate([np.ones(50), np.full(50, 0.5)]).astype(np.float32)
+    info = choose_threshold(benign, attacks, 0.01)
+    assert info["target_met"] is False
+    assert 0.5 < info["value"] <= 1.0
+    assert info["validation_fpr"] == pytest.approx(0.03) and info["validation_recall"] == pytest.approx(0.5)
+    # when the budget is reachable the plain rule holds and says nothing about it
+    normal = choose_threshold(benign, attacks, 0.05)
+    assert "target_met" not in normal and normal["value"] < 1.0 and normal["validation_recall"] == 1.0

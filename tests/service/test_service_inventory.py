@@ -102,27 +102,33 @@ def test_a_camera_that_starts_scanning_is_flagged_and_normal_drift_is_not():
     assert inv.flagged() >= 1
 
 
-def test_mac_change_is_spoofing_and_the_configured_mac_wins():
+def test_mac_change_is_spoofing_blamed_on_the_impostor():
     inv = Inventory(
         InventoryConfig(), [DeviceConfig(name="plug", address="192.168.1.30", mac="aa:bb:cc:00:00:30")]
     )
-    assert inv.observe_macs([("192.168.1.40", "02:00:00:00:00:40", T0)]) == []
-    assert inv.observe_macs([("192.168.1.40", "02:00:00:00:00:40", T0 + 1)]) == []
-    spoof = inv.observe_macs([("192.168.1.40", "02:66:66:66:66:66", T0 + 2)])
-    assert [a.family for a in spoof] == ["Spoofing"] and "02:66:66:66:66:66" in spoof[0].signature
-    assert inv.observe_macs([("192.168.1.30", "aa:bb:cc:00:00:30", T0)]) == []
-    wrong = inv.observe_macs([("192.168.1.30", "de:ad:be:ef:00:01", T0 + 5)])
+    assert inv.observe_macs([("192.168.1.1", "02:00:00:00:00:01", T0, True)]) == []  # the gateway
+    assert inv.observe_macs([("192.168.1.66", "02:66:66:66:66:66", T0 + 1, True)]) == []  # a laptop
+    # ARP spoofing: the laptop's MAC now claims the gateway's address
+    spoof = inv.observe_macs([("192.168.1.1", "02:66:66:66:66:66", T0 + 2, True)])
+    assert [(a.family, a.src_ip, a.dest_ip) for a in spoof] == [("Spoofing", "192.168.1.66", "192.168.1.1")]
+    assert "the MAC of 192.168.1.66" in spoof[0].signature
+    # an unknown MAC: the alert names the MAC, never the impersonated address, as its source
+    other = inv.observe_macs([("192.168.1.1", "02:77:77:77:77:77", T0 + 3, True)])
+    assert [(a.src_ip, a.dest_ip) for a in other] == [("02:77:77:77:77:77", "192.168.1.1")]
+    assert inv.observe_macs([("192.168.1.30", "aa:bb:cc:00:00:30", T0, True)]) == []
+    wrong = inv.observe_macs([("192.168.1.30", "de:ad:be:ef:00:01", T0 + 5, True)])
     assert len(wrong) == 1 and "was aa:bb:cc:00:00:30" in wrong[0].signature
-    assert inv.observe_macs([("8.8.8.8", "02:00:00:00:00:01", T0)]) == []
+    assert inv.observe_macs([("8.8.8.8", "02:00:00:00:00:01", T0, True)]) == []
 
 
-def test_bounded_under_a_flood_of_local_sources():
+def test_spoofed_sources_never_fill_the_inventory_and_real_ones_are_bounded():
     inv = Inventory(InventoryConfig(max_devices=1000))
     rng = np.random.default_rng(0)
-    for batch in range(5):
+
+    def frame(batch: int, answered: bool) -> pd.DataFrame:
         n = 4096
         src = [f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, size=(n, 3))]
-        frame = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "src_ip": src,
                 "dst_ip": "10.0.0.1",
@@ -130,16 +136,24 @@ def test_bounded_under_a_flood_of_local_sources():
                 "protocol": 6,
                 "ts_last": T0 + batch,
                 "fwd_packets": 1,
-                "bwd_packets": 0,
+                "bwd_packets": int(answered),
                 "fwd_bytes": 0.0,
                 "bwd_bytes": 0.0,
                 "partial": False,
             }
         )
-        inv.observe_flows(frame)
+
+    for batch in range(5):  # a SYN flood from random (spoofed) local addresses: nobody answers
+        inv.observe_flows(frame(batch, answered=False))
+    assert len(inv) == 0
+    # spoofed IPv4 sources do not join through their MAC either; ARP senders do
+    assert inv.observe_macs([("10.1.2.3", "02:66:00:00:00:01", T0, False)]) == [] and len(inv) == 0
+    inv.observe_macs([("10.1.2.4", "02:66:00:00:00:02", T0, True)])
+    assert len(inv) == 1
+    for batch in range(5):  # twenty thousand hosts that do talk: the inventory keeps the latest 1000
+        inv.observe_flows(frame(10 + batch, answered=True))
     assert len(inv) == 1000 and inv.evicted > 10_000
-    victim = inv.get("10.0.0.1")
-    assert victim is not None and len(victim) > 0  # the most recently seen device is kept
+    assert inv.get("10.0.0.1") is not None  # the most recently seen device is kept
 
 
 def test_state_round_trip():
@@ -147,7 +161,7 @@ def test_state_round_trip():
     rng = random.Random(2)
     for minute in range(15):
         inv.observe_flows(flows(camera_minute(rng, T0 + 60 * minute)))
-    inv.observe_macs([("192.168.1.20", "02:00:00:00:00:20", T0)])
+    inv.observe_macs([("192.168.1.20", "02:00:00:00:00:20", T0, True)])
     state = json.loads(json.dumps(inv.state()))
     again = Inventory()
     again.load_state(state)

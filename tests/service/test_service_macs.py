@@ -26,8 +26,8 @@ def test_ipv4_sources_and_arp_senders_latest_sighting():
     )
     pairs = sorted(mac_pairs(batch))
     assert pairs == [
-        ("192.168.1.1", "02:66:00:00:00:66", 3.0),
-        ("192.168.1.10", "02:00:00:00:00:01", 2.0),
+        ("192.168.1.1", "02:66:00:00:00:66", 3.0, True),
+        ("192.168.1.10", "02:00:00:00:00:01", 2.0, False),
     ]
 
 

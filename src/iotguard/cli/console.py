@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,9 +35,11 @@ class _RichTask:
 
 
 class RichProgress:
-    """Progress bars on stderr; tasks stack up while they run and stay visible when done."""
+    """Progress bars on stderr while work runs. Nested steps vanish when done; each outermost step leaves one
+    line with its duration, so a long command reads as a short log."""
 
     def __init__(self, console: Console = err) -> None:
+        self._console = console
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[progress.description]{task.description}"),
@@ -44,7 +47,7 @@ class RichProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
+            transient=True,
         )
         self._depth = 0
 
@@ -54,12 +57,19 @@ class RichProgress:
             self._progress.start()
         self._depth += 1
         task_id = self._progress.add_task(description, total=total)
+        started = time.perf_counter()
+        finished = False
         try:
             yield _RichTask(self._progress, task_id)
-            if total is not None:
-                self._progress.update(task_id, completed=self._progress.tasks[-1].total)
+            finished = True
         finally:
-            self._progress.stop_task(task_id)
+            description = next(t.description for t in self._progress.tasks if t.id == task_id)
+            self._progress.remove_task(task_id)
             self._depth -= 1
             if self._depth == 0:
                 self._progress.stop()
+                if finished:
+                    seconds = time.perf_counter() - started
+                    self._console.print(
+                        f"[green]✓[/] {description} [dim]({seconds:.1f} s)[/]", highlight=False
+                    )

@@ -10,30 +10,6 @@ import typer
 
 from iotguard.cli.main import app
 
-FLOW_SUFFIXES = (".parquet", ".csv", ".csv.gz")
-
-
-def _is_flow_table(path: Path) -> bool:
-    return str(path).lower().endswith(FLOW_SUFFIXES)
-
-
-def flow_batches(path: Path, early: int):
-    """Flow record batches of a capture (early records included) or the records of a saved flow table."""
-    from iotguard.flows import iter_flows, read_flow_table
-
-    if _is_flow_table(path):
-        yield read_flow_table(path)
-    else:
-        yield from iter_flows(path, early=early or None)
-
-
-def capture_flows(path: Path, early: int):
-    """All flow records of a capture (early ones included, as detection will see them) or of a flow table,
-    as one table (for a baseline)."""
-    from iotguard.flows import read_flows
-
-    return read_flows(path, early=early or None)
-
 
 @app.command()
 def detect(
@@ -92,14 +68,12 @@ def detect(
     from iotguard.cli.console import RichProgress, err, out
     from iotguard.core.errors import DataError
     from iotguard.core.paths import state_dir
-    from iotguard.core.store import Store
     from iotguard.detect.assets import Assets
     from iotguard.detect.build import Workdir, fit_baseline
     from iotguard.detect.detector import Detector
-    from iotguard.detect.engine import DetectionConfig, DetectionEngine, detection_config
-    from iotguard.detect.eve import EveWriter
-    from iotguard.respond.engine import ResponseEngine
+    from iotguard.detect.engine import DetectionConfig, detection_config
     from iotguard.respond.policy import default_policy, load_policy
+    from iotguard.service.offline import capture_flows, detect_source
 
     if not source.exists():
         raise DataError("no such file", where=str(source))
@@ -116,9 +90,6 @@ def detect(
 
         detector = default_detector(rebuild=rebuild, progress=progress)
     work = Workdir()
-    store = None
-    writer = None
-    responder = None
     try:
         if baseline is not None:
             with progress.task(f"fitting the site baseline on {baseline.name}"):
@@ -131,34 +102,21 @@ def detect(
             det_cfg.target_fpr = target_fpr
         pol = load_policy(policy) if policy else default_policy()
         devices = list(pol.devices) + (list(cfg.devices) if cfg is not None else [])
-        assets = Assets(devices)
         if db is None and apply:
             db = state_dir() / "iotguard.db"
-        store = Store(db) if db else None
-        writer = EveWriter(eve) if eve else None
-        # --apply makes actions real; without it the policy decides (and a policy is a dry run by default)
-        responder = ResponseEngine(pol, store, dry_run=False if apply else pol.dry_run, assets=assets)
-        engine = DetectionEngine(
-            detector, config=det_cfg, assets=assets, store=store, eve=writer, sinks=[responder.handle]
-        )
-        with progress.task(f"detecting in {source.name}") as task:
-            for batch in flow_batches(source, early):
-                engine.process(batch, where=str(source))
-                task.advance(len(batch))
-        incidents = engine.close()
-        responder.close()
+        run = detect_source(
+            source, detector, policy=pol, config=det_cfg, assets=Assets(devices), db=db, eve=eve,
+            apply=apply, early=early, progress=progress,
+        )  # fmt: skip
     finally:
-        if writer is not None:
-            writer.close()
-        if store is not None:
-            store.close()
         work.close()
+    incidents = run.incidents
 
-    s = engine.stats
+    s = run.stats
     summary = Table(title=f"iotguard detect {source.name}", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
-    mode = "applied" if responder.dry_run is False else "dry run"
+    mode = "dry run" if run.dry_run else "applied"
     rows = [
         ("detector", detector.model_name),
         ("flows scored", f"{s.flows:,} ({s.partial_flows:,} early records)"),
@@ -172,7 +130,7 @@ def detect(
             "incidents",
             f"{s.incidents:,}" + (f"  ({s.fold_ratio:.1f} alerts per incident)" if s.incidents else ""),
         ),
-        (f"actions ({mode})", ", ".join(f"{k} {v}" for k, v in sorted(responder.results.items())) or "none"),
+        (f"actions ({mode})", ", ".join(f"{k} {v}" for k, v in sorted(run.actions.items())) or "none"),
     ]
     for k, v in rows:
         summary.add_row(k, v)
@@ -195,7 +153,7 @@ def detect(
             "source": str(source),
             "detector": detector.model_name,
             "stats": s.to_dict(),
-            "actions": dict(responder.results),
+            "actions": dict(run.actions),
             "incidents": [i.to_dict() for i in incidents],
         }
         json_out.write_text(json.dumps(payload, indent=1, default=str) + "\n")

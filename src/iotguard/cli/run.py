@@ -32,6 +32,8 @@ class _JsonFormatter(logging.Formatter):
 
 def setup_logging(cfg: Any, verbose: int) -> None:
     """Apply the ``logging:`` section (a -v on the command line still wins for the level)."""
+    from rich.logging import RichHandler
+
     root = logging.getLogger()
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else getattr(logging, cfg.level)
     logging.getLogger("iotguard").setLevel(level)
@@ -42,7 +44,8 @@ def setup_logging(cfg: Any, verbose: int) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     for handler in root.handlers:
-        handler.setFormatter(fmt)
+        if cfg.format == "json" or not isinstance(handler, RichHandler):  # the console keeps rich's layout
+            handler.setFormatter(fmt)
     if cfg.file is not None:
         handler = logging.FileHandler(cfg.file, encoding="utf-8")
         handler.setFormatter(fmt)
@@ -110,6 +113,9 @@ def run(
     from iotguard.cli.console import RichProgress
     from iotguard.service.sensor import Sensor
 
+    # Several busy threads share one interpreter lock; a shorter switch interval (default 5 ms) keeps the API
+    # answering within a few milliseconds while capture, flows and detection run flat out.
+    sys.setswitchinterval(0.0005)
     sensor = Sensor(cfg, exit_when_done=exit_when_done, resume=not from_start, progress=RichProgress())
     server = None
     try:

@@ -108,7 +108,8 @@ class FlowsConfig(_Section):
         262_144,
         ge=1024,
         le=50_000_000,
-        description="Bound of the flow table; under a flood the least recently seen flows are evicted (counted).",
+        description="Bound of the flow table (rounded down to a power of two); under a flood the least recently seen "
+        "flows are evicted (counted).",
     )
     early_packets: int = Field(
         10, ge=0, le=100_000, description="Emit a partial record after this many packets (0: never)."
@@ -349,9 +350,11 @@ class ServiceConfig(_Section):
         description="Where state lives (store, token, checkpoints). Empty: $IOTGUARD_HOME or ~/.local/share/iotguard.",
     )
     packet_queue: int = Field(
-        64, ge=1, le=100_000, description="Packet batches buffered before the flow meter."
+        32, ge=1, le=100_000, description="Packet batches buffered before the flow meter."
     )
-    flow_queue: int = Field(64, ge=1, le=100_000, description="Flow batches buffered before detection.")
+    flow_queue: int = Field(
+        8, ge=1, le=100_000, description="Flow record frames (a few MB each) buffered before detection."
+    )
     alert_queue: int = Field(10_000, ge=1, description="Alerts buffered before the store and response.")
     checkpoint_interval: Seconds = Field(
         10.0, description="Seconds between state checkpoints (inventory, baselines, pcap position)."

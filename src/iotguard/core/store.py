@@ -528,12 +528,16 @@ class Store:
             args.extend([src, src])
         return clauses, args
 
-    def incidents(self, *, limit: int | None = 100, offset: int = 0, **filters: Any) -> list[Incident]:
+    def incidents(
+        self, *, limit: int | None = 100, offset: int = 0, sources: int | None = None, **filters: Any
+    ) -> list[Incident]:
         """Incidents, most recently active first. Filters: ``since``/``until`` (overlap with the incident's
-        activity), ``severity``, ``family``, ``src`` (the attacker, or one of several), ``status``."""
+        activity), ``severity``, ``family``, ``src`` (the attacker, or one of several), ``status``.
+        ``sources``: return at most this many of each incident's ``src_ips`` (cut in SQLite: a flood's
+        incident lists up to 100,000 sources, and parsing them all in Python for a page of incidents is slow)."""
         clauses, args = self._incident_filter(**filters)
         rows = self._reader().execute(
-            "SELECT * FROM incidents"
+            _incident_select(sources)
             + _where(clauses)
             + " ORDER BY last_seen DESC, id DESC"
             + _page(limit, offset),
@@ -558,8 +562,10 @@ class Store:
         )
         return {r[0]: int(r[1]) for r in rows}
 
-    def get_incident(self, incident_id: int) -> Incident | None:
-        row = self._reader().execute("SELECT * FROM incidents WHERE id=?", (int(incident_id),)).fetchone()
+    def get_incident(self, incident_id: int, *, sources: int | None = None) -> Incident | None:
+        row = (
+            self._reader().execute(_incident_select(sources) + " WHERE id=?", (int(incident_id),)).fetchone()
+        )
         return _incident(row) if row else None
 
     def get_alert(self, alert_id: int) -> Alert | None:
@@ -616,6 +622,16 @@ class Store:
             (float(now),),
         )
         return [_action(r) for r in rows]
+
+
+def _incident_select(sources: int | None) -> str:
+    if sources is None:
+        return "SELECT * FROM incidents"
+    cols = "id, src_ip, family, severity, first_seen, last_seen, alert_count, dest_ips, max_score, status, summary"
+    return (
+        f"SELECT {cols}, (SELECT json_group_array(value) FROM (SELECT value FROM json_each(incidents.src_ips)"
+        f" LIMIT {max(0, int(sources))})) AS src_ips FROM incidents"
+    )
 
 
 # -- row -> record --------------------------------------------------------------------------------------

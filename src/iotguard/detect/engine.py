@@ -217,21 +217,27 @@ class DetectionEngine:
             else [[] for _ in keep]
         )
         self.stats.explain_seconds += time.perf_counter() - t0
+        # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
+        cols = {
+            c: flows[c].to_numpy(dtype=object)
+            for c in ("src_ip", "dst_ip", "ts_last", "src_port", "dst_port", "protocol")
+            if c in flows.columns
+        }
         alerts = [
-            self._alert(flows, i, verdicts, partial[i], explanations[j], flow_ids) for j, i in enumerate(keep)
+            self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids) for j, i in enumerate(keep)
         ]
         return self._commit(alerts)
 
     def _alert(
         self,
-        flows: pd.DataFrame,
+        cols: dict[str, np.ndarray],
         i: int,
         verdicts: Any,
         partial: bool,
         top: list[tuple[str, float]],
         flow_ids: np.ndarray | None,
     ) -> Alert:
-        row = flows.iloc[i]
+        row = {c: values[i] for c, values in cols.items()}
         fam = str(verdicts.family[i])
         conf = float(verdicts.confidence[i])
         src, dst = str(row["src_ip"]), str(row["dst_ip"])

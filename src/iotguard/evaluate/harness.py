@@ -95,9 +95,7 @@ def evaluate_model(
                     artifact, artifact_rows(artifact, X.iloc[:50_000])
                 )
         if native and isinstance(model, TrainedPipeline) and latency_calls:
-            matrix = model.transform(X.iloc[: max(latency_calls, 1000)])
-            own = model.model.predict_proba if model.kind == "classifier" else model.model.attack_score  # type: ignore[attr-defined]
-            result |= native_latency(own, matrix, calls=latency_calls)
+            result |= _native(model, X, latency_calls)
     return result
 
 
@@ -111,7 +109,6 @@ def _artifact_bytes(path: Path) -> int:
 class Outcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
-    confusion: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def run_experiments(
@@ -216,6 +213,7 @@ def window_table(data: Any) -> pd.DataFrame:
 
 
 def _native(pipeline: TrainedPipeline, X: pd.DataFrame, calls: int) -> dict[str, Any]:
+    """The model's own in-memory predict (scikit-learn) on one already preprocessed row."""
     matrix = pipeline.transform(X.iloc[: max(calls, 1000)])
     own = pipeline.model.predict_proba if pipeline.kind == "classifier" else pipeline.model.attack_score  # type: ignore[attr-defined]
     return native_latency(own, matrix, calls=calls)

@@ -17,7 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from iotguard.capture.files import DEFAULT_BATCH_SIZE, SourceStats
+from iotguard.capture.batch import LINKTYPE_ETHERNET
+from iotguard.capture.bpf import compile_filter
+from iotguard.capture.files import DEFAULT_BATCH_SIZE, CaptureFile, SourceStats
 from iotguard.capture.sources import is_live, open_source
 from iotguard.core.episodes import Episode
 from iotguard.core.errors import DataError
@@ -64,6 +66,12 @@ class FlowStream:
         if not self.sources:
             raise DataError("no packet source given", expected="a capture file or iface:NAME")
         self.meter = FlowMeter(config, early_packets=early, early_seconds=early_seconds)
+        # Fail now, not after a progress bar appeared: every file must be a capture, the filter must compile.
+        for spec in self.sources:
+            if not is_live(spec):
+                CaptureFile(spec).close()
+        if bpf:
+            compile_filter(bpf, LINKTYPE_ETHERNET)
         self.bpf = bpf
         self.batch_size = batch_size
         self.episodes = load_episodes(labels) if labels is not None else None
@@ -71,12 +79,31 @@ class FlowStream:
         self.tick = tick
         self.duration = duration
         self.max_packets = max_packets
-        self.source_stats = SourceStats()
+        self._done_stats = SourceStats()
+        self._source = None
         self._iter: Iterator[pd.DataFrame] | None = None
 
     @property
     def stats(self):
         return self.meter.stats
+
+    @property
+    def source_stats(self) -> SourceStats:
+        """Records read, filtered, damaged and dropped by the kernel, so far (the open source included)."""
+        total = SourceStats()
+        parts = [self._done_stats] + ([self._source.stats] if self._source is not None else [])
+        for part in parts:
+            total.packets += part.packets
+            total.bytes += part.bytes
+            total.filtered += part.filtered
+            total.kernel_drops += part.kernel_drops
+            total.damaged.update(part.damaged)
+        return total
+
+    def close(self) -> None:
+        """Stop early: close the open source (a live socket is released) without flushing the meter."""
+        if self._iter is not None:
+            self._iter.close()  # runs the generator's cleanup
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         if self._iter is None:
@@ -97,11 +124,11 @@ class FlowStream:
         return label_flows(frame, self.episodes) if self.episodes is not None else frame
 
     def _merge_stats(self, stats: SourceStats) -> None:
-        self.source_stats.packets += stats.packets
-        self.source_stats.bytes += stats.bytes
-        self.source_stats.filtered += stats.filtered
-        self.source_stats.kernel_drops += stats.kernel_drops
-        self.source_stats.damaged.update(stats.damaged)
+        self._done_stats.packets += stats.packets
+        self._done_stats.bytes += stats.bytes
+        self._done_stats.filtered += stats.filtered
+        self._done_stats.kernel_drops += stats.kernel_drops
+        self._done_stats.damaged.update(stats.damaged)
 
     def _run(self) -> Iterator[pd.DataFrame]:
         sizes = [Path(s).stat().st_size for s in self.sources if not is_live(s) and Path(s).is_file()]
@@ -109,6 +136,7 @@ class FlowStream:
         with self.progress.task("reading packets", total=sum(sizes) or None) as task:
             for spec in self.sources:
                 source = open_source(spec, bpf=self.bpf, batch_size=self.batch_size)
+                self._source = source
                 live = source.live
                 done_bytes = 0
                 first = True
@@ -144,6 +172,7 @@ class FlowStream:
                 finally:
                     source.close()
                     self._merge_stats(source.stats)
+                    self._source = None
             frame = self.meter.flush()
             if len(frame):
                 yield self._finish(frame)

@@ -173,8 +173,14 @@ def format_addresses(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """(hi, lo) 128-bit addresses -> strings (IPv4-mapped addresses print as dotted quads)."""
     if hi.shape[0] == 0:
         return np.empty(0, dtype=object)
-    pairs = np.stack([hi, lo], axis=1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    # distinct addresses by hashing (pandas.factorize), not sorting: (hi, lo) -> one code per pair
+    lo_codes, lo_uniq = pd.factorize(lo)
+    if not hi.any():
+        inverse, uniq = lo_codes, np.stack([np.zeros_like(lo_uniq), lo_uniq], axis=1)
+    else:
+        hi_codes, hi_uniq = pd.factorize(hi)
+        inverse, pair_uniq = pd.factorize(hi_codes.astype(np.int64) * len(lo_uniq) + lo_codes)
+        uniq = np.stack([hi_uniq[pair_uniq // len(lo_uniq)], lo_uniq[pair_uniq % len(lo_uniq)]], axis=1)
     names = np.empty(uniq.shape[0], dtype=object)
     for k, (h, lw) in enumerate(uniq.tolist()):
         key = (h, lw)
@@ -185,8 +191,9 @@ def format_addresses(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
                 name = f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
             else:
                 name = ipaddress.IPv6Address((h << 64) | lw).compressed
-            if len(_ADDR_CACHE) < 1_000_000:
-                _ADDR_CACHE[key] = name
+            if len(_ADDR_CACHE) >= 65536:  # bounded: a long capture with many hosts must not grow memory
+                _ADDR_CACHE.clear()
+            _ADDR_CACHE[key] = name
         names[k] = name
     return names[inverse.reshape(-1)]
 

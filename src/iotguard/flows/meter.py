@@ -27,7 +27,7 @@ from iotguard.flows import table as t
 from iotguard.flows.features import empty_records, records
 from iotguard.flows.parse import Packets, parse, reason_counts
 
-_OUT_ROWS = 4096
+_OUT_ROWS = 16384
 _MIN_SLOTS = 4096
 
 
@@ -48,6 +48,14 @@ class FlowConfig(BaseModel):
         description=(
             "A TCP connection closed by FINs+ACK or a RST is emitted once idle this long; "
             "None keeps it until the flow timeout, exactly as CICFlowMeter does."
+        ),
+    )
+    tcp_memory: float | None = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "How long a TCP connection whose flow timed out is remembered, so that a later packet continues it "
+            "(direction, tcp_flow_time) as CICFlowMeter does; None: until the table needs the slot."
         ),
     )
     early_packets: int | None = Field(
@@ -98,7 +106,7 @@ class FlowConfig(BaseModel):
         cfg[t.C_EARLY_PKTS] = 0 if self.early_packets is None else self.early_packets
         cfg[t.C_EARLY_US] = -1.0 if self.early_seconds is None else round(self.early_seconds * 1e6)
         cfg[t.C_SCAN_US] = round(self.scan_interval * 1e6)
-        cfg[t.C_DORMANT_US] = round(self.flow_timeout * 1e6)
+        cfg[t.C_DORMANT_US] = -1.0 if self.tcp_memory is None else round(self.tcp_memory * 1e6)
         cfg[t.C_MAX_SLOTS] = self.max_flows
         return cfg
 
@@ -145,8 +153,8 @@ class FlowMeter:
         self._alloc(slots)
         self._meta = np.zeros(t.NM, np.int64)
         self._meta[t.M_TOP] = slots
-        self._meta[t.M_SCAN_POS] = -1
         self._meta[t.M_RNG] = 0x2545F4914F6CDD1D
+        self._wheel = np.full(t.NB, -1, np.int64)
         self._out_f = np.zeros((_OUT_ROWS, t.NF), np.float64)
         self._out_k = np.zeros((_OUT_ROWS, 4), np.uint64)
         self._out_i = np.zeros((_OUT_ROWS, t.NO), np.int64)
@@ -159,16 +167,26 @@ class FlowMeter:
         self._P = np.zeros((slots, 2), np.int32)
         self._used = np.zeros(slots, np.int8)
         self._hashes = np.zeros(slots, np.uint64)
-        self._index = np.full(2 * slots, -1, np.int32)
+        # The index is open addressing with a bit mask: its size must be a power of two (at least 2x the
+        # slots), whatever max_flows is, or probing can miss free cells and never end.
+        self._index = np.full(1 << (2 * slots - 1).bit_length(), -1, np.int32)
         self._free = np.arange(slots - 1, -1, -1, dtype=np.int32)
+        self._occ = np.full((2, slots), -1, np.int32)
+        self._W = np.full((t.NW, slots), -1, np.int64)
+        self._W[t.W_IN] = 0
+
+    _ROWS = ("_S", "_K", "_P", "_used", "_hashes")  # per-slot arrays indexed [slot, ...]
+    _COLS = ("_occ", "_W")  # per-slot arrays indexed [..., slot]
 
     def _grow(self) -> None:
         old = self._S.shape[0]
         new = min(old * 2, self.config.max_flows)
-        S, K, P, used, hashes = self._S, self._K, self._P, self._used, self._hashes
+        saved = {name: getattr(self, name) for name in (*self._ROWS, *self._COLS)}
         self._alloc(new)
-        self._S[:old], self._K[:old], self._P[:old] = S, K, P
-        self._used[:old], self._hashes[:old] = used, hashes
+        for name in self._ROWS:
+            getattr(self, name)[:old] = saved[name]
+        for name in self._COLS:
+            getattr(self, name)[:, :old] = saved[name]
         t.rebuild_index(self._index, self._hashes, self._used)
         # The table was full when it grew, so the free slots are exactly the new ones.
         self._free[: new - old] = np.arange(new - 1, old - 1, -1, dtype=np.int32)
@@ -201,17 +219,17 @@ class FlowMeter:
     def expire(self, now: float | None = None) -> pd.DataFrame:
         """Emit what is due at ``now`` (epoch seconds; default: the wall clock), without new packets."""
         now_us = int(round((time.time() if now is None else float(now)) * 1e6))
-        if not self._meta[t.M_STARTED] or now_us > self._meta[t.M_NOW]:
-            self._meta[t.M_NOW] = now_us
+        if not self._meta[t.M_STARTED]:
             self._meta[t.M_STARTED] = 1
-        self._meta[t.M_LAST_SCAN] = self._meta[t.M_NOW]
-        self._meta[t.M_SCAN_POS] = 0
+            self._meta[t.M_WHEEL_T] = now_us // int(self._cfg[t.C_SCAN_US])
+        if now_us > self._meta[t.M_NOW]:
+            self._meta[t.M_NOW] = now_us
+        self._meta[t.M_WHEEL_RUN] = 1
         return self._run(self._no_packets)
 
     def flush(self) -> pd.DataFrame:
         """Emit every flow still in the table (end of capture) and empty the table."""
         self._meta[t.M_FLUSH] = 1
-        self._meta[t.M_SCAN_POS] = 0
         return self._run(self._no_packets)
 
     # -- internals --------------------------------------------------------------------------------------
@@ -243,6 +261,9 @@ class FlowMeter:
                 self._index,
                 self._hashes,
                 self._free,
+                self._occ,
+                self._wheel,
+                self._W,
                 self._meta,
                 self._cfg,
                 self._out_f,
@@ -265,7 +286,10 @@ class FlowMeter:
     def _drain(self) -> pd.DataFrame:
         n = int(self._meta[t.M_NOUT])
         self._meta[t.M_NOUT] = 0
-        frame = records(self._out_f[:n], self._out_k[:n], self._out_i[:n])
+        # Records that came out together are given oldest flow first (stable: an early record stays before the
+        # final record of its flow), so the order does not depend on where flows sat in the table.
+        order = np.argsort(self._out_f[:n, t.TS_FIRST], kind="stable")
+        frame = records(self._out_f[order], self._out_k[order], self._out_i[order])
         partial = int(np.count_nonzero(self._out_i[:n, t.O_KIND] == t.KIND_PARTIAL))
         self.stats.early += partial
         self.stats.flows += n - partial

@@ -6,7 +6,8 @@ capture v1 and v2, raw IPv4/IPv6, BSD null and OpenBSD loop. Network: IPv4 (opti
 Transport: TCP, UDP, ICMP and ICMPv6; any other IP protocol becomes a flow with ports 0.
 
 Lengths follow CICFlowMeter: ``payload`` is the transport payload computed from the IP header's lengths
-(never from the captured bytes, so Ethernet padding and snap lengths do not count), ``hdr`` is the transport
+(never from the captured bytes, so Ethernet padding and snap lengths do not count; only a frame whose wire
+length is shorter than its IP length is cut to the wire length), ``hdr`` is the transport
 header length (TCP data offset, 8 for UDP). ICMP packets have payload 0 and header 0, as in the CNS2022
 release of CICFlowMeter. Packets that cannot become part of a flow get a nonzero ``reason``.
 """
@@ -283,6 +284,11 @@ def parse_batch(
                 reason[i] = MALFORMED_IP
                 continue
             pr = nh
+
+        # A frame shorter on the wire than its IP header claims ("truncated-ip") carries only what the wire
+        # length allows, as CICFlowMeter's jnetpcap counts it.
+        if l4len > wire_end - l4:
+            l4len = max(wire_end - l4, 0)
 
         # -- transport layer ------------------------------------------------------------------------
         proto[i] = pr

@@ -1,6 +1,6 @@
 """The bidirectional flow table: CICFlowMeter's per-packet state machine as one jitted loop.
 
-State lives in preallocated numpy arrays, one row per flow slot:
+State lives in preallocated numpy arrays, one row (or column) per flow slot:
 
 * ``S`` (float64, slots x ``NF``): every accumulator of a flow (timestamps in integer microseconds, counts,
   running statistics, bulk and active/idle state). Float64 holds integers exactly up to 2**53.
@@ -8,14 +8,19 @@ State lives in preallocated numpy arrays, one row per flow slot:
   with A <= B, so both directions of a conversation find the same slot. ``S[s, SRC_IS_A]`` says which
   endpoint started the flow.
 * ``index``: an open-addressing hash table (linear probing, at most half full) from key hash to slot.
+* ``occ``: the occupied slots as a compact list (row 0) and each slot's place in it (row 1), for flushing.
+* ``wheel`` and ``W``: a timing wheel (``NB`` buckets of ``scan_interval``) holding each occupied slot once,
+  at the time it is next due (flow timeout, close grace, early record by age, end of a dormant entry). The
+  periodic scan visits only the slots in the buckets that came due, so its cost follows the number of flows
+  that end, not the size of the table.
 
 A flow ends as the CNS2022 release of CICFlowMeter (Engelen et al.) ends it: a packet arriving more than
 ``flow_timeout`` after the flow's first packet, a SYN after the connection was closed (both FINs and the
 final ACK, or a RST), or an ICMP packet whose type and code both differ. Because the table must stay
-bounded, three more rules (documented in docs/flows.md) emit flows without waiting for a packet: a periodic
-scan emits flows older than ``flow_timeout`` (TCP ones stay as a small *dormant* entry so that a later packet
-continues the connection exactly as CICFlowMeter would), closed connections idle for ``close_grace``, and
-eviction of the least recently seen flows when the table is full.
+bounded, three more rules (documented in docs/flows.md) emit flows without waiting for a packet: the wheel
+emits flows older than ``flow_timeout`` (TCP ones stay as a *dormant* entry so that a later packet continues
+the connection exactly as CICFlowMeter would), closed connections idle for ``close_grace``, and eviction of
+the least recently seen flows when the table is full.
 
 Finished flows (and optional early, partial records) are copied into output buffers; ``features.py`` turns
 those rows into CICFlowMeter features.
@@ -82,7 +87,8 @@ MIN_SEG_F = 79
 BK_START, BK_PKTH, BK_SIZEH, BK_LAST, BK_STATES, BK_PKTS, BK_BYTES, BK_DUR = 0, 1, 2, 3, 4, 5, 6, 7
 FWD_BULK = 80
 BWD_BULK = 88
-NF = 96
+SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
+NF = 97
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -104,25 +110,32 @@ C_ACTIVITY = 1
 C_CLOSE_GRACE = 2  # < 0: closed connections wait for the flow timeout
 C_EARLY_PKTS = 3  # 0: no packet-count early records
 C_EARLY_US = 4  # < 0: no age early records
-C_SCAN_US = 5
-C_DORMANT_US = 6
+C_SCAN_US = 5  # the wheel's granularity
+C_DORMANT_US = 6  # < 0: dormant entries stay until the table needs the slot
 C_MAX_SLOTS = 7
 NC = 8
 
 # -- meta vector ----------------------------------------------------------------------------------------
 M_TOP = 0  # free slots on the stack
 M_NOW = 1
-M_LAST_SCAN = 2
-M_SCAN_POS = 3  # -1: no scan in progress
+M_WHEEL_T = 2  # the wheel has been run up to this bucket time (now // scan_interval)
+M_WHEEL_RUN = 3  # 1: a wheel run is due or was interrupted
 M_NOUT = 4
 M_ACTIVE = 5
 M_DORMANT = 6
 M_RNG = 7
 M_CURSOR = 8
 M_EVICTED = 9
-M_STARTED = 10  # 0 until the first packet set the clock
-M_FLUSH = 11  # 1 while a flush scan runs
-NM = 12
+M_STARTED = 10  # 0 until the first packet (or expire) set the clock
+M_FLUSH = 11  # 1 while a flush runs
+M_SEQ = 12  # flows started so far
+M_NOCC = 13  # occupied (live or dormant) slots, listed in occ[0, :M_NOCC]
+NM = 14
+
+# -- timing wheel ---------------------------------------------------------------------------------------
+NB = 4096  # buckets; with a 1 s granularity one turn is 68 minutes (later dues wait in their bucket)
+W_NEXT, W_PREV, W_DUE, W_IN = 0, 1, 2, 3  # rows of W
+NW = 4
 
 # -- return status of process() -------------------------------------------------------------------------
 DONE = 0
@@ -236,10 +249,49 @@ def _flags(S, s, fl):
             S[s, CNT_ECE] += 1.0
 
 
+@njit(cache=True, inline="always")
+def _unlink(s, wheel, W, cfg):
+    b = (W[W_DUE, s] // np.int64(cfg[C_SCAN_US])) & (NB - 1)
+    prev = W[W_PREV, s]
+    nxt = W[W_NEXT, s]
+    if prev >= 0:
+        W[W_NEXT, prev] = nxt
+    else:
+        wheel[b] = nxt
+    if nxt >= 0:
+        W[W_PREV, nxt] = prev
+    W[W_IN, s] = 0
+
+
 @njit(cache=True)
-def _first(S, s, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
+def _schedule(s, due, wheel, W, cfg):
+    """Make slot s due at ``due`` (microseconds) unless it is already due earlier."""
+    d = np.int64(due)
+    if W[W_IN, s]:
+        if d >= W[W_DUE, s]:
+            return
+        _unlink(s, wheel, W, cfg)
+    b = (d // np.int64(cfg[C_SCAN_US])) & (NB - 1)
+    head = wheel[b]
+    W[W_NEXT, s] = head
+    W[W_PREV, s] = -1
+    if head >= 0:
+        W[W_PREV, head] = s
+    wheel[b] = s
+    W[W_DUE, s] = d
+    W[W_IN, s] = 1
+
+
+@njit(cache=True)
+def _first(S, s, meta, cfg, wheel, W, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
     """Start a flow in slot s with its first packet (CICFlowMeter ``BasicFlow.firstPacket``)."""
     S[s, :] = 0.0
+    S[s, SEQ] = meta[M_SEQ]
+    meta[M_SEQ] += 1
+    due = ts + cfg[C_FLOW_TIMEOUT] + 1.0
+    if cfg[C_EARLY_US] >= 0:
+        due = min(due, ts + cfg[C_EARLY_US])
+    _schedule(s, due, wheel, W, cfg)
     S[s, SRC_IS_A] = 1.0 if src_is_a else 0.0
     S[s, PROTO] = proto
     S[s, CUM_TCP] = cum
@@ -359,6 +411,7 @@ def _emit(S, K, P, s, kind, out_f, out_k, out_i, meta):
     out_i[k, O_KIND] = kind
     h = _hash(shi, slo, dhi, dlo, sp, dp, pr)
     h = _mix(h ^ _U(np.int64(S[s, TS_FIRST])))
+    h = _mix(h ^ _U(np.int64(S[s, SEQ])))
     out_i[k, O_FLOW_ID] = np.int64(h & _ID_MASK)
     meta[M_NOUT] = k + 1
 
@@ -386,9 +439,18 @@ def _lookup(index, hashes, K, P, S, used, h, ahi, alo, bhi, blo, ap, bp, pr):
         pos = (pos + 1) & mask
 
 
+@njit(cache=True, inline="always")
+def _occupy(s, occ, meta):
+    n = meta[M_NOCC]
+    occ[0, n] = s
+    occ[1, s] = n
+    meta[M_NOCC] = n + 1
+
+
 @njit(cache=True)
-def _free(s, index, hashes, used, free, meta):
-    """Release slot s: delete it from the index (backward-shift deletion) and push it on the free stack."""
+def _free(s, index, hashes, used, free, occ, wheel, W, meta, cfg):
+    """Release slot s: out of the index (backward-shift deletion), the occupied list (the last listed slot
+    takes its place) and the wheel, and onto the free stack."""
     mask = index.shape[0] - 1
     i = np.int64(hashes[s] & _U(mask))
     while index[i] != s:
@@ -409,6 +471,14 @@ def _free(s, index, hashes, used, free, meta):
         index[i] = t
         i = j
     index[i] = -1
+    k = occ[1, s]
+    last = occ[0, meta[M_NOCC] - 1]
+    occ[0, k] = last
+    occ[1, last] = k
+    occ[1, s] = -1
+    meta[M_NOCC] -= 1
+    if W[W_IN, s]:
+        _unlink(s, wheel, W, cfg)
     if used[s] == LIVE:
         meta[M_ACTIVE] -= 1
     elif used[s] == DORMANT:
@@ -419,49 +489,104 @@ def _free(s, index, hashes, used, free, meta):
 
 
 @njit(cache=True)
-def _scan(S, K, P, used, index, hashes, free, meta, cfg, out_f, out_k, out_i):
-    """Emit what is due at meta[M_NOW] (or everything when flushing); False if the output filled up."""
-    now = np.float64(meta[M_NOW])
-    flush = meta[M_FLUSH] != 0
-    cap = S.shape[0]
-    ocap = out_f.shape[0]
-    pos = meta[M_SCAN_POS]
-    while pos < cap:
-        if meta[M_NOUT] + 2 > ocap:
-            meta[M_SCAN_POS] = pos
-            return False
-        u = used[pos]
-        if u == LIVE:
-            if flush:
-                kind = np.int64(S[pos, CLOSE_KIND]) if S[pos, TCP_STATE] == 3.0 else KIND_END
-                _emit(S, K, P, pos, kind, out_f, out_k, out_i, meta)
-                _free(pos, index, hashes, used, free, meta)
+def _visit(s, now, S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i):
+    """Do what is due for slot s at ``now``, then put it back on the wheel at its next due time."""
+    flow_to = cfg[C_FLOW_TIMEOUT]
+    grace = cfg[C_CLOSE_GRACE]
+    early_us = cfg[C_EARLY_US]
+    memory = cfg[C_DORMANT_US]
+    if used[s] == LIVE:
+        age = now - S[s, TS_FIRST]
+        if age > flow_to:
+            _emit(S, K, P, s, KIND_TIMEOUT, out_f, out_k, out_i, meta)
+            if S[s, PROTO] == 6.0:
+                # Remember the connection so that a later packet continues it as CICFlowMeter does.
+                S[s, CUM_TCP] += S[s, TS_LAST] - S[s, TS_FIRST]
+                used[s] = DORMANT
+                meta[M_ACTIVE] -= 1
+                meta[M_DORMANT] += 1
+                if memory >= 0:
+                    _schedule(s, S[s, TS_LAST] + memory + 1.0, wheel, W, cfg)
             else:
-                age = now - S[pos, TS_FIRST]
-                if age > cfg[C_FLOW_TIMEOUT]:
-                    _emit(S, K, P, pos, KIND_TIMEOUT, out_f, out_k, out_i, meta)
-                    if S[pos, PROTO] == 6.0:
-                        # Remember the connection so that a later packet continues it as CICFlowMeter does.
-                        S[pos, CUM_TCP] += S[pos, TS_LAST] - S[pos, TS_FIRST]
-                        used[pos] = DORMANT
-                        meta[M_ACTIVE] -= 1
-                        meta[M_DORMANT] += 1
-                    else:
-                        _free(pos, index, hashes, used, free, meta)
-                elif (
-                    S[pos, TCP_STATE] == 3.0
-                    and cfg[C_CLOSE_GRACE] >= 0
-                    and now - S[pos, TS_LAST] > cfg[C_CLOSE_GRACE]
-                ):
-                    _emit(S, K, P, pos, np.int64(S[pos, CLOSE_KIND]), out_f, out_k, out_i, meta)
-                    _free(pos, index, hashes, used, free, meta)
-                elif cfg[C_EARLY_US] >= 0 and S[pos, EARLY_DONE] == 0.0 and age >= cfg[C_EARLY_US]:
-                    _emit(S, K, P, pos, KIND_PARTIAL, out_f, out_k, out_i, meta)
-                    S[pos, EARLY_DONE] = 1.0
-        elif u == DORMANT and (flush or now - S[pos, TS_LAST] > cfg[C_DORMANT_US]):
-            _free(pos, index, hashes, used, free, meta)
-        pos += 1
-    meta[M_SCAN_POS] = -1
+                _free(s, index, hashes, used, free, occ, wheel, W, meta, cfg)
+            return
+        if S[s, TCP_STATE] == 3.0 and grace >= 0 and now - S[s, TS_LAST] > grace:
+            _emit(S, K, P, s, np.int64(S[s, CLOSE_KIND]), out_f, out_k, out_i, meta)
+            _free(s, index, hashes, used, free, occ, wheel, W, meta, cfg)
+            return
+        if early_us >= 0 and S[s, EARLY_DONE] == 0.0 and age >= early_us:
+            _emit(S, K, P, s, KIND_PARTIAL, out_f, out_k, out_i, meta)
+            S[s, EARLY_DONE] = 1.0
+        due = S[s, TS_FIRST] + flow_to + 1.0
+        if S[s, TCP_STATE] == 3.0 and grace >= 0:
+            due = min(due, S[s, TS_LAST] + grace + 1.0)
+        if early_us >= 0 and S[s, EARLY_DONE] == 0.0:
+            due = min(due, S[s, TS_FIRST] + early_us)
+        _schedule(s, due, wheel, W, cfg)
+    elif used[s] == DORMANT and memory >= 0:
+        if now - S[s, TS_LAST] > memory:
+            _free(s, index, hashes, used, free, occ, wheel, W, meta, cfg)
+        else:
+            _schedule(s, S[s, TS_LAST] + memory + 1.0, wheel, W, cfg)
+
+
+@njit(cache=True)
+def _run_wheel(S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i):
+    """Visit every slot due by meta[M_NOW]; False if the output filled up (call again to resume)."""
+    gran = np.int64(cfg[C_SCAN_US])
+    now = meta[M_NOW]
+    ocap = out_f.shape[0]
+    end = now // gran
+    cur = meta[M_WHEEL_T]
+    if end - cur >= NB:
+        cur = end - NB + 1  # one full turn covers every bucket
+    while cur <= end:
+        s = wheel[cur & (NB - 1)]
+        while s >= 0:
+            nxt = W[W_NEXT, s]
+            if W[W_DUE, s] <= now:
+                if meta[M_NOUT] + 2 > ocap:
+                    meta[M_WHEEL_T] = cur
+                    return False
+                _unlink(s, wheel, W, cfg)
+                _visit(
+                    s,
+                    np.float64(now),
+                    S,
+                    K,
+                    P,
+                    used,
+                    index,
+                    hashes,
+                    free,
+                    occ,
+                    wheel,
+                    W,
+                    meta,
+                    cfg,
+                    out_f,
+                    out_k,
+                    out_i,
+                )
+            s = nxt
+        cur += 1
+    meta[M_WHEEL_T] = end
+    meta[M_WHEEL_RUN] = 0
+    return True
+
+
+@njit(cache=True)
+def _flush(S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i):
+    """Emit every live flow and free every slot; False if the output filled up (call again to resume)."""
+    ocap = out_f.shape[0]
+    while meta[M_NOCC] > 0:
+        if meta[M_NOUT] + 2 > ocap:
+            return False
+        s = occ[0, meta[M_NOCC] - 1]
+        if used[s] == LIVE:
+            kind = np.int64(S[s, CLOSE_KIND]) if S[s, TCP_STATE] == 3.0 else KIND_END
+            _emit(S, K, P, s, kind, out_f, out_k, out_i, meta)
+        _free(s, index, hashes, used, free, occ, wheel, W, meta, cfg)
     meta[M_FLUSH] = 0
     return True
 
@@ -477,8 +602,8 @@ def _next_rand(meta):
 
 
 @njit(cache=True)
-def _evict(S, K, P, used, index, hashes, free, meta, out_f, out_k, out_i, budget):
-    """Free up to ``budget`` slots, least recently seen first (approximately).
+def _evict(S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i, budget):
+    """Free up to ``budget`` slots, least recently seen first (approximately); runs when every slot is used.
 
     A threshold is the 25th percentile of the last-seen time of 64 random slots; a sweep from a rotating
     cursor then frees dormant entries and emits (kind ``evicted``) live flows last seen at or before it.
@@ -497,11 +622,11 @@ def _evict(S, K, P, used, index, hashes, free, meta, out_f, out_k, out_i, budget
         pos = pos + 1 if pos + 1 < cap else 0
         u = used[pos]
         if u == DORMANT:
-            _free(pos, index, hashes, used, free, meta)
+            _free(pos, index, hashes, used, free, occ, wheel, W, meta, cfg)
             freed += 1
         elif u == LIVE and S[pos, TS_LAST] <= threshold:
             _emit(S, K, P, pos, KIND_EVICTED, out_f, out_k, out_i, meta)
-            _free(pos, index, hashes, used, free, meta)
+            _free(pos, index, hashes, used, free, occ, wheel, W, meta, cfg)
             meta[M_EVICTED] += 1
             freed += 1
     meta[M_CURSOR] = pos
@@ -533,6 +658,9 @@ def process(
     index,
     hashes,
     free,
+    occ,
+    wheel,
+    W,
     meta,
     cfg,
     out_f,
@@ -542,7 +670,7 @@ def process(
     """Run packets ``start..`` through the table; returns (next packet, status).
 
     Stops early with OUT_FULL (drain the output buffers, call again from the returned packet) or NEED_GROW
-    (enlarge the table, call again). A pending scan (periodic, ``expire`` or ``flush``) runs first.
+    (enlarge the table, call again). A pending flush or wheel run (periodic or ``expire``) goes first.
     """
     n = ts_us.shape[0]
     ocap = out_f.shape[0]
@@ -550,10 +678,15 @@ def process(
     activity = cfg[C_ACTIVITY]
     early_pk = cfg[C_EARLY_PKTS]
     early_us = cfg[C_EARLY_US]
+    gran = np.int64(cfg[C_SCAN_US])
     i = start
     while True:
-        if meta[M_SCAN_POS] >= 0 and not _scan(
-            S, K, P, used, index, hashes, free, meta, cfg, out_f, out_k, out_i
+        if meta[M_FLUSH] and not _flush(
+            S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i
+        ):
+            return i, OUT_FULL
+        if meta[M_WHEEL_RUN] and not _run_wheel(
+            S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i
         ):
             return i, OUT_FULL
         if i >= n:
@@ -567,7 +700,7 @@ def process(
         if meta[M_STARTED] == 0:
             meta[M_STARTED] = 1
             meta[M_NOW] = ts_us[i]
-            meta[M_LAST_SCAN] = ts_us[i]
+            meta[M_WHEEL_T] = ts_us[i] // gran
         elif ts_us[i] > meta[M_NOW]:
             meta[M_NOW] = ts_us[i]
         shi, slo, dhi, dlo = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
@@ -593,7 +726,9 @@ def process(
                 budget = min(S.shape[0] // 64 + 1, ocap - meta[M_NOUT] - 2)
                 if budget <= 0:
                     return i, OUT_FULL
-                _evict(S, K, P, used, index, hashes, free, meta, out_f, out_k, out_i, budget)
+                _evict(
+                    S, K, P, used, index, hashes, free, occ, wheel, W, meta, cfg, out_f, out_k, out_i, budget
+                )
                 if meta[M_TOP] == 0:
                     return i, OUT_FULL
                 if from_a:
@@ -612,18 +747,37 @@ def process(
                 P[s, 0], P[s, 1] = dp, sp
             used[s] = LIVE
             meta[M_ACTIVE] += 1
-            _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+            _occupy(s, occ, meta)
+            _first(S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
         elif used[s] == DORMANT:
             # The connection's previous flow ended by the flow timeout: split exactly as on arrival.
             used[s] = LIVE
             meta[M_DORMANT] -= 1
             meta[M_ACTIVE] += 1
             if S[s, TCP_STATE] == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
-                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             else:
                 old_a = S[s, SRC_IS_A] != 0.0
                 cum = S[s, CUM_TCP] + (ts - S[s, TS_LAST])
-                _first(S, s, old_a, from_a == old_a, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(
+                    S,
+                    s,
+                    meta,
+                    cfg,
+                    wheel,
+                    W,
+                    old_a,
+                    from_a == old_a,
+                    cum,
+                    ts,
+                    fpr,
+                    pay,
+                    hd,
+                    fl,
+                    win,
+                    ityp,
+                    icod,
+                )
         else:
             src_a = S[s, SRC_IS_A] != 0.0
             fwd = from_a == src_a
@@ -634,12 +788,34 @@ def process(
                 _emit(S, K, P, s, kind, out_f, out_k, out_i, meta)
                 if pr == 6:
                     if state == 3.0 and (fl & F_SYN) and not (fl & F_ACK):
-                        _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                        _first(
+                            S,
+                            s,
+                            meta,
+                            cfg,
+                            wheel,
+                            W,
+                            from_a,
+                            True,
+                            0.0,
+                            ts,
+                            fpr,
+                            pay,
+                            hd,
+                            fl,
+                            win,
+                            ityp,
+                            icod,
+                        )
                     else:
                         cum = S[s, CUM_TCP] + (S[s, TS_LAST] - S[s, TS_FIRST]) + (ts - S[s, TS_LAST])
-                        _first(S, s, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod)
+                        _first(
+                            S, s, meta, cfg, wheel, W, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod
+                        )
                 else:
-                    _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                    _first(
+                        S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod
+                    )
             elif fl & F_FIN:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
                 if state == 0.0:
@@ -650,14 +826,18 @@ def process(
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
                 S[s, TCP_STATE] = 3.0
                 S[s, CLOSE_KIND] = KIND_RST
+                if cfg[C_CLOSE_GRACE] >= 0:
+                    _schedule(s, ts + cfg[C_CLOSE_GRACE] + 1.0, wheel, W, cfg)
             elif fl & F_ACK:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
                 if state == 2.0:
                     S[s, TCP_STATE] = 3.0
                     S[s, CLOSE_KIND] = KIND_FIN
+                    if cfg[C_CLOSE_GRACE] >= 0:
+                        _schedule(s, ts + cfg[C_CLOSE_GRACE] + 1.0, wheel, W, cfg)
             elif (pr == 1 or pr == 58) and icod != S[s, ICMP_CODE] and ityp != S[s, ICMP_TYPE]:
                 _emit(S, K, P, s, KIND_ICMP, out_f, out_k, out_i, meta)
-                _first(S, s, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
+                _first(S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             else:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
         if S[s, EARLY_DONE] == 0.0:
@@ -666,9 +846,8 @@ def process(
                 _emit(S, K, P, s, KIND_PARTIAL, out_f, out_k, out_i, meta)
                 S[s, EARLY_DONE] = 1.0
         i += 1
-        if meta[M_NOW] - meta[M_LAST_SCAN] >= cfg[C_SCAN_US]:
-            meta[M_LAST_SCAN] = meta[M_NOW]
-            meta[M_SCAN_POS] = 0
+        if meta[M_NOW] // gran > meta[M_WHEEL_T]:
+            meta[M_WHEEL_RUN] = 1
 
 
 @njit(cache=True)

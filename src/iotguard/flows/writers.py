@@ -1,7 +1,8 @@
 """Write flow tables batch by batch to Parquet or CSV, atomically (temp file, then rename).
 
-Memory stays bounded however many flows a capture yields: each batch is appended and forgotten. Nothing
-half-written is left behind: the output appears under its name only when ``close()`` succeeds.
+Memory stays bounded however many flows a capture yields: frames are appended and forgotten (Parquet gathers
+them into row groups of about ``ROW_GROUP`` rows first, so a long run does not pile up row-group metadata).
+Nothing half-written is left behind: the output appears under its name only when ``close()`` succeeds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from iotguard.core.errors import ConfigError, DataError
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz")
+ROW_GROUP = 16384
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -57,6 +59,8 @@ class FlowWriter:
         self._tmp = Path(tmp)
         self._schema: pa.Schema | None = None
         self._parquet: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self._csv_started = False
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -65,9 +69,10 @@ class FlowWriter:
                 self._schema = pa.schema([(c, _arrow_type(frame[c])) for c in frame.columns])
                 self._parquet = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
             if len(frame):
-                table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-                assert self._parquet is not None
-                self._parquet.write_table(table)
+                self._pending.append(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+                self._pending_rows += len(frame)
+                if self._pending_rows >= ROW_GROUP:
+                    self._write_pending()
         else:
             compression = "gzip" if str(self.path).lower().endswith(".gz") else None
             if not self._csv_started or len(frame):
@@ -81,9 +86,15 @@ class FlowWriter:
                 self._csv_started = True
         self.rows += len(frame)
 
+    def _write_pending(self) -> None:
+        if self._pending and self._parquet is not None:
+            self._parquet.write_table(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
+
     def close(self) -> Path:
         """Finish the file and move it into place; returns the final path."""
         if self._parquet is not None:
+            self._write_pending()
             self._parquet.close()
             self._parquet = None
         elif self.format == "parquet" and self._schema is None:
@@ -93,6 +104,7 @@ class FlowWriter:
 
     def abort(self) -> None:
         """Drop the partial file."""
+        self._pending, self._pending_rows = [], 0
         if self._parquet is not None:
             with contextlib.suppress(Exception):  # already failing; the temp file goes anyway
                 self._parquet.close()

@@ -241,8 +241,8 @@ class RandomForestModel(Classifier):
 
 
 class LightGBMModel(Classifier):
-    """Gradient-boosted trees (LightGBM): up to 500 rounds at learning rate 0.1, 31 leaves, early stopping
-    after 30 rounds without improvement on the validation rows."""
+    """Gradient-boosted trees (LightGBM): up to 500 rounds at learning rate 0.1, 31 leaves, minimum leaf
+    hessian 1, early stopping after 30 rounds without improvement on the validation rows."""
 
     def _fit(self, X: np.ndarray, y: np.ndarray, validation: Validation, progress: Progress) -> None:
         import lightgbm as lgb
@@ -252,6 +252,10 @@ class LightGBMModel(Classifier):
             n_estimators=rounds,
             learning_rate=float(self.params.get("learning_rate", 0.1)),
             num_leaves=int(self.params.get("leaves", 31)),
+            # LightGBM's default minimum leaf hessian (1e-3) lets leaves of rare classes take huge values:
+            # on CICIDS2017 families the validation loss went 0.14 -> 28 within 300 rounds. 1 (XGBoost's
+            # default) keeps it at 0.0024.
+            min_child_weight=float(self.params.get("min_child_weight", 1.0)),
             random_state=self.seed,
             n_jobs=_threads(),
             deterministic=True,
@@ -271,7 +275,12 @@ class LightGBMModel(Classifier):
             task.update(completed=rounds)
         self.estimator_ = model
         best = model.best_iteration_ or rounds
-        self.hyperparameters = {"rounds": int(best), "learning_rate": model.learning_rate, "leaves": 31}
+        self.hyperparameters = {
+            "rounds": int(best),
+            "learning_rate": model.learning_rate,
+            "leaves": model.num_leaves,
+            "min_child_weight": model.min_child_weight,
+        }
 
     def _classes(self) -> np.ndarray:
         return self.class_names_

@@ -201,13 +201,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "status": status,
         }
         filters = {k: v for k, v in filters.items() if v is not None}
-        items = ctx.store.incidents(limit=limit, offset=offset, **filters)
+        items = ctx.store.incidents(limit=limit, offset=offset, sources=100, **filters)
         total = ctx.store.count_incidents(**filters)
         return _page(total, limit, offset, [_clean(_incident(i)) for i in items])
 
     @api.get("/incidents/{incident_id}", tags=["alerts"], summary="One incident and its latest alerts")
     def incident(incident_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
-        found = ctx.store.get_incident(incident_id)
+        found = ctx.store.get_incident(incident_id, sources=1000)
         if found is None:
             raise HTTPException(404, f"no incident {incident_id}")
         data = _incident(found)

@@ -188,14 +188,24 @@ class Device:
         }
 
 
-def _service_keys(proto: np.ndarray, port: np.ndarray, prefix: str) -> np.ndarray:
-    named = (port < 1024) | np.isin(port, list(IOT_PORTS))
-    names = np.where(
-        proto == 6, "TCP", np.where(proto == 17, "UDP", np.where(np.isin(proto, (1, 58)), "ICMP", "IP"))
-    )
-    ports = np.where(named, port.astype(str), "high")
-    ports = np.where(np.isin(proto, (6, 17)), ports, proto.astype(str))
-    return np.char.add(np.char.add(np.char.add(prefix, names.astype(str)), "/"), ports.astype(str))
+_IOT_PORTS = np.array(sorted(IOT_PORTS), dtype=np.int64)
+HIGH = 65536  # "any port above 1023 that is not a known IoT port"
+
+
+def _service_codes(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
+    """One integer per flow naming its service: ``proto * 65537 + port`` (``HIGH`` for unnamed high ports;
+    the port is dropped for protocols without ports). Always below 2**24."""
+    named = (port < 1024) | np.isin(port, _IOT_PORTS)
+    ports = np.where(named, port, HIGH)
+    ports = np.where((proto == 6) | (proto == 17), ports, 0)
+    return proto.astype(np.int64) * 65537 + ports
+
+
+def _service_name(code: int, inbound: bool) -> str:
+    proto, port = divmod(int(code), 65537)
+    name = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}.get(proto, "IP")
+    suffix = ("high" if port == HIGH else str(port)) if proto in (6, 17) else str(proto)
+    return f"{'in:' if inbound else ''}{name}/{suffix}"
 
 
 class Inventory:
@@ -210,6 +220,7 @@ class Inventory:
         self._known.sort(key=lambda item: -item[0].prefixlen)
         self._devices: OrderedDict[str, Device] = OrderedDict()
         self._local_cache: dict[str, bool] = {}
+        self._mac_owner: dict[str, str] = {}  # MAC -> the address first seen using it
         self._lock = threading.RLock()
         self.evicted = 0
 
@@ -255,145 +266,159 @@ class Inventory:
 
     # -- feeding ------------------------------------------------------------------------------------------
     def observe_flows(self, flows: pd.DataFrame) -> list[Alert]:
-        """Account a batch of flow records (early records only refresh last-seen; final ones count)."""
-        if flows is None or len(flows) == 0:
+        """Account a batch of flow records (early records only refresh first/last seen; final ones count).
+
+        Vectorised: addresses are factorised once per batch and every sum is a ``bincount``; Python runs
+        once per device present, not once per flow."""
+        n = len(flows) if flows is not None else 0
+        if n == 0:
             return []
-        src = flows["src_ip"].to_numpy(dtype=object)
-        dst = flows["dst_ip"].to_numpy(dtype=object)
-        uniq = pd.unique(np.concatenate([src, dst]))
-        local = {a for a in uniq if self.is_local(str(a))}
-        if not local:
+        codes, uniques = pd.factorize(
+            np.concatenate([flows["src_ip"].to_numpy(), flows["dst_ip"].to_numpy()])
+        )
+        names = [str(a) for a in uniques]
+        local = np.fromiter((self.is_local(a) for a in names), dtype=bool, count=len(names))
+        if not local.any():
             return []
-        partial = flows["partial"].to_numpy(dtype=bool) if "partial" in flows else np.zeros(len(flows), bool)
-        ts = flows["ts_last"].to_numpy(dtype=np.float64)
-        ts0 = flows["ts_first"].to_numpy(dtype=np.float64) if "ts_first" in flows else ts
-        proto = flows["protocol"].to_numpy(dtype=np.int64)
-        dport = flows["dst_port"].to_numpy(dtype=np.int64)
-        fp = (
-            flows["fwd_packets"].to_numpy(dtype=np.int64)
-            if "fwd_packets" in flows
-            else np.ones(len(flows), np.int64)
-        )
-        bp = (
-            flows["bwd_packets"].to_numpy(dtype=np.int64)
-            if "bwd_packets" in flows
-            else np.zeros(len(flows), np.int64)
-        )
-        fb = flows["fwd_bytes"].to_numpy(dtype=np.float64) if "fwd_bytes" in flows else np.zeros(len(flows))
-        bb = flows["bwd_bytes"].to_numpy(dtype=np.float64) if "bwd_bytes" in flows else np.zeros(len(flows))
-        final = ~partial
+        m = len(names)
+        src, dst = codes[:n], codes[n:]
+
+        def col(name: str, default: float, dtype: type) -> np.ndarray:
+            if name in flows:
+                return flows[name].to_numpy(dtype=dtype, na_value=default)
+            return np.full(n, default, dtype=dtype)
+
+        final = ~col("partial", False, bool)
+        ts1 = col("ts_last", 0.0, np.float64)
+        ts0 = col("ts_first", np.nan, np.float64)
+        ts0 = np.where(np.isnan(ts0), ts1, ts0)
+        fp, bp = col("fwd_packets", 1, np.int64), col("bwd_packets", 0, np.int64)
+        fb, bb = col("fwd_bytes", 0.0, np.float64), col("bwd_bytes", 0.0, np.float64)
+        svc = _service_codes(col("protocol", 0, np.int64), col("dst_port", 0, np.int64))
+        # A new address joins the inventory only once it is in a flow that went both ways: a spoofed source
+        # (a SYN flood from a million random addresses) never answers, so it never fills the inventory.
+        answered = (fp > 0) & (bp > 0)
+        proven = np.zeros(m, dtype=bool)
+        proven[src[answered]] = True
+        proven[dst[answered]] = True
         alerts: list[Alert] = []
         with self._lock:
-            for role in ("out", "in"):
-                who = src if role == "out" else dst
-                mask = pd.Series(who).isin(local).to_numpy()
-                if not mask.any():
+            for inbound, who, peer in ((False, src, dst), (True, dst, src)):
+                mine = local[who]
+                if not mine.any():
                     continue
-                peer = (dst if role == "out" else src)[mask]
-                own_pk, peer_pk = (fp, bp) if role == "out" else (bp, fp)
-                own_by, peer_by = (fb, bb) if role == "out" else (bb, fb)
-                frame = pd.DataFrame(
-                    {
-                        "dev": who[mask],
-                        "ts0": ts0[mask],
-                        "ts": ts[mask],
-                        "final": final[mask],
-                        "pk_own": own_pk[mask],
-                        "pk_peer": peer_pk[mask],
-                        "by_own": own_by[mask],
-                        "by_peer": peer_by[mask],
-                    }
-                )
-                frame["unanswered"] = (frame["pk_peer"] == 0) & frame["final"]
-                frame["svc"] = _service_keys(proto[mask], dport[mask], "" if role == "out" else "in:")
-                # One pass of group sums, then plain dict work per device (cheap even for thousands of them).
-                grouped = frame.groupby("dev", sort=False)
-                seen = pd.DataFrame({"first": grouped["ts0"].min(), "last": grouped["ts"].max()})
-                counted = frame[frame["final"]]
-                sums = counted.groupby("dev", sort=False)[
-                    ["pk_own", "pk_peer", "by_own", "by_peer", "unanswered"]
-                ].sum()
-                sums["n"] = counted.groupby("dev", sort=False).size()
-                totals = {row[0]: row[1:] for row in sums.itertuples(name=None)}
-                for address, first, last in seen.itertuples(name=None):
-                    dev = self._device(str(address), float(first))
-                    dev.first_seen = min(dev.first_seen, float(first))
-                    alerts += self._roll(dev, float(last))
-                    dev.last_seen = max(dev.last_seen, float(last))
-                    got = totals.get(address)
-                    if got is None:
+                rows = np.flatnonzero(mine)
+                w = who[rows]
+                first = np.full(m, np.inf)
+                last = np.full(m, -np.inf)
+                np.minimum.at(first, w, ts0[rows])
+                np.maximum.at(last, w, ts1[rows])
+                fin = rows[final[rows]]
+                wf = who[fin]
+                own_pk, peer_pk = (bp, fp) if inbound else (fp, bp)
+                own_by, peer_by = (bb, fb) if inbound else (fb, bb)
+                flows_n = np.bincount(wf, minlength=m)
+                pk_own = np.bincount(wf, own_pk[fin], minlength=m)
+                pk_peer = np.bincount(wf, peer_pk[fin], minlength=m)
+                by_own = np.bincount(wf, own_by[fin], minlength=m)
+                by_peer = np.bincount(wf, peer_by[fin], minlength=m)
+                unanswered = np.bincount(wf, (peer_pk[fin] == 0).astype(np.float64), minlength=m)
+                for code in np.unique(w).tolist():
+                    if not proven[code] and names[code] not in self._devices:
                         continue
-                    pk_own, pk_peer, by_own, by_peer, unanswered, n = got
+                    dev = self._device(names[code], float(first[code]))
+                    dev.first_seen = min(dev.first_seen, float(first[code]))
+                    alerts += self._roll(dev, float(last[code]))
+                    dev.last_seen = max(dev.last_seen, float(last[code]))
+                    k = int(flows_n[code])
+                    if not k:
+                        continue
                     win = dev.window
                     assert win is not None
-                    if role == "out":
-                        dev.flows_out += int(n)
-                        dev.packets_out += int(pk_own)
-                        dev.packets_in += int(pk_peer)
-                        dev.bytes_out += float(by_own)
-                        dev.bytes_in += float(by_peer)
-                        win.bytes_out += float(by_own)
-                        win.bytes_in += float(by_peer)
-                        win.unanswered += int(unanswered)
+                    out_b, in_b = (by_peer[code], by_own[code]) if inbound else (by_own[code], by_peer[code])
+                    out_p, in_p = (pk_peer[code], pk_own[code]) if inbound else (pk_own[code], pk_peer[code])
+                    if inbound:
+                        dev.flows_in += k
                     else:
-                        dev.flows_in += int(n)
-                        dev.packets_in += int(pk_own)
-                        dev.packets_out += int(pk_peer)
-                        dev.bytes_in += float(by_own)
-                        dev.bytes_out += float(by_peer)
-                        win.bytes_in += float(by_own)
-                        win.bytes_out += float(by_peer)
-                    win.flows += int(n)
-                    win.packets += int(pk_own + pk_peer)
-                services = counted.groupby(["dev", "svc"], sort=False).size()
-                for (address, svc), count in services.items():
-                    dev = self._devices.get(str(address))
+                        dev.flows_out += k
+                        win.unanswered += int(unanswered[code])
+                    dev.packets_out += int(out_p)
+                    dev.packets_in += int(in_p)
+                    dev.bytes_out += float(out_b)
+                    dev.bytes_in += float(in_b)
+                    win.flows += k
+                    win.packets += int(out_p + in_p)
+                    win.bytes_out += float(out_b)
+                    win.bytes_in += float(in_b)
+                if not len(fin):
+                    continue
+                # services: one count per (device, service) pair
+                pairs, counts = np.unique(wf.astype(np.int64) * (1 << 24) + svc[fin], return_counts=True)
+                for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
+                    dev = self._devices.get(names[pair >> 24])
                     if dev is None or dev.window is None:
                         continue
-                    dev.window.services[svc] += int(count)
-                    if svc in dev.services or len(dev.services) < MAX_SERVICES:
-                        dev.services[svc] += int(count)
-                for address, other in zip(
-                    who[mask][frame["final"].to_numpy()], peer[frame["final"].to_numpy()], strict=True
-                ):
-                    dev = self._devices.get(str(address))
+                    name = _service_name(pair & ((1 << 24) - 1), inbound)
+                    dev.window.services[name] += count
+                    if name in dev.services or len(dev.services) < MAX_SERVICES:
+                        dev.services[name] += count
+                # peers: distinct (device, peer) pairs, at most MAX_PEERS per device
+                links = np.unique(wf.astype(np.int64) * m + peer[fin])
+                for link in links.tolist():
+                    dev = self._devices.get(names[link // m])
                     if dev is None or dev.window is None:
                         continue
+                    other = names[link % m]
                     if len(dev.window.peers) < MAX_PEERS:
-                        dev.window.peers.add(str(other))
+                        dev.window.peers.add(other)
                     if len(dev.peers) < MAX_PEERS:
-                        dev.peers.add(str(other))
+                        dev.peers.add(other)
         return alerts
 
-    def observe_macs(self, pairs: list[tuple[str, str, float]]) -> list[Alert]:
-        """(address, MAC, time) seen together in Ethernet frames; a changed MAC raises ``Spoofing``."""
+    def observe_macs(self, pairs: list[tuple[str, str, float, bool]]) -> list[Alert]:
+        """(address, MAC, time, from ARP) seen together in Ethernet frames; a changed MAC raises ``Spoofing``.
+        An ARP sender joins the inventory; a plain IPv4 source only updates a device already in it (its
+        address may be spoofed).
+
+        The alert's source is the impostor: the address that normally uses the new MAC when the inventory
+        knows one, else the MAC itself (not an address, so no response policy can block the impersonated
+        device, the gateway say, by mistake); its destination is the impersonated address."""
         alerts = []
         with self._lock:
-            for address, mac, ts in pairs:
-                if not self.is_local(address):
+            for address, mac, ts, arp in pairs:
+                if not self.is_local(address) or (not arp and address not in self._devices):
                     continue
                 dev = self._device(address, ts)
                 dev.last_seen = max(dev.last_seen, ts)
                 if mac in dev.macs:
                     continue
+                owner = self._mac_owner.get(mac)
+                if owner is None:
+                    if len(self._mac_owner) >= self.config.max_devices:
+                        self._mac_owner.pop(next(iter(self._mac_owner)))
+                    self._mac_owner[mac] = owner = address
                 expected = dev.expected_mac
                 changed = (expected is not None and mac != expected) or (expected is None and bool(dev.macs))
                 previous = expected or (dev.macs[-1] if dev.macs else None)
                 dev.macs = [*dev.macs, mac][-MAX_MACS:]
                 if changed:
-                    alerts.append(
-                        self._alert(
-                            dev,
-                            ts,
-                            SID_MAC,
-                            "Spoofing",
-                            2,
-                            f"iotguard inventory: {dev.address} now answers with MAC {mac} (was {previous})",
-                            [("macs_seen", float(len(dev.macs)))],
-                            score=1.0,
-                            confidence=0.9,
-                        )
+                    impostor = owner if owner != address else None
+                    alert = self._alert(
+                        dev,
+                        ts,
+                        SID_MAC,
+                        "Spoofing",
+                        2,
+                        f"iotguard inventory: {dev.address} now answers with MAC {mac}"
+                        + (f" (the MAC of {impostor})" if impostor else "")
+                        + f", was {previous}",
+                        [("macs_seen", float(len(dev.macs)))],
+                        score=1.0,
+                        confidence=0.9,
                     )
+                    alert.src_ip = impostor or mac
+                    alert.dest_ip = dev.address
+                    alerts.append(alert)
         return alerts
 
     def note_alert(self, alert: Alert) -> None:

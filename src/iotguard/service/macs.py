@@ -26,8 +26,8 @@ def _gather(data: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def mac_pairs(batch: PacketBatch, limit: int = 4096) -> list[tuple[str, str, float]]:
-    """Distinct (IPv4 address, MAC, last time seen) pairs in ``batch`` (at most ``limit``)."""
+def mac_pairs(batch: PacketBatch, limit: int = 4096) -> list[tuple[str, str, float, bool]]:
+    """Distinct (IPv4 address, MAC, last time seen, seen in ARP) in ``batch`` (at most ``limit``)."""
     if len(batch) == 0:
         return []
     eth = (batch.linktype == LINKTYPE_ETHERNET) & (batch.caplen >= 42)
@@ -43,11 +43,13 @@ def mac_pairs(batch: PacketBatch, limit: int = 4096) -> list[tuple[str, str, flo
     mac = np.concatenate([_gather(data, off[ipv4] + 6, 6), _gather(data, off[arp] + 22, 6)])
     ip = np.concatenate([_gather(data, off[ipv4] + 26, 4), _gather(data, off[arp] + 28, 4)])
     when = np.concatenate([ts[ipv4], ts[arp]])
+    from_arp = np.concatenate([np.zeros(int(ipv4.sum()), bool), np.ones(int(arp.sum()), bool)])
     if len(mac) == 0:
         return []
     keep = (ip != 0) & ((mac >> np.uint64(40)) & np.uint64(1) == 0)  # not 0.0.0.0, not a multicast MAC
-    mac, ip, when = mac[keep], ip[keep], when[keep]
-    order = np.argsort(when, kind="stable")[::-1]  # latest first, so np.unique keeps the last sighting
+    mac, ip, when, from_arp = mac[keep], ip[keep], when[keep], from_arp[keep]
+    # ARP first, then latest first: np.unique keeps the first row of each pair, so an ARP sighting wins
+    order = np.lexsort((-when, ~from_arp))
     _, first = np.unique(np.stack([ip[order], mac[order]], axis=1), axis=0, return_index=True)
     picked = order[first][:limit]
     out = []
@@ -59,6 +61,7 @@ def mac_pairs(batch: PacketBatch, limit: int = 4096) -> list[tuple[str, str, flo
                 f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}",
                 ":".join(f"{(m >> s) & 255:02x}" for s in range(40, -8, -8)),
                 int(when[i]) / 1e6,
+                bool(from_arp[i]),
             )
         )
     return out

@@ -302,7 +302,22 @@ class Sensor:
 
         cap = self.config.capture
         assert self.source is not None
-        src = open_source(self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen)
+        if self.source.live:
+            from iotguard.capture.live import LiveCapture
+
+            # the ring: capture.buffer_mb blocks of 1 MiB, so a burst waits in the kernel, not on the floor
+            src = LiveCapture(
+                cap.interface or "",
+                bpf=cap.bpf,
+                snaplen=cap.snaplen,
+                promiscuous=cap.promiscuous,
+                block_size=1 << 20,
+                blocks=max(2, cap.buffer_mb),
+            )
+        else:
+            src = open_source(
+                self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen
+            )
         self._capture_source = src
         try:
             skip = self._skip
@@ -369,13 +384,18 @@ class Sensor:
         from iotguard.flows import FlowConfig
 
         f = self.config.flows
+        # The meter's hash index needs a power-of-two table (another size never finds a free slot once the
+        # table is full): round the bound down, so the table never exceeds what the operator allowed.
+        max_flows = 1 << (f.max_flows.bit_length() - 1)
+        if max_flows != f.max_flows:
+            log.info("flows.max_flows %d rounded down to %d (a power of two)", f.max_flows, max_flows)
         return FlowConfig(
             flow_timeout=f.flow_timeout,
             activity_timeout=f.activity_timeout,
             close_grace=f.close_grace,
             early_packets=f.early_packets or None,
             early_seconds=f.early_seconds or None,
-            max_flows=f.max_flows,
+            max_flows=max_flows,
             scan_interval=f.scan_interval,
         )
 
@@ -485,6 +505,11 @@ class Sensor:
             self.engine.close()
 
     def _score(self, flows: pd.DataFrame) -> None:
+        # The inventory first, so the devices of this batch exist when its alerts are counted against them.
+        try:
+            self._submit(self.inventory.observe_flows(flows))
+        except Exception:
+            log.exception("inventory failed on a batch of %d flows", len(flows))
         before = self.engine.stats.score_seconds
         try:
             self.engine.process(flows, where=self.source.spec if self.source else None)
@@ -496,10 +521,6 @@ class Sensor:
             self.stats.drop("detect_errors", len(flows))
         else:
             self.stats.observe_inference(self.engine.stats.score_seconds - before, len(flows))
-        try:
-            self._submit(self.inventory.observe_flows(flows))
-        except Exception:
-            log.exception("inventory failed on a batch of %d flows", len(flows))
 
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:

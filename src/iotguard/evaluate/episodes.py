@@ -1,0 +1,72 @@
+"""Did detection catch each attack episode? Incidents matched against ground truth (``core.episodes``).
+
+An episode counts as detected when an incident overlaps its time window (give or take ``slack`` seconds)
+and names its attacker among the incident's sources (with its victim among the incident's victims, unless
+the episode's victim is ``*``), or, seen from the other side, names its victim as the source and its
+attacker among the victims (a reply flow scored as the attack). ARP-only episodes have no IP flows and can
+only be caught by something that reads ARP; they are reported like the others.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from iotguard.core.episodes import Episode
+from iotguard.core.records import Incident
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeResult:
+    episode: Episode
+    incident_id: int | None
+    """The earliest matching incident, or None when the episode was missed."""
+    delay: float | None
+    """Seconds from the episode's start to that incident's first alert (negative within the slack)."""
+
+    @property
+    def detected(self) -> bool:
+        return self.incident_id is not None
+
+
+def _in(address: str, spec: str) -> bool:
+    if spec == "*":
+        return True
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return False
+
+
+def _matches(episode: Episode, incident: Incident) -> bool:
+    sources = incident.src_ips or [incident.src_ip]
+    forward = any(_in(s, episode.attacker) for s in sources) and (
+        episode.victim == "*" or any(_in(d, episode.victim) for d in incident.dest_ips)
+    )
+    backward = any(_in(s, episode.victim) for s in sources) and any(
+        _in(d, episode.attacker) for d in incident.dest_ips
+    )
+    return forward or backward
+
+
+def match_episodes(
+    episodes: Sequence[Episode], incidents: Sequence[Incident], slack: float = 5.0
+) -> list[EpisodeResult]:
+    """One result per episode, in the episodes' order."""
+    results = []
+    for ep in episodes:
+        hits = [
+            inc
+            for inc in incidents
+            if inc.last_seen >= ep.start - slack and inc.first_seen <= ep.end + slack and _matches(ep, inc)
+        ]
+        first = min(hits, key=lambda i: i.first_seen, default=None)
+        results.append(
+            EpisodeResult(
+                ep,
+                first.id if first is not None else None,
+                first.first_seen - ep.start if first is not None else None,
+            )
+        )
+    return results
