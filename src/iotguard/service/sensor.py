@@ -540,7 +540,8 @@ class Sensor:
     # housekeeping --------------------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
         cfg = self.config.service
-        last_cp = last_expire = last_retention = time.monotonic()
+        last_cp = last_expire = time.monotonic()
+        last_retention = last_cp - 3600  # once at start, then hourly
         while not self.stop_event.wait(cfg.stats_interval):
             now = time.monotonic()
             self.stats.sample()
@@ -561,10 +562,14 @@ class Sensor:
 
     def _retention(self) -> None:
         days = self.config.store.retention_days
-        purge = getattr(self.store, "purge", None)
-        if days and purge is not None:
-            with contextlib.suppress(Exception):
-                purge(before=time.time() - days * 86400)
+        if days:
+            try:
+                gone = self.store.purge(time.time() - days * 86400)
+            except IotguardError as exc:
+                log.error("retention: %s", exc)
+                return
+            if any(gone.values()):
+                log.info("retention (%g days): deleted %s", days, gone)
 
     # -- control ----------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
