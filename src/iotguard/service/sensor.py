@@ -500,6 +500,9 @@ class Sensor:
                 last_tick = time.monotonic()
                 now = self.engine.folder.now if self.engine.folder.now > 0 else time.time()
                 self._submit(self.inventory.tick(now))
+        telemetry = self._threads.get("telemetry")
+        if telemetry is not None:  # its last alerts must go through before the incidents close
+            telemetry.join(self.config.service.shutdown_timeout / 2)
         self._drain_alerts()
         with contextlib.suppress(Exception):
             self.engine.close()
@@ -525,10 +528,12 @@ class Sensor:
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:
         assert self.telemetry is not None and self.telemetry_q is not None and self.subscriber is not None
-        while not self.stop_event.is_set():
+        while True:
             try:
                 message = self.telemetry_q.get(timeout=0.2)
             except queue.Empty:
+                if self.stop_event.is_set():
+                    break  # stopped, and what was queued before has been learned and judged
                 continue
             self.stats.add("telemetry_messages")
             try:
@@ -604,6 +609,8 @@ class Sensor:
             return
         self._closed = True
         self.stop_event.set()
+        if self.subscriber is not None:
+            self.subscriber.stop()  # no new messages; the queued ones are still judged
         deadline = time.monotonic() + self.config.service.shutdown_timeout
         for name in ("capture", "flows", "detect", "telemetry", "housekeeping"):
             thread = self._threads.get(name)
@@ -611,8 +618,6 @@ class Sensor:
                 thread.join(max(0.1, deadline - time.monotonic()))
                 if thread.is_alive():
                     log.warning("sensor thread %s did not finish within the shutdown timeout", name)
-        if self.subscriber is not None:
-            self.subscriber.stop()
         self.stats.sample()
         self.checkpoint()
         with contextlib.suppress(Exception):
