@@ -281,14 +281,15 @@ class Sensor:
     def start(self) -> None:
         if self._started:
             return
+        src = self._open_source() if self.source is not None else None
         self._started = True
         restored = self.responder.restore() if self.config.respond.restore else 0
         if restored:
             log.info("re-applied %d block(s) still in force", restored)
         self.stats.add("blocks_restored", restored)
         self.stats.sample()
-        if self.source is not None:
-            self._thread("capture", self._capture_loop)
+        if src is not None:
+            self._thread("capture", lambda: self._capture_loop(src))
             self._thread("flows", self._flow_loop)
         self._thread("detect", self._detect_loop)
         if self.subscriber is not None:
@@ -297,7 +298,9 @@ class Sensor:
         self._thread("housekeeping", self._housekeeping_loop)
 
     # capture -------------------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Any]:
+    def _open_source(self) -> Any:
+        """Open the interface or capture file now, so a missing interface, missing rights or a file that is
+        not a capture stop ``start()`` with a one-line error instead of a thread dying later."""
         from iotguard.capture import open_source
 
         cap = self.config.capture
@@ -318,7 +321,11 @@ class Sensor:
             src = open_source(
                 self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen
             )
-        self._capture_source = src
+        return src
+
+    def _batches(self, src: Any) -> Iterator[Any]:
+        cap = self.config.capture
+        assert self.source is not None
         try:
             skip = self._skip
             realtime = cap.speed == "realtime" and not self.source.live
@@ -360,11 +367,11 @@ class Sensor:
                 self.stats.skipped[f"damaged:{reason}"] = n
             src.close()
 
-    def _capture_loop(self) -> None:
+    def _capture_loop(self, src: Any) -> None:
         assert self.source is not None
         live = self.source.live
         try:
-            for batch in self._batches():
+            for batch in self._batches(src):
                 n = len(batch)
                 if n:
                     self.stats.add("packets", n)
