@@ -33,7 +33,10 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, small_detector):
         ([*model], "nothing to watch"),
         (["--pcap", str(tmp_path / "absent.pcap"), *model], "capture file not found"),
         (["--interface", "igsnope0", *model], "igsnope0"),
-        (["--pcap", str(tmp_path / "x.pcap"), "--speed", "warp", *model], "flag --speed: invalid value, got 'warp' (expected 'realtime' or 'max')"),
+        (
+            ["--pcap", str(tmp_path / "x.pcap"), "--speed", "warp", *model],
+            "flag --speed: invalid value, got 'warp' (expected 'realtime' or 'max')",
+        ),
         (["--set", "api.prot=1", *model], "unknown key 'prot' (did you mean 'port'?)"),
     ]
     (tmp_path / "x.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
