@@ -448,6 +448,7 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
     )
     sensor.start()
     latencies: list[float] = []
+    by_path: dict[str, list[float]] = {}
     table: list[float] = []
     capacity: list[float] = []
     errors = 0
@@ -458,6 +459,7 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
             path = "api/stats" if i % 2 == 0 else "api/alerts?limit=50"
             ms, body = sensor.get(path, timeout=10)
             latencies.append(ms)
+            by_path.setdefault(path, []).append(ms)
             if i % 2 == 0:
                 g = body["gauges"]
                 table.append(g.get("flow_table", 0))
@@ -489,6 +491,7 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
         "api_ms_p99": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None,
         "api_ms_max": round(lat[-1], 1) if lat else None,
         "api_within_200ms": bool(lat) and lat[-1] <= API_LIMIT_MS,
+        "api_ms_max_by_path": {p: round(max(v), 1) for p, v in by_path.items()},
         "alerts": stats["alerts"]["total"],
         "rss_mib": round(stats["rss_bytes"] / 2**20, 1),
     }

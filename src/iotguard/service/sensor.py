@@ -49,6 +49,7 @@ from iotguard.service.stats import Stats
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "sensor-state.json"
+BULK_NICE = 5  # scheduling priority of capture, flows and detection relative to the API thread
 _END = object()  # end of stream marker on the queues
 
 
@@ -266,8 +267,15 @@ class Sensor:
             log.error("cannot write checkpoint %s: %s", self.checkpoint_path, exc)
 
     # -- threads ----------------------------------------------------------------------------------------
-    def _thread(self, name: str, target: Callable[[], None]) -> None:
+    def _thread(self, name: str, target: Callable[[], None], *, nice: int = 0) -> None:
         def guarded() -> None:
+            if nice:
+                # The bulk stages run a little below the API and housekeeping threads, so the scheduler lets
+                # those in at once when they wake (the dashboard stays responsive under a flood).
+                with contextlib.suppress(OSError, AttributeError):
+                    os.setpriority(
+                        os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice
+                    )
             try:
                 target()
             except Exception as exc:  # a bug: keep the sensor up, say so in health and logs
@@ -289,9 +297,9 @@ class Sensor:
         self.stats.add("blocks_restored", restored)
         self.stats.sample()
         if src is not None:
-            self._thread("capture", lambda: self._capture_loop(src))
-            self._thread("flows", self._flow_loop)
-        self._thread("detect", self._detect_loop)
+            self._thread("capture", lambda: self._capture_loop(src), nice=BULK_NICE)
+            self._thread("flows", self._flow_loop, nice=BULK_NICE)
+        self._thread("detect", self._detect_loop, nice=BULK_NICE)
         if self.subscriber is not None:
             self.subscriber.start()
             self._thread("telemetry", self._telemetry_loop)
