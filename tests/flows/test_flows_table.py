@@ -39,6 +39,15 @@ def test_syn_flood_from_random_sources_stays_within_max_flows_and_loses_nothing(
     assert len(df) == 5000 and int(df.fwd_packets.sum()) == 5000 and meter.stats.flows == 5000
 
 
+def test_table_bound_that_is_not_a_power_of_two():
+    # The table grows 4096 -> 5000 here; the hash index must stay a power of two or the flood hangs.
+    packets, times = _syn_flood(12000, seed=5)
+    meter = FlowMeter(max_flows=5000)
+    df = pd.concat([meter.feed(batch(packets, times)), meter.flush()], ignore_index=True)
+    assert meter.capacity == 5000
+    assert len(df) == 12000 and meter.stats.evicted >= 12000 - 5000
+
+
 def test_eviction_prefers_flows_not_seen_recently():
     # A long-lived conversation keeps talking during a flood; it must survive the evictions.
     flood, times = _syn_flood(3000, seed=3)

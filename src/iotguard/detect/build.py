@@ -252,6 +252,13 @@ def fit_baseline(
             f"only {len(benign_flows)} benign flows in the baseline",
             expected="at least 20 flows of normal traffic",
         )
+    # The split below is random by position: put the flows in a canonical order first, so that the detector
+    # does not depend on the order in which a flow meter happened to emit them.
+    order = [
+        c for c in ("ts_first", "src_ip", "src_port", "dst_ip", "dst_port", "protocol") if c in benign_flows
+    ]
+    if order:
+        benign_flows = benign_flows.sort_values(order, kind="stable")
     X = benign_flows[cols].reset_index(drop=True)
     fit_idx, cal_idx = _split(np.zeros(len(X), dtype=int), calibration_fraction, seed)
     art, path = _train_artifact(

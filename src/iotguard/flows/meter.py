@@ -167,7 +167,9 @@ class FlowMeter:
         self._P = np.zeros((slots, 2), np.int32)
         self._used = np.zeros(slots, np.int8)
         self._hashes = np.zeros(slots, np.uint64)
-        self._index = np.full(2 * slots, -1, np.int32)
+        # The index is open addressing with a bit mask: its size must be a power of two (at least 2x the
+        # slots), whatever max_flows is, or probing can miss free cells and never end.
+        self._index = np.full(1 << (2 * slots - 1).bit_length(), -1, np.int32)
         self._free = np.arange(slots - 1, -1, -1, dtype=np.int32)
         self._occ = np.full((2, slots), -1, np.int32)
         self._W = np.full((t.NW, slots), -1, np.int64)
@@ -284,7 +286,10 @@ class FlowMeter:
     def _drain(self) -> pd.DataFrame:
         n = int(self._meta[t.M_NOUT])
         self._meta[t.M_NOUT] = 0
-        frame = records(self._out_f[:n], self._out_k[:n], self._out_i[:n])
+        # Records that came out together are given oldest flow first (stable: an early record stays before the
+        # final record of its flow), so the order does not depend on where flows sat in the table.
+        order = np.argsort(self._out_f[:n, t.TS_FIRST], kind="stable")
+        frame = records(self._out_f[order], self._out_k[order], self._out_i[order])
         partial = int(np.count_nonzero(self._out_i[:n, t.O_KIND] == t.KIND_PARTIAL))
         self.stats.early += partial
         self.stats.flows += n - partial
