@@ -294,8 +294,13 @@ def test_retention_purges_old_records_but_keeps_blocks_in_force(tmp_path):
     store.add_action(ActionRecord(time=T0, action="block", target="192.168.1.66", dry_run=False, result="ok",
                                   expires=now + 100))  # fmt: skip
     store.add_action(ActionRecord(time=T0, action="webhook", target="x", dry_run=False, result="ok"))
+    assert store.purge(T0 + 1000, actions_before=T0 - 1, now=now) == {
+        "alerts": 5,
+        "incidents": 1,
+        "actions": 0,
+    }
     gone = store.purge(T0 + 1000, now=now)
-    assert gone == {"alerts": 5, "incidents": 1, "actions": 1}
+    assert gone == {"alerts": 0, "incidents": 0, "actions": 1}
     assert store.count_alerts() == 3 and store.count_incidents() == 1
     assert [a.action for a in store.actions(limit=None)] == ["block"]
     store.close()

@@ -42,7 +42,13 @@ def run_to_end(sensor: Sensor, timeout: float = 120) -> None:
 
 def test_a_capture_through_the_whole_pipeline(tmp_path, data_file, small_detector):
     pcap = data_file(SYNSCAN)
-    cfg = config(tmp_path, capture={"pcap": str(pcap)}, model={"path": str(small_detector)})
+    # a 2010 capture under a one-day retention: alerts age from the newest evidence, not the clock
+    cfg = config(
+        tmp_path,
+        capture={"pcap": str(pcap)},
+        model={"path": str(small_detector)},
+        store={"retention_days": 1},
+    )
     sensor = Sensor(cfg, exit_when_done=True)
     run_to_end(sensor)
     snap = sensor.stats.snapshot()

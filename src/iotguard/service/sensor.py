@@ -584,7 +584,11 @@ class Sensor:
         days = self.config.store.retention_days
         if days:
             try:
-                gone = self.store.purge(time.time() - days * 86400)
+                # Alerts are aged by their evidence time, counted back from the newest alert rather than the
+                # clock: a replayed capture from 2019 keeps its alerts; actions are aged by the clock.
+                newest = self.store.alerts(limit=1)
+                reference = min(time.time(), newest[0].timestamp) if newest else time.time()
+                gone = self.store.purge(reference - days * 86400, actions_before=time.time() - days * 86400)
             except IotguardError as exc:
                 log.error("retention: %s", exc)
                 return
