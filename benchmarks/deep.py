@@ -228,6 +228,35 @@ def timed_calls(predict: Any, rows: np.ndarray, calls: int, warmup: int = 100) -
     return out
 
 
+def window_variants(artifact: Any, rows: np.ndarray, calls: int) -> list[tuple[str, dict[str, float]]]:
+    """Is the window LSTM's wall-time tail the model's or the machine's? The same graph in onnxruntime
+    sessions with other options, and the artifact's own path timed at a higher scheduling priority."""
+    import onnxruntime as ort
+
+    onnx_bytes = (Path(artifact.path) / "model.onnx").read_bytes()
+    out = []
+    for label, level, spinning in [
+        ("session: basic graph optimisation", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "1"),
+        ("session: all optimisations, no spinning", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "0"),
+    ]:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = level
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        x = np.ascontiguousarray(rows, dtype=np.float32)
+        out.append((label, timed_calls(lambda r, s=session: s.run(None, {"x": r[None]}), x, calls)))
+    if os.geteuid() == 0:  # only root may raise its priority; restored at once
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+        try:
+            out.append(("artifact at nice -10", timed_calls(artifact.predict_array, rows, calls)))
+        finally:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+    return out
+
+
 def batch_rates(artifact: Any, rows: np.ndarray, min_seconds: float = 1.0) -> dict[str, float]:
     """Flows per second of ``predict_array`` on one batch of ``rows`` (one onnxruntime thread), per wall
     second and per second of the thread's CPU time."""
@@ -299,6 +328,12 @@ def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
         rows.append({"model": name, "input": "window" if window else "record"} | m)
         what = f"a prepared [{artifact.window}, {len(artifact.features)}] window" if window else "one flow"
         lines.append(_latency_line(name, what + " (ONNX)", m))
+        if name == "lstm-window":
+            for label, variant in window_variants(
+                artifact, artifact_rows(artifact, table.iloc[:1000]), calls
+            ):
+                rows.append({"model": name, "input": label} | variant)
+                lines.append(_latency_line(name, f"{what}, {label}", variant))
         if name in ("mlp", "cnn"):
             matrix = pipeline.transform(test.X.iloc[:1000])
             torch_proba = pipeline.model.predict_proba  # type: ignore[attr-defined]
