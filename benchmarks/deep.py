@@ -6,8 +6,8 @@
 Parts (each writes OUT/<part>/results.json and report.md; the script prints a markdown summary at the end):
 
 ``nsl-kdd``   every record deep model (and LightGBM and the random forest as peers) trained on KDDTrain+, scored on
-              KDDTest+ and KDDTest-21; threshold: 1 % FPR on
-              benign validation rows taken from KDDTrain+ (target: best >= 85 % on KDDTest+; RNN-IDS 83.28 %).
+              KDDTest+ and KDDTest-21; threshold: 1 % FPR on benign validation rows taken from KDDTrain+
+              (target: best >= 85 % on KDDTest+; RNN-IDS 83.28 %).
               ``train s`` is the wall time of preprocessing + training + threshold (target: <= 300 s each, 2 cores);
               ``train CPU s`` the CPU time of the same (both threads), which a busy machine inflates less.
 ``cicids2017`` every deep model (record and window forms) on the CNS2022 sample, duplicates removed before a
