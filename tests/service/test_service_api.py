@@ -279,3 +279,28 @@ def test_served_by_uvicorn_on_loopback(store):
         server.should_exit = True
         thread.join(10)
     assert os.environ.get("IOTGUARD_API__HOST") is None
+
+
+def test_retention_purges_old_records_but_keeps_blocks_in_force(tmp_path):
+    store = Store(tmp_path / "r.db")
+    folder = IncidentFolder()
+    old = [make_alert(i, "192.168.1.66", "BruteForce", 2) for i in range(5)]  # T0 + i
+    new = [make_alert(10**6 + i, "10.9.9.9", "PortScan", 3) for i in range(3)]
+    incidents = [folder.fold(a)[0] for a in old + new]
+    for inc in incidents:
+        inc.status = "closed"
+    store.record({id(i): i for i in incidents}.values(), old + new, incidents)
+    now = T0 + 2 * 10**6
+    store.add_action(ActionRecord(time=T0, action="block", target="192.168.1.66", dry_run=False, result="ok",
+                                  expires=now + 100))  # fmt: skip
+    store.add_action(ActionRecord(time=T0, action="webhook", target="x", dry_run=False, result="ok"))
+    assert store.purge(T0 + 1000, actions_before=T0 - 1, now=now) == {
+        "alerts": 5,
+        "incidents": 1,
+        "actions": 0,
+    }
+    gone = store.purge(T0 + 1000, now=now)
+    assert gone == {"alerts": 0, "incidents": 0, "actions": 1}
+    assert store.count_alerts() == 3 and store.count_incidents() == 1
+    assert [a.action for a in store.actions(limit=None)] == ["block"]
+    store.close()

@@ -341,7 +341,8 @@ def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seco
 def _next_steps(out: Path, lab: _Lab) -> list[str]:
     return [
         f"iotguard run --pcap {lab.test.capture} --speed realtime --model {out / 'detector'}",
-        "# then open the dashboard: http://127.0.0.1:8765/ (the API token is printed at start-up)",
+        "# then, in another terminal, open the address this prints (the dashboard, token included):",
+        "iotguard token --url",
     ]
 
 

@@ -136,8 +136,6 @@ class ModelConfig(_Section):
     threshold: float | None = Field(
         None, description="Override the artifact's attack-score threshold for this deployment."
     )
-    batch_size: int = Field(4096, ge=1, le=1_000_000, description="Flows scored per inference call.")
-    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads.")
 
 
 # -- detection ----------------------------------------------------------------------------------------

@@ -438,6 +438,29 @@ class Store:
             )
             return cur.rowcount
 
+    def purge(
+        self, before: float, *, actions_before: float | None = None, now: float | None = None
+    ) -> dict[str, int]:
+        """Retention: delete alerts whose evidence is older than ``before`` (epoch s), closed incidents whose
+        last alert is older and that no alert points at any more, and finished actions recorded before
+        ``actions_before`` (default ``before``; containment still in force is kept, whatever its age).
+        Returns how many of each went."""
+        now = time.time() if now is None else now
+        actions_before = before if actions_before is None else actions_before
+        with self._tx() as db:
+            alerts = db.execute("DELETE FROM alerts WHERE timestamp < ?", (float(before),)).rowcount
+            incidents = db.execute(
+                "DELETE FROM incidents WHERE status='closed' AND last_seen < ?"
+                " AND NOT EXISTS (SELECT 1 FROM alerts WHERE alerts.incident_id = incidents.id)",
+                (float(before),),
+            ).rowcount
+            actions = db.execute(
+                "DELETE FROM actions WHERE time < ? AND result != 'pending' AND NOT (action IN"
+                " ('block','quarantine','ratelimit') AND result IN ('ok','dry-run') AND expires > ?)",
+                (float(actions_before), float(now)),
+            ).rowcount
+        return {"alerts": alerts, "incidents": incidents, "actions": actions}
+
     # -- reads ------------------------------------------------------------------------------------------
     def _alert_filter(
         self,

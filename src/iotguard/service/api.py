@@ -64,6 +64,33 @@ class ApiContext:
     release_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _Counts:
+    """Totals for paginated lists, remembered for a second per filter set: counting a million-row table on
+    every dashboard poll costs more than the page itself, and a total a second old is still right enough."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+    def get(self, key: tuple[Any, ...], count: Callable[[], int]) -> int:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+        value = count()
+        with self._lock:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = (now, value)
+        return value
+
+
+def _key(kind: str, filters: dict[str, Any]) -> tuple[Any, ...]:
+    return (kind, *sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items()))
+
+
 def _page(total: int, limit: int, offset: int, items: list[Any]) -> dict[str, Any]:
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
@@ -91,6 +118,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     Limit = Annotated[int, Query(ge=1, le=max_page, description=f"Page size (at most {max_page}).")]
     Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
     registry = ctx.registry or prometheus_registry(ctx.stats)
+    counts = _Counts()
 
     app = FastAPI(
         title="iotguard sensor API",
@@ -169,7 +197,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         lines = ctx.store.alert_eve(limit=limit, offset=offset, **filters)
-        total = ctx.store.count_alerts(**filters)
+        total = counts.get(_key("alerts", filters), lambda: ctx.store.count_alerts(**filters))
         return _page(total, limit, offset, [json.loads(line) for line in lines])
 
     @api.get("/alerts/{alert_id}", tags=["alerts"], summary="One alert (EVE form)")
@@ -202,7 +230,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         items = ctx.store.incidents(limit=limit, offset=offset, sources=100, **filters)
-        total = ctx.store.count_incidents(**filters)
+        total = counts.get(_key("incidents", filters), lambda: ctx.store.count_incidents(**filters))
         return _page(total, limit, offset, [_clean(_incident(i)) for i in items])
 
     @api.get("/incidents/{incident_id}", tags=["alerts"], summary="One incident and its latest alerts")
@@ -269,7 +297,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
             k: v for k, v in {"action": action, "target": target, "result": result}.items() if v is not None
         }
         items = ctx.store.actions(limit=limit, offset=offset, **filters)
-        return _page(ctx.store.count_actions(**filters), limit, offset, [a.to_dict() for a in items])
+        total = counts.get(_key("actions", filters), lambda: ctx.store.count_actions(**filters))
+        return _page(total, limit, offset, [a.to_dict() for a in items])
 
     @api.get("/model", tags=["sensor"], summary="The model the sensor scores flows with")
     def model() -> dict[str, Any]:

@@ -49,6 +49,7 @@ from iotguard.service.stats import Stats
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "sensor-state.json"
+BULK_NICE = 5  # scheduling priority of capture, flows and detection relative to the API thread
 _END = object()  # end of stream marker on the queues
 
 
@@ -266,8 +267,15 @@ class Sensor:
             log.error("cannot write checkpoint %s: %s", self.checkpoint_path, exc)
 
     # -- threads ----------------------------------------------------------------------------------------
-    def _thread(self, name: str, target: Callable[[], None]) -> None:
+    def _thread(self, name: str, target: Callable[[], None], *, nice: int = 0) -> None:
         def guarded() -> None:
+            if nice:
+                # The bulk stages run a little below the API and housekeeping threads, so the scheduler lets
+                # those in at once when they wake (the dashboard stays responsive under a flood).
+                with contextlib.suppress(OSError, AttributeError):
+                    os.setpriority(
+                        os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice
+                    )
             try:
                 target()
             except Exception as exc:  # a bug: keep the sensor up, say so in health and logs
@@ -281,23 +289,26 @@ class Sensor:
     def start(self) -> None:
         if self._started:
             return
+        src = self._open_source() if self.source is not None else None
         self._started = True
         restored = self.responder.restore() if self.config.respond.restore else 0
         if restored:
             log.info("re-applied %d block(s) still in force", restored)
         self.stats.add("blocks_restored", restored)
         self.stats.sample()
-        if self.source is not None:
-            self._thread("capture", self._capture_loop)
-            self._thread("flows", self._flow_loop)
-        self._thread("detect", self._detect_loop)
+        if src is not None:
+            self._thread("capture", lambda: self._capture_loop(src), nice=BULK_NICE)
+            self._thread("flows", self._flow_loop, nice=BULK_NICE)
+        self._thread("detect", self._detect_loop, nice=BULK_NICE)
         if self.subscriber is not None:
             self.subscriber.start()
             self._thread("telemetry", self._telemetry_loop)
         self._thread("housekeeping", self._housekeeping_loop)
 
     # capture -------------------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Any]:
+    def _open_source(self) -> Any:
+        """Open the interface or capture file now, so a missing interface, missing rights or a file that is
+        not a capture stop ``start()`` with a one-line error instead of a thread dying later."""
         from iotguard.capture import open_source
 
         cap = self.config.capture
@@ -318,7 +329,11 @@ class Sensor:
             src = open_source(
                 self.source.spec, bpf=cap.bpf, batch_size=cap.batch_packets, snaplen=cap.snaplen
             )
-        self._capture_source = src
+        return src
+
+    def _batches(self, src: Any) -> Iterator[Any]:
+        cap = self.config.capture
+        assert self.source is not None
         try:
             skip = self._skip
             realtime = cap.speed == "realtime" and not self.source.live
@@ -360,11 +375,11 @@ class Sensor:
                 self.stats.skipped[f"damaged:{reason}"] = n
             src.close()
 
-    def _capture_loop(self) -> None:
+    def _capture_loop(self, src: Any) -> None:
         assert self.source is not None
         live = self.source.live
         try:
-            for batch in self._batches():
+            for batch in self._batches(src):
                 n = len(batch)
                 if n:
                     self.stats.add("packets", n)
@@ -500,6 +515,9 @@ class Sensor:
                 last_tick = time.monotonic()
                 now = self.engine.folder.now if self.engine.folder.now > 0 else time.time()
                 self._submit(self.inventory.tick(now))
+        telemetry = self._threads.get("telemetry")
+        if telemetry is not None:  # its last alerts must go through before the incidents close
+            telemetry.join(self.config.service.shutdown_timeout / 2)
         self._drain_alerts()
         with contextlib.suppress(Exception):
             self.engine.close()
@@ -525,10 +543,12 @@ class Sensor:
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:
         assert self.telemetry is not None and self.telemetry_q is not None and self.subscriber is not None
-        while not self.stop_event.is_set():
+        while True:
             try:
                 message = self.telemetry_q.get(timeout=0.2)
             except queue.Empty:
+                if self.stop_event.is_set():
+                    break  # stopped, and what was queued before has been learned and judged
                 continue
             self.stats.add("telemetry_messages")
             try:
@@ -540,7 +560,8 @@ class Sensor:
     # housekeeping --------------------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
         cfg = self.config.service
-        last_cp = last_expire = last_retention = time.monotonic()
+        last_cp = last_expire = time.monotonic()
+        last_retention = last_cp - 3600  # once at start, then hourly
         while not self.stop_event.wait(cfg.stats_interval):
             now = time.monotonic()
             self.stats.sample()
@@ -561,10 +582,18 @@ class Sensor:
 
     def _retention(self) -> None:
         days = self.config.store.retention_days
-        purge = getattr(self.store, "purge", None)
-        if days and purge is not None:
-            with contextlib.suppress(Exception):
-                purge(before=time.time() - days * 86400)
+        if days:
+            try:
+                # Alerts are aged by their evidence time, counted back from the newest alert rather than the
+                # clock: a replayed capture from 2019 keeps its alerts; actions are aged by the clock.
+                newest = self.store.alerts(limit=1)
+                reference = min(time.time(), newest[0].timestamp) if newest else time.time()
+                gone = self.store.purge(reference - days * 86400, actions_before=time.time() - days * 86400)
+            except IotguardError as exc:
+                log.error("retention: %s", exc)
+                return
+            if any(gone.values()):
+                log.info("retention (%g days): deleted %s", days, gone)
 
     # -- control ----------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -599,6 +628,8 @@ class Sensor:
             return
         self._closed = True
         self.stop_event.set()
+        if self.subscriber is not None:
+            self.subscriber.stop()  # no new messages; the queued ones are still judged
         deadline = time.monotonic() + self.config.service.shutdown_timeout
         for name in ("capture", "flows", "detect", "telemetry", "housekeeping"):
             thread = self._threads.get(name)
@@ -606,8 +637,6 @@ class Sensor:
                 thread.join(max(0.1, deadline - time.monotonic()))
                 if thread.is_alive():
                     log.warning("sensor thread %s did not finish within the shutdown timeout", name)
-        if self.subscriber is not None:
-            self.subscriber.stop()
         self.stats.sample()
         self.checkpoint()
         with contextlib.suppress(Exception):
