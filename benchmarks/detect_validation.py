@@ -111,7 +111,8 @@ def evaluate(detector, scenario: dict, config=None) -> dict:
         ],
         "victims_named": victim_named,
         "unexplained_alerts": sum(1 for e in events if not e.alert.top_features),
-        "insufficient_evidence": getattr(engine.stats, "insufficient_evidence", 0),  # 0: an engine without the gate
+        # 0 for an engine without the evidence gate (main before it, for a before/after comparison)
+        "insufficient_evidence": getattr(engine.stats, "insufficient_evidence", 0),
     }
 
 
