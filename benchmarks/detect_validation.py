@@ -2,7 +2,7 @@
 reported test, on which its choices (anomaly model, threshold floor, evidence rules) were made.
 
     IOTGUARD_DATA_DIR=/work/shared/data PYTHONPATH=src python benchmarks/detect_validation.py [--detector DIR]
-        [--sweep] [--anomaly-models kmeans:64,kmeans:128,kmeans:256,iforest] [--out FILE.json]
+        [--sweep] [--anomaly-models kmeans:64,kmeans:128,kmeans:256,iforest] [--out FILE.json] [--flows-dir DIR]
 
 Validation scenarios (seeds and sizes distinct from training, seeds 1, 101-103, 201-203, and from everything
 reported: ``test`` seed 2, ``benign`` seed 11, the demo's): ``test`` seeds 21 and 22, ``benign`` seeds 12 and 13
@@ -48,22 +48,42 @@ def _in(address: str, spec: str) -> bool:
         return False
 
 
-def load_scenarios(work: Path) -> list[dict]:
-    """Generate each validation scenario once; keep its flow batches (as the sensor gets them) and episodes."""
+def load_scenarios(work: Path, flows_dir: Path | None = None) -> list[dict]:
+    """Generate each validation scenario once; keep its flow batches (as the sensor gets them) and episodes.
+    With ``flows_dir``: read them from there when it holds them (``--flows-dir``, so that a version of iotguard
+    without some scenario, such as main before a change, is measured on the same flows), else write them."""
+    import pandas as pd
+
     from iotguard.core.episodes import read_episodes
-    from iotguard.flows import iter_flows
-    from iotguard.lab import generate
 
     out = []
     for name, seed, duration, devices in VALIDATION:
-        run = generate(
-            name, duration=duration, seed=seed, devices=devices, out_dir=work / f"{name}-{seed}", flows=False
-        )
-        batches = [b for b in iter_flows(run.capture, early=10, labels=run.episodes_path) if len(b)]
-        out.append(
-            {"name": f"{name}:{seed}", "batches": batches, "episodes": read_episodes(run.episodes_path)}
-        )
-        run.capture.unlink()
+        saved = flows_dir / f"{name}-{seed}" if flows_dir is not None else None
+        if saved is not None and (saved / "batches.parquet").is_file():
+            frame = pd.read_parquet(saved / "batches.parquet")
+            batches = [b.drop(columns="_batch") for _, b in frame.groupby("_batch", sort=True)]
+            episodes = read_episodes(saved / "episodes.csv")
+        else:
+            from iotguard.flows import iter_flows
+            from iotguard.lab import generate
+
+            run = generate(
+                name,
+                duration=duration,
+                seed=seed,
+                devices=devices,
+                out_dir=work / f"{name}-{seed}",
+                flows=False,
+            )
+            batches = [b for b in iter_flows(run.capture, early=10, labels=run.episodes_path) if len(b)]
+            episodes = read_episodes(run.episodes_path)
+            if saved is not None:
+                saved.mkdir(parents=True, exist_ok=True)
+                frame = pd.concat([b.assign(_batch=i) for i, b in enumerate(batches)], ignore_index=True)
+                frame.to_parquet(saved / "batches.parquet")
+                (saved / "episodes.csv").write_bytes(run.episodes_path.read_bytes())
+            run.capture.unlink()
+        out.append({"name": f"{name}:{seed}", "batches": batches, "episodes": episodes})
     return out
 
 
@@ -232,6 +252,9 @@ def main() -> int:
     )
     parser.add_argument("--anomaly-models", default="", help="comma-separated, e.g. kmeans:128,iforest")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--flows-dir", type=Path, help="read the scenarios' flows from here, or write them there"
+    )
     args = parser.parse_args()
 
     from iotguard.detect.detector import Detector
@@ -244,7 +267,7 @@ def main() -> int:
         detector = default_detector()
     result: dict = {"detector": detector.model_name}
     with tempfile.TemporaryDirectory(prefix="igq-validation-") as tmp:
-        scenarios = load_scenarios(Path(tmp))
+        scenarios = load_scenarios(Path(tmp), args.flows_dir)
     rows = [evaluate(detector, s) for s in scenarios]
     result["scenarios"] = rows
     print(f"detector {detector.model_name}")
