@@ -166,6 +166,11 @@ class DetectConfig(_Section):
         description="Attackers of one victim before further sources fold into one distributed incident.",
     )
     explain: bool = Field(True, description="Attach the top features that drove each alert.")
+    evidence: bool = Field(
+        True,
+        description="Hold an attacker's alerts until they show its family's pattern (docs/detection.md); "
+        "false: every alert raises or joins an incident at once.",
+    )
     severity: dict[str, Annotated[int, Field(ge=1, le=4)]] = Field(
         default_factory=dict, description="Base severity (1..4) per family, overriding the defaults."
     )
