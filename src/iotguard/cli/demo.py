@@ -157,6 +157,7 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         raise RuntimeError("the sensor failed: " + "; ".join(sensor.errors))
     with Store(db) as store:
         incidents = sorted(store.incidents(limit=None), key=lambda i: (i.first_seen, i.id or 0))
+        alerts = store.alerts(limit=None)
         actions = store.actions(limit=10)
     run = OfflineRun(
         sensor.engine.stats, incidents, Counter(sensor.responder.results), sensor.responder.dry_run
@@ -167,7 +168,7 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         by_source[source] += n
     return {
         "run": run,
-        "episodes": match_episodes(lab.test.episodes, incidents),
+        "episodes": match_episodes(lab.test.episodes, incidents, alerts=alerts),
         "actions": actions,
         "db": db,
         "eve": eve,
@@ -227,7 +228,7 @@ def _family_rows(episodes: list[Any]) -> list[tuple[str, int, int, float | None]
         by.setdefault(r.episode.category, []).append(r)
     rows = []
     for family, rs in sorted(by.items()):
-        delays = [max(r.delay, 0.0) for r in rs if r.detected]  # an incident already open counts as 0
+        delays = [max(r.delay, 0.0) for r in rs if r.detected]  # an alert within the slack before: 0
         rows.append((family, len(rs), len(delays), float(np.median(delays)) if delays else None))
     return rows
 
@@ -301,8 +302,8 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         lines.append(f"| {family}{unseen} | {n} | {hit} | {'n/a' if delay is None else f'{delay:.1f}'} |")
     lines += [
         "",
-        "Delay: from the episode's first packet to the first alert of its incident (0 when an incident about",
-        "the same attacker was already open). An episode counts when an incident names its attacker (or, for a",
+        "Delay: from the episode's first packet to the first alert naming its hosts within its window (an",
+        "alert up to 5 s early, clock granularity, counts as 0). An episode counts when an incident names its attacker (or, for a",
         "reply scored as the attack, its victim as the source) within its time window.",
         "",
         "Incidents (most severe first):",
