@@ -364,8 +364,13 @@ def _inside(values: np.ndarray, net: str) -> np.ndarray:
 
 
 def _involves(src: np.ndarray, dst: np.ndarray, episode) -> np.ndarray:
-    """Alerts raised by the episode's attacker, or by its victim answering the attacker."""
-    return _inside(src, episode.attacker) | (_inside(dst, episode.attacker) & _inside(src, episode.victim))
+    """Alerts raised by the episode's attacker, or by its victim answering the attacker, or (ARP spoofing)
+    naming the victim as impersonated by a MAC whose address is unknown (the alert's source is not an IP)."""
+    return (
+        _inside(src, episode.attacker)
+        | (_inside(dst, episode.attacker) & _inside(src, episode.victim))
+        | ((src < 0) & _inside(dst, episode.victim))
+    )
 
 
 def kill9(workdir: Path, veth: Veth, capture: Path, args: argparse.Namespace) -> dict:
