@@ -178,3 +178,29 @@ def small_detector(tmp_path_factory, data_root):
         flows, flows["category"], work / "parts", classifier="rf", anomaly=None
     )
     return detector.save(work / "detector", sources=sources)
+
+
+@pytest.fixture(scope="session")
+def lab_detector(tmp_path_factory):
+    """A random-forest detector trained on a short lab ``train`` capture (seconds to build)."""
+    import pandas as pd
+
+    from iotguard.detect.build import build_detector
+    from iotguard.lab import generate
+
+    work = tmp_path_factory.mktemp("lab-detector")
+    run = generate("train", 180, None, 11, work / "train", flows=True)
+    flows = pd.read_parquet(run.flows_path)
+    detector, sources = build_detector(
+        flows, flows["category"], work / "parts", classifier="rf", anomaly=None
+    )
+    return detector.save(work / "detector", sources=sources)
+
+
+@pytest.fixture(scope="session")
+def lab_attack(tmp_path_factory):
+    """A short lab ``showcase`` capture (every attack the lab knows) and its episodes."""
+    from iotguard.lab import generate
+
+    run = generate("showcase", 120, None, 5, tmp_path_factory.mktemp("lab-showcase"), flows=False)
+    return run
