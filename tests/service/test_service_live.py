@@ -124,7 +124,7 @@ def elements(veth, table: str) -> list[str]:
 def test_lab_attack_replayed_live_to_alert_block_and_dashboard(tmp_path, veth, lab_detector, lab_attack):
     from iotguard.service.server import ApiServer
 
-    table = f"igs{os.getpid()}"[-20:]
+    table = f"igsn{os.getpid()}"
     port = free_port()
     cfg = make_config(tmp_path, veth, lab_detector, table, port)
     sensor = Sensor(cfg)
