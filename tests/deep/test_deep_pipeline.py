@@ -118,6 +118,15 @@ def test_window_artifact_matches_pipeline_and_stream(window_pipeline, cic_table,
     np.testing.assert_allclose(streamed, got.score, atol=1e-6, rtol=0)
 
 
+def test_window_model_latency_through_the_harness(window_pipeline, cic_table):
+    from iotguard.evaluate.harness import evaluate_model
+
+    table = window_table(cic_table)
+    m = evaluate_model(window_pipeline, table, is_attack=cic_table.y, latency_calls=50)
+    assert m["latency_p50_us"] > 0 and m["throughput_per_s"] > 0
+    assert m["f1"] > 0.9
+
+
 def test_window_model_needs_host_and_time(window_pipeline, cic_table, tmp_path):
     artifact = load_artifact(save_artifact(window_pipeline, tmp_path / "win"))
     table = window_table(cic_table)

@@ -244,6 +244,7 @@ def _row(
     for key in ("latency_p50_us", "latency_p99_us", "latency_mean_us", "throughput_per_s"):
         row[key] = metrics.get(key)
     row["train_seconds"] = pipeline.training["seconds"]
+    row["train_cpu_seconds"] = pipeline.training.get("cpu_seconds")
     row["model_bytes"] = metrics["model_bytes"]
     row["threshold"] = pipeline.threshold
     row["threshold_rule"] = pipeline.threshold_info

@@ -175,7 +175,7 @@ def train_model(
     if len(X_frame) == 0:
         raise DataError("no training rows", expected="a non-empty training table")
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     fit_idx, val_idx = stratified_split(labels, validation_fraction, seed)
     frame = X_frame.reset_index(drop=True)
     with progress.task("preprocessing"):
@@ -224,6 +224,7 @@ def train_model(
             "no benign rows left for validation", expected="benign training rows to set the threshold"
         )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     names, counts = np.unique(labels, return_counts=True)
     training = {
         "dataset": dataset,
@@ -234,6 +235,7 @@ def train_model(
         "fingerprint": fingerprint(frame, pre.features_, labels),
         "seed": seed,
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "hyperparameters": dict(getattr(model, "hyperparameters", {}) or {}),
         "params": dict(params or {}),
         "preprocess_options": dict(preprocess or {}),

@@ -165,7 +165,7 @@ class DeepClassifier:
             "parameters": sum(p.numel() for p in net.parameters()),
             "epochs": self.history_.epochs,
             "best_epoch": self.history_.best_epoch,
-            "batch_size": self.config.batch_size,
+            "batch_size": self.history_.batch_size,
             "lr": self.config.lr,
             "class_weight": self.class_weight,
         }

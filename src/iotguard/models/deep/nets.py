@@ -159,7 +159,7 @@ class WindowCNNLSTM(nn.Module):
 class Autoencoder(nn.Module):
     """Symmetric fully connected autoencoder: F -> hidden... -> code -> ...hidden -> F."""
 
-    def __init__(self, n_features: int, hidden: tuple[int, ...] = (64, 32), code: int = 8) -> None:
+    def __init__(self, n_features: int, hidden: tuple[int, ...] = (128, 64), code: int = 8) -> None:
         super().__init__()
         widths = [n_features, *hidden, code]
         enc: list[nn.Module] = []

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     epochs: int = 30
     """Upper bound; early stopping usually ends training sooner."""
-    batch_size: int = 256
+    batch_size: int = 512
+    """Upper bound: a small training set uses smaller batches, so that an epoch has at least
+    :data:`MIN_STEPS_PER_EPOCH` optimiser steps (a few thousand benign rows would otherwise give the
+    autoencoder six steps an epoch)."""
     lr: float = 1e-3
     weight_decay: float = 1e-5
     patience: int = 4
@@ -42,6 +45,13 @@ class TrainConfig:
     """torch threads; None = the CPUs this process may run on."""
 
 
+MIN_STEPS_PER_EPOCH = 50
+
+
+def effective_batch_size(n_rows: int, batch_size: int) -> int:
+    return max(1, min(batch_size, max(16, n_rows // MIN_STEPS_PER_EPOCH)))
+
+
 @dataclass
 class History:
     train_loss: list[float] = field(default_factory=list)
@@ -49,6 +59,8 @@ class History:
     best_epoch: int = 0
     """1-based epoch whose weights were kept."""
     seconds: float = 0.0
+    batch_size: int = 0
+    """The batch size used (see :attr:`TrainConfig.batch_size`)."""
 
     @property
     def epochs(self) -> int:
@@ -127,11 +139,12 @@ def fit_network(
     shuffle = torch.Generator().manual_seed(config.seed)
     best_loss, best_state, stale = float("inf"), None, 0
     n = len(X)
+    history.batch_size = batch_size = effective_batch_size(n, config.batch_size)
     with progress.task(description, total=config.epochs) as task:
         for epoch in range(1, config.epochs + 1):
             net.train()
             total = 0.0
-            for batch in torch.randperm(n, generator=shuffle).split(config.batch_size):
+            for batch in torch.randperm(n, generator=shuffle).split(batch_size):
                 optimiser.zero_grad(set_to_none=True)
                 loss = loss_fn(net(X[batch]), target[batch])
                 loss.backward()
