@@ -7,7 +7,7 @@ benign-only captures raise none at the default threshold?
 Captures: the lab's ``test`` scenario (episodes from the lab's ground truth; its attack families partly unseen
 in training) and its ``benign`` scenario with another seed, and every capture in ``$IOTGUARD_DATA_DIR/pcaps``
 and the IoT-23 pcaps, each labelled attack or benign from its SOURCE.md. Prints a Markdown table; nothing is
-tuned here (the detector is the cached default one, built from the lab's train scenario only).
+tuned here (the detector is the cached default one, built from lab scenarios with other seeds, docs/detection.md).
 """
 
 from __future__ import annotations

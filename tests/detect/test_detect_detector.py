@@ -90,7 +90,9 @@ def test_save_load_round_trip_and_tamper(built, flows, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(path, bad)
     manifest = bad / "anomaly" / "manifest.json"
-    manifest.write_text(manifest.read_text().replace('"iforest"', '"kmeans"', 1))
+    text = manifest.read_text()
+    assert '"kmeans"' in text
+    manifest.write_text(text.replace('"kmeans"', '"iforest"', 1))  # another model kind claimed
     with pytest.raises(ArtifactError):
         Detector.load(bad)
     with pytest.raises(ArtifactError):
@@ -155,3 +157,20 @@ def test_engine_end_to_end_store_eve_and_response(built, flows, tmp_path):
         assert all(b.result in ("dry-run", "skipped") and b.incident_id in incident_ids for b in blocks)
         first = json.loads(store.alert_eve(limit=1)[0])
         assert first["iotguard"]["top_features"] and first["alert"]["signature_id"] >= 9_100_000
+
+
+def test_target_fpr_never_sets_the_classifier_below_its_floor(built, tmp_path):
+    from iotguard.detect.build import DEFAULT_MIN_ATTACK_PROBABILITY
+    from iotguard.detect.detector import logit
+
+    det, path = built
+    det = Detector.load(path)  # the floor is saved with the detector
+    c = det.classifier
+    assert c.floor == pytest.approx(logit(DEFAULT_MIN_ATTACK_PROBABILITY))
+    floor, c.floor = c.floor, None
+    assert c.threshold_for(0.5) < floor  # half of the benign flows: far below P(attack) 0.1 without the floor
+    c.floor = floor
+    det.set_target_fpr(0.5)
+    assert c.threshold == pytest.approx(floor)
+    det.set_thresholds(classifier=0.01)  # an explicit threshold is the operator's choice
+    assert c.threshold == pytest.approx(logit(0.01))

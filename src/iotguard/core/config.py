@@ -166,6 +166,11 @@ class DetectConfig(_Section):
         description="Attackers of one victim before further sources fold into one distributed incident.",
     )
     explain: bool = Field(True, description="Attach the top features that drove each alert.")
+    evidence: bool = Field(
+        True,
+        description="Hold an attacker's alerts until they show its family's pattern (docs/detection.md); "
+        "false: every alert raises or joins an incident at once.",
+    )
     severity: dict[str, Annotated[int, Field(ge=1, le=4)]] = Field(
         default_factory=dict, description="Base severity (1..4) per family, overriding the defaults."
     )
@@ -201,6 +206,12 @@ class RespondConfig(_Section):
 # -- telemetry ----------------------------------------------------------------------------------------
 class TelemetryConfig(_Section):
     enabled: bool = Field(False, description="Subscribe to device telemetry over MQTT.")
+    from_capture: bool = Field(
+        False,
+        description="Also read telemetry off the captured traffic: unencrypted MQTT PUBLISH to capture_port "
+        "(no broker account needed; each message names its publisher's address).",
+    )
+    capture_port: Port = Field(1883, description="Broker port whose traffic from_capture reads.")
     url: str | None = Field(
         None, description="Broker URL: mqtt://host:1883 or mqtts://host:8883 (TLS). Credentials go below."
     )

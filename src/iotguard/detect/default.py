@@ -1,11 +1,11 @@
 """The default detector: built from iotguard's own lab traffic on first use, then cached.
 
-``iotguard detect CAPTURE`` without ``--model`` uses it. It is built from the lab's ``train`` and ``benign``
-scenarios (``iotguard.lab``): their captures go through the flow extractor with early records, exactly as
-the sensor sees traffic, get their labels from the lab's episodes, and train a classifier and an anomaly
+``iotguard detect CAPTURE`` without ``--model`` uses it. It is built from the lab's ``train``, ``benign`` and
+``site`` scenarios (``iotguard.lab``): their captures go through the flow extractor with early records, exactly
+as the sensor sees traffic, get their labels from the lab's episodes, and train a classifier and an anomaly
 model (:func:`iotguard.detect.build.build_detector`). It is cached in ``state_dir()/models/default`` and
-rebuilt when asked (``--rebuild``), when it is missing, or when it no longer loads. See docs/detection.md
-for what it knows and does not.
+rebuilt when asked (``--rebuild``), when it is missing, when it no longer loads, or when it was built by
+another recipe (:data:`RECIPE`). See docs/detection.md for what it knows and does not.
 """
 
 from __future__ import annotations
@@ -36,8 +36,15 @@ DEFAULT_SCENARIOS: tuple[LabSpec, ...] = (
     ("benign", 101, 1800.0, 40),
     ("benign", 102, 1800.0, 30),
     ("benign", 103, 1800.0, 50),
+    # what real networks carry besides IoT devices: web browsing, SSH/telnet administration, pings, TCP
+    # checks, Modbus polling, other MQTT clients (seeds 201-203; validation uses others, docs/detection.md)
+    ("site", 201, 900.0, 16),
+    ("site", 202, 900.0, 24),
+    ("site", 203, 900.0, 32),
 )
 EARLY_PACKETS = 10
+RECIPE = 2
+"""Version of the recipe (scenarios, models, thresholds); a cached detector built by another is rebuilt."""
 
 
 def default_detector_path() -> Path:
@@ -98,6 +105,7 @@ def build_default(
                 progress=progress,
             )  # fmt: skip
             det.info["built_from"] = {
+                "recipe": RECIPE,
                 "scenarios": [list(s) for s in scenarios],
                 "early_packets": EARLY_PACKETS,
                 "flows": int(len(flows)),
@@ -114,8 +122,15 @@ def default_detector(*, rebuild: bool = False, progress: Progress = NO_PROGRESS)
     with _lock(path):
         if not rebuild and (path / "detector.json").is_file():
             try:
-                return Detector.load(path)
+                detector = Detector.load(path)
             except ArtifactError as exc:
                 log.warning("default detector in %s does not load (%s); rebuilding it", path, exc)
+            else:
+                recipe = detector.info.get("built_from", {}).get("recipe", 1)
+                if recipe == RECIPE:
+                    return detector
+                log.info(
+                    "default detector in %s is of recipe %s, not %s; rebuilding it", path, recipe, RECIPE
+                )
         build_default(path, progress=progress)
     return Detector.load(path)

@@ -127,6 +127,10 @@ class Component:
     """Scores of held-out benign flows at the probabilities :data:`_Q_PROBS` (for re-targeting the FPR)."""
     target_fpr: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    floor: float | None = None
+    """The lowest threshold a target FPR may give (for the classifier: log-odds of attack, so ``logit(0.1)``
+    means it never alerts below P(attack) = 0.1). Explicit thresholds (:meth:`Detector.set_thresholds`) are not
+    bound by it."""
 
     @property
     def name(self) -> str:
@@ -147,6 +151,8 @@ class Component:
             raise ConfigError(f"target FPR {target_fpr}", expected="a fraction in [0, 1)")
         q = np.interp(1.0 - target_fpr, _Q_PROBS, np.maximum.accumulate(self.benign_quantiles))
         t = float(np.nextafter(np.float32(q), np.float32(np.inf)))
+        if self.floor is not None:
+            t = max(t, self.floor)
         if self.role == "classifier":
             t = min(t, LOGIT_CEILING)  # alert on the most certain flows rather than never
         return t
@@ -383,7 +389,7 @@ class Detector:
             spread = np.where(
                 np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(baseline[cols]), 1.0)
             )
-            ref = self._references(uniq, cols, baseline[cols], spread)
+            ref = self._references(uniq, cols, baseline[cols], spread, comp)
             c = min(candidates, f)
             with np.errstate(all="ignore"):
                 deviation = np.abs(uniq - ref) / spread
@@ -396,7 +402,7 @@ class Detector:
             original = _decision(comp, uniq)
             occluded = _decision(comp, probe.reshape(m * c, f)).reshape(m, c)
             weights = np.where(moved, original[:, None] - occluded, 0.0)
-            stuck = np.flatnonzero(weights.max(axis=1) <= 0)
+            stuck = np.flatnonzero(weights.max(axis=1) < _MIN_WEIGHT)
             if len(stuck):
                 # A saturated score (the surest attacks) moves for no single feature: occlude the candidates
                 # cumulatively, most deviant first, and credit each with the drop it adds along that path.
@@ -409,24 +415,75 @@ class Detector:
             names = comp.features
             k = min(top, c)
             order = np.argsort(-weights, axis=1)[:, :k]
-            rounded = np.round(weights, 6)  # a weight that rounds to 0 explains nothing
             explained = [
-                [(names[cand[u, j]], float(rounded[u, j])) for j in order[u] if rounded[u, j] > 0]
+                [
+                    (names[cand[u, j]], _weight(weights[u, j]))
+                    for j in order[u]
+                    if weights[u, j] >= _MIN_WEIGHT
+                ]
                 for u in range(m)
             ]
+            for u in [u for u in range(m) if not explained[u]]:
+                # Not even the most deviant candidates together move the score: walk all the way to the benign
+                # reference (which scores below the threshold), so the drop is spread over the features it takes.
+                explained[u] = self._full_path(comp, uniq[u], ref[u], deviation[u], original[u], names, top)
             for pos, u in zip(mine, inverse, strict=True):
                 out[pos] = explained[u]
         return out
 
+    def _full_path(
+        self,
+        comp: Component,
+        row: np.ndarray,
+        ref: np.ndarray,
+        deviation: np.ndarray,
+        original: float,
+        names: list[str],
+        top: int,
+    ) -> list[tuple[str, float]]:
+        """Occlude every feature that differs from the reference, most deviant first, cumulatively; each gets
+        the drop it adds. Ends at the reference itself, so the drops add up to the whole score difference."""
+        order = [j for j in np.argsort(-deviation, kind="stable") if deviation[j] > 0]
+        if not order:
+            return []
+        path = np.repeat(row[None, :], len(order), axis=0)
+        for step, j in enumerate(order):
+            path[step:, j] = ref[j]
+        scores = _decision(comp, path)
+        drops = np.concatenate([[original], scores[:-1]]) - scores
+        best = np.argsort(-drops, kind="stable")[:top]
+        kept = [(names[order[i]], _weight(drops[i])) for i in best if drops[i] >= _MIN_WEIGHT]
+        if not kept and drops.max() > 0:  # a score just over the threshold: tiny drops are all there is
+            kept = [(names[order[i]], float(f"{drops[i]:.6g}")) for i in best if drops[i] > 0]
+        return kept
+
+    def _below_threshold(self, comp: Component, protos: np.ndarray) -> np.ndarray:
+        """Which prototypes the component itself scores below its threshold (cached per threshold)."""
+        cache: dict[str, tuple[Any, np.ndarray]] = self.__dict__.setdefault("_quiet_protos", {})
+        key = (comp.threshold, protos.shape, id(comp.artifact))
+        if comp.role not in cache or cache[comp.role][0] != key:
+            cache[comp.role] = (key, _decision(comp, protos.astype(np.float32)) < comp.threshold)
+        return cache[comp.role][1]
+
     def _references(
-        self, uniq: np.ndarray, cols: np.ndarray, median: np.ndarray, spread: np.ndarray
+        self,
+        uniq: np.ndarray,
+        cols: np.ndarray,
+        median: np.ndarray,
+        spread: np.ndarray,
+        comp: Component | None = None,
     ) -> np.ndarray:
         """The benign reference of each row: the nearest benign prototype (a real benign flow, so occluding
-        towards it yields a plausible flow), else the per-feature benign median."""
+        towards it yields a plausible flow) among those the component scores below its threshold, else the
+        per-feature benign median."""
         if self.prototypes is None or len(self.prototypes) == 0:
             return np.broadcast_to(median, uniq.shape).copy()
         protos = self.prototypes[:, cols]
         protos = np.where(np.isfinite(protos), protos, median)
+        if comp is not None:
+            quiet = self._below_threshold(comp, protos)
+            if quiet.any():
+                protos = protos[quiet]
         a = np.where(np.isfinite(uniq), uniq, median)
         distance = (np.abs(a[:, None, :] - protos[None, :, :]) / spread).sum(axis=2)
         return protos[np.argmin(distance, axis=1)].astype(np.float32)
@@ -460,6 +517,7 @@ class Detector:
                         (tmp / comp.role / "manifest.json").read_bytes()
                     ).hexdigest(),
                     "threshold": comp.threshold,
+                    "threshold_floor": comp.floor,
                     "target_fpr": comp.target_fpr,
                     "calibration": comp.calibration.to_json(),
                     "benign_quantiles": None
@@ -538,6 +596,7 @@ class Detector:
                     else np.asarray(spec["benign_quantiles"], dtype=np.float64),
                     target_fpr=spec.get("target_fpr"),
                     info=spec.get("info", {}),
+                    floor=None if spec.get("threshold_floor") is None else float(spec["threshold_floor"]),
                 )
             baseline = {k: (math.nan if v is None else float(v)) for k, v in doc.get("baseline", {}).items()}
             scale = {
@@ -584,6 +643,14 @@ class Detector:
         ys = np.array([0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
         comp = Component("anomaly", art, t, Calibration("benign_cdf", xs, ys))
         return cls(None, comp, name=art.name)
+
+
+_MIN_WEIGHT = 5e-7
+"""Smaller score drops are float32 noise of the models' outputs, not an explanation."""
+
+
+def _weight(w: float) -> float:
+    return float(np.round(w, 6))
 
 
 def _decision(comp: Component, x: np.ndarray) -> np.ndarray:

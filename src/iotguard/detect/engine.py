@@ -1,7 +1,12 @@
 """The detection engine: flow batches in, stored alerts and incidents out, in order, for a file or a stream.
 
-    flows -> Detector verdicts -> suppression -> k-of-n confirmation -> severity -> explanation
-          -> incident folding -> Store (alerts + incidents, one transaction) -> EVE file -> sinks
+    flows -> Detector verdicts -> attribution -> suppression -> k-of-n confirmation -> severity
+          -> explanation -> evidence gate -> incident folding -> Store (alerts + incidents, one transaction)
+          -> EVE file -> sinks
+
+Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
+``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
+family (see ``evidence``).
 
 The same object serves ``iotguard detect CAPTURE`` and the live sensor: call :meth:`DetectionEngine.process`
 with each batch of flow records (early/partial records included) as it comes, :meth:`close` at the end.
@@ -30,8 +35,10 @@ from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, PARTIAL_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
+from iotguard.detect.attribution import attacker_victim
 from iotguard.detect.detector import ANOMALY, Detector
 from iotguard.detect.eve import EveWriter
+from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, Observation
 from iotguard.detect.filters import ConfirmConfig, Confirmer, Suppressor, SuppressRule
 from iotguard.detect.incidents import FoldConfig, IncidentFolder
 from iotguard.detect.severity import SeverityConfig, SeverityModel
@@ -68,6 +75,8 @@ class DetectionConfig(BaseModel):
     confirm: ConfirmConfig = ConfirmConfig()
     suppress: list[SuppressRule] = []
     severity: SeverityConfig = SeverityConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
+    """Per-family evidence an attacker's alerts must show before they raise an incident."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -81,6 +90,7 @@ def detection_config(config: Any) -> DetectionConfig:
         confirm=ConfirmConfig(k=d.confirm_k, n=d.confirm_n),
         suppress=[SuppressRule(**s.model_dump()) for s in d.suppress],
         severity=SeverityConfig(family=dict(d.severity), low_confidence=d.low_confidence),
+        evidence=EvidenceConfig(enabled=d.evidence),
     )
 
 
@@ -95,6 +105,12 @@ class DetectionStats:
     unconfirmed: int = 0
     duplicate: int = 0
     """Flagged again after the flow already alerted (an early record followed by later ones)."""
+    insufficient_evidence: int = 0
+    """Alerts held by the evidence gate and dropped: their attacker never showed enough for the family."""
+    held: int = 0
+    """Alerts the evidence gate holds right now (they raise an incident once the evidence is enough)."""
+    reply_flows: int = 0
+    """Alerts on reply-only flows (ICMP errors ...), attributed to the flow's destination."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -146,6 +162,9 @@ class DetectionEngine:
         self.suppressor = Suppressor(config.suppress)
         self.confirmer = Confirmer(config.confirm)
         self.folder = IncidentFolder(config.fold)
+        self.gate = EvidenceGate(
+            config.evidence, window=config.fold.window, fanin=config.fold.fanin, scatter=config.fold.scatter
+        )
         self.store = store
         self.eve = eve
         self.sinks = list(sinks)
@@ -173,9 +192,9 @@ class DetectionEngine:
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
-        src = flows["src_ip"].astype(str).tolist()
+        attacker, victim, swapped = attacker_victim(flows)
         if self.confirmer.enabled:
-            confirmed = self.confirmer(src, flagged)
+            confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
             flagged = confirmed
         rows = np.flatnonzero(flagged)
@@ -184,7 +203,6 @@ class DetectionEngine:
             return []
         conf = verdicts.confidence
         keep = []
-        dst = flows["dst_ip"].astype(str).to_numpy(dtype=object)
         ts_last = flows["ts_last"].to_numpy(dtype=np.float64)
         flow_ids = flows["flow_id"].to_numpy() if "flow_id" in flows.columns else None
         for i in rows.tolist():
@@ -192,11 +210,11 @@ class DetectionEngine:
             if not conf[i] >= self.config.min_confidence:
                 self.stats.low_confidence += 1
                 continue
-            if self.suppressor(src[i], dst[i], fam, ts_last[i]):
+            if self.suppressor(attacker[i], victim[i], fam, ts_last[i]):
                 self.stats.suppressed += 1
                 continue
             if flow_ids is not None:
-                key = (flow_ids[i], src[i], fam)
+                key = (flow_ids[i], attacker[i], fam)
                 if key in self._alerted:
                     self.stats.duplicate += 1
                     continue
@@ -220,13 +238,34 @@ class DetectionEngine:
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
             c: flows[c].to_numpy(dtype=object)
-            for c in ("src_ip", "dst_ip", "ts_last", "src_port", "dst_port", "protocol")
+            for c in ("ts_last", "src_ip", "dst_ip", "src_port", "dst_port", "protocol")
             if c in flows.columns
         }
-        alerts = [
-            self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids) for j, i in enumerate(keep)
-        ]
-        return self._commit(alerts)
+        cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
+        packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
+        rate = _column(flows, "flow_packets_per_s")
+        released: list[Alert] = []
+        for j, i in enumerate(keep):
+            alert = self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids)
+            self.stats.reply_flows += bool(swapped[i])
+            conversation = (
+                cols.get("protocol", _NONE)[i], cols["src_ip"][i], cols.get("src_port", _NONE)[i],
+                cols["dst_ip"][i], cols.get("dst_port", _NONE)[i],
+            )  # fmt: skip
+            obs = Observation(
+                flow=flow_ids[i] if flow_ids is not None else conversation,
+                conversation=conversation,
+                target=(alert.dest_ip, conversation[0], alert.dest_port),  # a protocol scan touches protocols
+                packets=float(packets[i]),
+                rate=float(rate[i]),
+            )
+            released += self.gate.admit(alert, obs)
+        self.stats.held = self.gate.held
+        self.stats.insufficient_evidence = self.gate.dropped
+        if not released:
+            self._expire()
+            return []
+        return self._commit(released)
 
     def _alert(
         self,
@@ -237,14 +276,16 @@ class DetectionEngine:
         top: list[tuple[str, float]],
         flow_ids: np.ndarray | None,
     ) -> Alert:
-        row = {c: values[i] for c, values in cols.items()}
         fam = str(verdicts.family[i])
         conf = float(verdicts.confidence[i])
-        src, dst = str(row["src_ip"]), str(row["dst_ip"])
+        src, dst = str(cols["attacker"][i]), str(cols["victim"][i])
+        src_port, dst_port = cols.get("src_port", _NONE)[i], cols.get("dst_port", _NONE)[i]
+        if cols["swapped"][i]:  # a reply-only flow: the attacker is the flow's destination
+            src_port, dst_port = dst_port, src_port
         comp = self.detector.classifier if verdicts.component[i] == 1 else self.detector.anomaly
         model = comp.name if comp is not None else self.detector.model_name
         return Alert(
-            timestamp=float(row["ts_last"]),
+            timestamp=float(cols["ts_last"][i]),
             src_ip=src,
             dest_ip=dst,
             family=fam,
@@ -255,9 +296,9 @@ class DetectionEngine:
             signature_id=signature_id(fam),
             signature=f"IOTGUARD {fam} ({'unusual for this site' if fam == ANOMALY else 'known attack pattern'})",
             flow_id=_int(flow_ids[i]) if flow_ids is not None else None,
-            src_port=_int(row.get("src_port")),
-            dest_port=_int(row.get("dst_port")),
-            proto=proto_name(_int(row.get("protocol"))),
+            src_port=_int(src_port),
+            dest_port=_int(dst_port),
+            proto=proto_name(_int(cols.get("protocol", _NONE)[i])),
             partial=bool(partial),
             top_features=top,
             device=self.assets.name(dst) or self.assets.name(src),
@@ -311,12 +352,19 @@ class DetectionEngine:
         return events
 
     def _expire(self) -> None:
+        self.gate.expire(self.folder.now if self.folder.now > self.gate.now else self.gate.now)
+        self.stats.held = self.gate.held
+        self.stats.insufficient_evidence = self.gate.dropped
         closed = self.folder.expire()
         if closed and self.store is not None:
             self.store.record(closed, [])
 
     def close(self) -> list[Incident]:
-        """Close every open incident (end of a capture, or shutdown); returns them with final summaries."""
+        """Close every open incident (end of a capture, or shutdown); returns them with final summaries.
+        Alerts the evidence gate still holds are dropped (their evidence never became enough)."""
+        self.gate.close()
+        self.stats.held = self.gate.held
+        self.stats.insufficient_evidence = self.gate.dropped
         incidents = self.folder.open_incidents()
         for inc in incidents:
             inc.status = "closed"
@@ -327,6 +375,23 @@ class DetectionEngine:
     def incidents(self) -> list[Incident]:
         """Every incident this engine opened that is still in memory (open ones)."""
         return self.folder.open_incidents()
+
+
+class _Missing:
+    """A column the flow table lacks: every row reads None."""
+
+    def __getitem__(self, i: int) -> None:
+        return None
+
+
+_NONE: Any = _Missing()
+
+
+def _column(flows: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in flows.columns:
+        return np.zeros(len(flows))
+    values = pd.to_numeric(flows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
 
 
 def _int(value: Any) -> int | None:

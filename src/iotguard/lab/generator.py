@@ -21,7 +21,18 @@ from iotguard import __version__
 from iotguard.core.episodes import Episode, write_episodes
 from iotguard.core.errors import ConfigError
 from iotguard.core.progress import NO_PROGRESS, Progress
-from iotguard.lab.devices import camera, coap_device, dashboard, gateway, mqtt_sensor, phone, smart_plug
+from iotguard.lab.devices import (
+    camera,
+    coap_device,
+    dashboard,
+    gateway,
+    mqtt_client,
+    mqtt_sensor,
+    office,
+    phone,
+    plc,
+    smart_plug,
+)
 from iotguard.lab.devices.common import NTP_NAME, cloud_heartbeats
 from iotguard.lab.network import EMBEDDED_LINUX, LINUX, LWIP, WINDOWS, Host, Network
 from iotguard.lab.pcap import Capture, Packets, write_pcap
@@ -161,6 +172,7 @@ def build(
         for host in [h for h in hosts if h.kind in ("camera", "plug")][:2]:
             host.tcp_open[23] = "telnet"
     world = World(hub=hub, nvr=nvr, tablet=tablet, devices=hosts)
+    extra = _extra_hosts(scenario, net, seed, devices, hosts) if scenario.extras else {}
 
     with progress.task(f"{scenario.name}: simulating devices", total=len(hosts) + 2) as task:
         for i, host in enumerate(hosts):
@@ -179,10 +191,13 @@ def build(
                 name, low, high = CLOUD_INTERVALS[host.kind]
                 cloud_heartbeats(sim, host, 0.0, duration, name, root.uniform(low, high))
         cloud_heartbeats(sim, hub, 0.0, duration, "version.home-assistant.io", root.uniform(200, 400))
+        if extra:
+            _simulate_extras(sim, extra, world, duration)
         dashboard.simulate(sim, tablet, hub, root.uniform(1.0, 5.0), duration)
         for person in [tablet, *phones]:
             phone.simulate(sim, person, root.uniform(0.0, 10.0), duration)
-        gateway.simulate(sim, net.gateway, hosts + phones + [tablet, hub, nvr], 0.0, duration)
+        clients = hosts + phones + [tablet, hub, nvr] + [h for group in extra.values() for h in group]
+        gateway.simulate(sim, net.gateway, clients, 0.0, duration)
         task.advance(2)
     world.benign_pairs = sim.cap.ip_pairs()
     n_benign_episodes = len(sim.episodes)
@@ -197,6 +212,62 @@ def build(
         packets = sim.cap.build()
     episodes, tags = _episodes(sim, packets)
     return Built(scenario, seed, duration, devices, packets, episodes, tags, world, list(net.hosts.values()))
+
+
+def _extra_hosts(
+    scenario: Scenario, net: Network, seed: int, devices: int, iot: list[Host]
+) -> dict[str, list[Host]]:
+    """The hosts of a scenario's extra behaviours (``Scenario.extras``), by role."""
+    rng = random.Random(f"{seed}/{scenario.name}/extras")
+    out: dict[str, list[Host]] = {}
+    if "office" in scenario.extras:
+        out["pc"] = [
+            net.add_local(f"pc-{i + 1}", "pc", "dell", WINDOWS if rng.random() < 0.6 else LINUX)
+            for i in range(max(1, devices // 6))
+        ]
+        out["admin"] = [net.add_local("admin", "admin", "dell", LINUX)]
+        out["monitor"] = [net.add_local("monitor", "monitor", "raspberrypi", LINUX)]
+        net.gateway.tcp_open[22] = "ssh"
+        net.hosts["nvr"].tcp_open[22] = "ssh"
+    if "modbus" in scenario.extras:
+        out["scada"] = [net.add_local("scada", "scada", "dell", WINDOWS)]
+        out["plc"] = []
+        for i in range(rng.randrange(2, 7)):
+            vendor = "schneider" if rng.random() < 0.5 else "siemens"
+            host = net.add_local(
+                f"plc-{i + 1}", "plc", vendor, LWIP if rng.random() < 0.5 else EMBEDDED_LINUX
+            )
+            host.tcp_open.update({502: "modbus", 80: "http"})
+            out["plc"].append(host)
+    if "mqtt-clients" in scenario.extras:
+        out["edge"] = [
+            net.add_local(f"edge-{i + 1}", "edge", "raspberrypi", LINUX) for i in range(rng.randrange(1, 3))
+        ]
+        out["server"] = [net.add_local("automation", "server", "dell", LINUX)]
+    return out
+
+
+def _simulate_extras(sim: Sim, extra: dict[str, list[Host]], world: World, duration: float) -> None:
+    rng = sim.rng("extras")
+    hub, nvr, gateway = world.hub, world.nvr, sim.net.gateway
+    for pc in extra.get("pc", []):
+        office.browse(sim, pc, rng.uniform(0, 20), duration)
+    for edge in extra.get("edge", []):
+        mqtt_client.telemetry_gateway(sim, edge, hub, rng.uniform(0, 10), duration)
+        mqtt_client.cloud_bridge(sim, edge, rng.uniform(0, 10), duration)
+    for server in extra.get("server", []):
+        mqtt_client.scripts(sim, server, hub, rng.uniform(0, 30), duration)
+    for scada in extra.get("scada", []):
+        for device in extra.get("plc", []):
+            plc.simulate(sim, scada, device, rng.uniform(0, 10), duration)
+    for server in extra.get("server", []):  # after every publisher: it is forwarded what they published
+        mqtt_client.automation(sim, server, hub, rng.uniform(0, 5), duration)
+    telnet_targets = [d for d in world.devices if 23 in d.tcp_open]
+    for admin in extra.get("admin", []):
+        office.administer(sim, admin, [hub, nvr, gateway], telnet_targets, rng.uniform(0, 60), duration)
+    watched = [hub, nvr, gateway, *extra.get("plc", []), *world.devices]
+    for nms in extra.get("monitor", []):
+        office.monitor(sim, nms, watched, rng.uniform(0, 30), duration)
 
 
 def _episodes(sim: Sim, packets: Packets) -> tuple[list[Episode], list[int]]:

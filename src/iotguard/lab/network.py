@@ -25,6 +25,9 @@ OUIS: dict[str, tuple[str, ...]] = {
     "nordic": ("f4:ce:36",),
     "router": ("00:1d:7e", "74:ac:b9"),
     "intel": ("f4:8c:50", "3c:58:c2", "a4:34:d9"),
+    "dell": ("f8:bc:12", "b0:83:fe", "18:66:da"),
+    "schneider": ("00:80:f4", "00:00:54"),
+    "siemens": ("00:1b:1b", "00:0e:8c"),
 }
 
 # First octets of address space that is publicly routed and busy (cloud providers, ISPs), for internet hosts.

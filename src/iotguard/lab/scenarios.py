@@ -26,6 +26,11 @@ from iotguard.lab.attacks import (
 )
 
 DEVICE_KINDS = ("mqtt-sensor", "plug", "camera", "coap")
+EXTRAS = ("office", "modbus", "mqtt-clients")
+"""Benign behaviours a scenario can add to the home network (see ``docs/lab.md``): ``office`` (PCs browsing over
+HTTP and HTTPS, an admin's SSH and telnet sessions and pings, a monitoring server's pings and TCP checks),
+``modbus`` (PLCs polled over Modbus/TCP by a SCADA host), ``mqtt-clients`` (a telemetry gateway, scripts, an
+automation server and a cloud bridge besides the sensors)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class Scenario:
     seed: int
     mix: Mapping[str, float]  # device kind -> weight
     attacks: tuple[AttackPlan, ...] = ()
+    extras: tuple[str, ...] = ()  # benign behaviours beyond the home network (EXTRAS)
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -152,7 +158,7 @@ class Scenario:
             "subnet": self.subnet,
             "mix": dict(self.mix),
             "attacks": [a.to_json() for a in self.attacks],
-        }
+        } | ({"extras": list(self.extras)} if self.extras else {})
 
 
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
@@ -169,6 +175,18 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 devices=16,
                 seed=7,
                 mix={"mqtt-sensor": 0.45, "plug": 0.2, "camera": 0.1, "coap": 0.25},
+            ),
+            Scenario(
+                name="site",
+                role="benign",
+                description="An office and building site with no attacks: the IoT devices plus PCs browsing over HTTP and HTTPS, an admin's SSH and telnet sessions and pings, a monitoring server's pings and TCP checks, Modbus/TCP PLCs polled by a SCADA host, and other MQTT clients.",
+                start_time="2024-05-17T08:00:00+00:00",
+                subnet="10.20.0.0/24",
+                duration=600.0,
+                devices=16,
+                seed=5,
+                mix={"mqtt-sensor": 0.4, "plug": 0.2, "camera": 0.15, "coap": 0.25},
+                extras=EXTRAS,
             ),
             Scenario(
                 name="train",

@@ -6,6 +6,7 @@ REASONS = {
     200: "OK",
     201: "Created",
     204: "No Content",
+    304: "Not Modified",
     503: "Service Temporarily Unavailable",
     400: "Bad Request",
     401: "Unauthorized",
@@ -33,7 +34,7 @@ def response(
     close: bool = True,
 ) -> bytes:
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}", f"Server: {server}"]
-    if body or status not in (204,):
+    if body or status not in (204, 304):
         lines += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers]
     lines.append("Connection: close" if close else "Connection: keep-alive")

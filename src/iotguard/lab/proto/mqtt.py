@@ -70,6 +70,21 @@ def puback(packet_id: int) -> bytes:
     return _packet(PUBACK << 4, struct.pack("!H", packet_id))
 
 
+PUBREC, PUBREL, PUBCOMP = 5, 6, 7
+
+
+def pubrec(packet_id: int) -> bytes:
+    return _packet(PUBREC << 4, struct.pack("!H", packet_id))
+
+
+def pubrel(packet_id: int) -> bytes:
+    return _packet((PUBREL << 4) | 0x02, struct.pack("!H", packet_id))
+
+
+def pubcomp(packet_id: int) -> bytes:
+    return _packet(PUBCOMP << 4, struct.pack("!H", packet_id))
+
+
 def subscribe(packet_id: int, topics: list[tuple[str, int]]) -> bytes:
     body = struct.pack("!H", packet_id) + b"".join(_str(t) + bytes((q,)) for t, q in topics)
     return _packet((SUBSCRIBE << 4) | 0x02, body)

@@ -1,0 +1,306 @@
+"""Plausible evidence before an incident: alerts are held until what they show together fits their family.
+
+A model scores one flow at a time, and at any useful threshold some benign flow of a busy network will score
+high. What separates an attack from such a one-off is usually the *pattern*: a port scan touches many ports
+or hosts, a brute force makes many attempts, a flood is many flows or one flow at a high rate. A "scan" of
+one port, "brute force" of one session or "flood" of one three-packet handshake is not plausible evidence,
+however sure the model is about the flow.
+
+So each family has an evidence rule over the alerts of one attacker within the fold window. Until the rule
+holds, the attacker's alerts of that family are *held*: not stored, not written, no incident, no action. When
+it holds, the held alerts are released in order (the incident then starts at the first of them) and every
+further alert of that attacker and family passes at once while they keep coming within the window. Held
+alerts that never gather enough evidence are dropped after the window and counted
+(``insufficient_evidence`` in the detection statistics).
+
+A rule lists criteria; the evidence is enough when **any** of them holds:
+
+* ``flows``: distinct flows with an alert (a long conversation is a new flow every flow timeout, so a channel
+  that persists counts; a flow's early and final records are one flow);
+* ``conversations``: distinct conversations (5-tuples) with an alert: attempts, connections;
+* ``targets``: distinct victim ports (address, protocol and port) with an alert: what a scan touches (for
+  protocols without ports, such as an IP protocol scan, the protocol number is what varies);
+* ``packets`` and ``rate``: one flow record of at least that many packets at at least that many packets per
+  second (a single-connection flood, seen on its early record);
+
+and a rule without criteria is met by the first alert: families whose attacks can be one flow (C&C channel,
+exfiltration, an exploit request) are never held.
+
+Attacks from many sources are evidence together: once ``fanin`` distinct attackers have alerts of one family
+against one victim within the window (a distributed flood), or ``scatter`` distinct attackers have alerts of
+one family anywhere (a spoofed flood sprayed across addresses), all of them are released, just as the incident
+folder then folds them into one distributed incident. And evidence corroborates: once an attacker is named by
+an incident of any family, its alerts of other families within the window are released too (a bot caught
+scanning that also floods, or whose flood only the anomaly model sees).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from iotguard.core.records import Alert
+
+
+class EvidenceRule(BaseModel):
+    """What one attacker's alerts of a family must show (any criterion given is enough)."""
+
+    model_config = ConfigDict(extra="forbid")
+    flows: int | None = Field(None, ge=1)
+    """Distinct flows (flow ids) with an alert."""
+    conversations: int | None = Field(None, ge=1)
+    """Distinct conversations (protocol, addresses, ports) with an alert."""
+    targets: int | None = Field(None, ge=1)
+    """Distinct victim (address, protocol, port) with an alert."""
+    packets: int | None = Field(None, ge=1)
+    """One flow record with at least this many packets ..."""
+    rate: float | None = Field(None, ge=0)
+    """... and at least this many packets per second (both are needed for this criterion)."""
+
+    @model_validator(mode="after")
+    def _volume_pair(self) -> EvidenceRule:
+        if (self.packets is None) != (self.rate is None):
+            raise ValueError("packets and rate go together (one flow record of N packets at R packets/s)")
+        return self
+
+    @property
+    def immediate(self) -> bool:
+        return (
+            self.flows is None
+            and self.conversations is None
+            and self.targets is None
+            and self.packets is None
+        )
+
+    def met(self, flows: int, conversations: int, targets: int, volume: bool) -> bool:
+        if self.immediate:
+            return True
+        return (
+            (self.flows is not None and flows >= self.flows)
+            or (self.conversations is not None and conversations >= self.conversations)
+            or (self.targets is not None and targets >= self.targets)
+            or (self.packets is not None and volume)
+        )
+
+
+DEFAULT_RULES: dict[str, EvidenceRule] = {
+    # a scan touches many ports or hosts
+    "PortScan": EvidenceRule(targets=5),
+    # a brute force makes many attempts
+    "BruteForce": EvidenceRule(conversations=3),
+    # a flood is many flows, or one flow at a high rate
+    "DDoS": EvidenceRule(conversations=5, packets=10, rate=100.0),
+    "DoS": EvidenceRule(conversations=5, packets=10, rate=100.0),
+    "MQTTAbuse": EvidenceRule(conversations=3, packets=10, rate=50.0),
+    # one or two unusual conversations are a curiosity; several from one host are a pattern
+    "Anomaly": EvidenceRule(conversations=3),
+    # a bot resolves its C&C, reports, keeps its channel open: more than one flow
+    "Botnet": EvidenceRule(flows=2),
+}
+"""Rules per family; families not listed (Exfiltration, WebAttack, Infiltration, ...) raise on the first
+alert. Chosen on the lab validation scenarios (docs/detection.md), never on test captures."""
+
+
+class EvidenceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    """False: every alert raises (or joins) an incident at once."""
+    rules: dict[str, EvidenceRule] = Field(default_factory=lambda: dict(DEFAULT_RULES))
+    """Evidence rule per family; a family without a rule is never held."""
+    max_held: int = Field(1000, ge=1)
+    """Most alerts held per attacker and family (further ones still count as evidence)."""
+    max_keys: int = Field(100_000, ge=1)
+    """Most attacker/family pairs tracked at once (the least recently active go first)."""
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one alert adds to the evidence."""
+
+    flow: Hashable
+    conversation: Hashable
+    target: Hashable
+    packets: float
+    rate: float
+
+
+@dataclass
+class _Key:
+    rule: EvidenceRule
+    last_seen: float
+    flows: set[Hashable] = field(default_factory=set)
+    conversations: set[Hashable] = field(default_factory=set)
+    targets: set[Hashable] = field(default_factory=set)
+    volume: bool = False
+    confirmed: bool = False
+    held: list[Alert] = field(default_factory=list)
+
+
+class EvidenceGate:
+    """Streaming gate. :meth:`admit` takes alerts in evidence-time order and returns those to raise now."""
+
+    def __init__(
+        self,
+        config: EvidenceConfig | None = None,
+        *,
+        window: float = 300.0,
+        fanin: int = 10,
+        scatter: int = 50,
+    ) -> None:
+        self.config = config or EvidenceConfig()
+        self.window = window
+        self.fanin = fanin
+        self.scatter = scatter
+        self._keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
+        self._by_victim: dict[tuple[str, str], dict[str, float]] = {}  # (victim, family) -> {attacker: ts}
+        self._by_family: dict[str, dict[str, float]] = {}  # family -> {attacker: ts} of held keys
+        self._named: dict[str, float] = {}  # attacker -> last time one of its alerts raised an incident
+        self._held_families: dict[str, set[str]] = {}  # attacker -> families it has held alerts of
+        self.held = 0
+        """Alerts held right now."""
+        self.dropped = 0
+        """Alerts dropped because their evidence never became enough."""
+        self.now = float("-inf")
+        self._pruned = float("-inf")
+
+    def holds(self, family: str) -> bool:
+        rule = self.config.rules.get(family)
+        return self.config.enabled and rule is not None and not rule.immediate
+
+    def admit(self, alert: Alert, obs: Observation) -> list[Alert]:
+        """Add one alert's evidence; returns the alerts to raise now (held ones first, oldest first)."""
+        ts = alert.timestamp
+        self.now = max(self.now, ts)
+        family = alert.family
+        attacker = alert.src_ip
+        if not self.holds(family):
+            return self._raise([alert])
+        rule = self.config.rules[family]
+        key = (attacker, family)
+        entry = self._keys.get(key)
+        if entry is not None and ts - entry.last_seen > self.window:
+            self._drop(key, entry)
+            entry = None
+        if entry is None:
+            entry = _Key(rule, ts)
+            self._keys[key] = entry
+            while len(self._keys) > self.config.max_keys:
+                old_key, old = next(iter(self._keys.items()))
+                self._drop(old_key, old)
+        else:
+            self._keys.move_to_end(key)
+        entry.last_seen = max(entry.last_seen, ts)
+        if entry.confirmed:
+            return self._raise([alert])
+        entry.flows.add(obs.flow)
+        entry.conversations.add(obs.conversation)
+        entry.targets.add(obs.target)
+        if rule.packets is not None and rule.rate is not None:
+            entry.volume = entry.volume or (obs.packets >= rule.packets and obs.rate >= rule.rate)
+        if len(entry.held) < self.config.max_held:
+            entry.held.append(alert)
+            self.held += 1
+        else:
+            self.dropped += 1
+        self._held_families.setdefault(attacker, set()).add(family)
+        named = self._named.get(attacker)
+        if rule.met(len(entry.flows), len(entry.conversations), len(entry.targets), entry.volume) or (
+            named is not None and ts - named <= self.window  # corroborated: an incident already names it
+        ):
+            return self._raise(self._release(key, entry))
+        # many attackers at once: a distributed attack on one victim, or one sprayed across the network
+        released: list[Alert] = []
+        if alert.dest_ip:
+            seen = self._recent(self._by_victim.setdefault((alert.dest_ip, family), {}), attacker, ts)
+            if len(seen) >= self.fanin:
+                for other in list(seen):
+                    released += self._release_attacker(other, family)
+        spread = self._recent(self._by_family.setdefault(family, {}), attacker, ts)
+        if len(spread) >= self.scatter:
+            for other in list(spread):
+                released += self._release_attacker(other, family)
+        return self._raise(released) if released else released
+
+    def _raise(self, alerts: list[Alert]) -> list[Alert]:
+        """These alerts raise incidents: their attackers are now named, which corroborates whatever else they
+        have held (of other families) within the window, so that is released too."""
+        out = list(alerts)
+        for alert in alerts:
+            attacker = alert.src_ip
+            self._named[attacker] = max(self._named.get(attacker, alert.timestamp), alert.timestamp)
+            for family in self._held_families.pop(attacker, ()):
+                out += self._release_attacker(attacker, family)
+        return out
+
+    def _recent(self, seen: dict[str, float], attacker: str, ts: float) -> dict[str, float]:
+        seen[attacker] = ts
+        for a, last in list(seen.items()):
+            if ts - last > self.window:
+                del seen[a]
+        return seen
+
+    def _release_attacker(self, attacker: str, family: str) -> list[Alert]:
+        key = (attacker, family)
+        entry = self._keys.get(key)
+        if entry is None or entry.confirmed:
+            return []
+        return self._release(key, entry)
+
+    def _release(self, key: tuple[str, str], entry: _Key) -> list[Alert]:
+        entry.confirmed = True
+        out, entry.held = entry.held, []
+        self.held -= len(out)
+        entry.flows.clear()
+        entry.conversations.clear()
+        entry.targets.clear()
+        return out
+
+    def _drop(self, key: tuple[str, str], entry: _Key) -> None:
+        self.dropped += len(entry.held)
+        self.held -= len(entry.held)
+        entry.held = []
+        del self._keys[key]
+
+    def expire(self, now: float | None = None) -> int:
+        """Forget attackers idle for longer than the window (dropping what they still hold); returns how many
+        held alerts were dropped."""
+        now = self.now if now is None else now
+        before = self.dropped
+        # keys are in order of their last alert, so the stale ones are at the front
+        while self._keys:
+            key, entry = next(iter(self._keys.items()))
+            if now - entry.last_seen <= self.window:
+                break
+            self._drop(key, entry)
+        if now - self._pruned < self.window / 10:
+            return self.dropped - before
+        self._pruned = now
+        for attacker, last in list(self._named.items()):
+            if now - last > self.window:
+                del self._named[attacker]
+        for attacker in [
+            a for a, fams in self._held_families.items() if not any((a, f) in self._keys for f in fams)
+        ]:
+            del self._held_families[attacker]
+        for table in (self._by_victim, self._by_family):
+            for k, seen in list(table.items()):
+                for a, last in list(seen.items()):
+                    if now - last > self.window:
+                        del seen[a]
+                if not seen:
+                    del table[k]
+        return self.dropped - before
+
+    def close(self) -> int:
+        """End of input: drop everything still held; returns how many alerts that was."""
+        before = self.dropped
+        for key, entry in list(self._keys.items()):
+            self._drop(key, entry)
+        self._by_victim.clear()
+        self._by_family.clear()
+        self._named.clear()
+        self._held_families.clear()
+        return self.dropped - before

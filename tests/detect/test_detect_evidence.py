@@ -1,0 +1,241 @@
+"""The evidence gate: alerts raise an incident only once what they show together fits their family, and the
+detection engine attributes reply-only flows (ICMP errors) to the host whose traffic caused them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iotguard.core.records import Alert
+from iotguard.detect.attribution import attacker_victim, reply_only
+from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, EvidenceRule, Observation
+
+
+def _alert(src: str, dst: str, ts: float, family: str) -> Alert:
+    return Alert(
+        timestamp=ts, src_ip=src, dest_ip=dst, family=family, severity=2, score=0.9, confidence=0.9, model="m",
+        signature_id=1, signature="s",
+    )  # fmt: skip
+
+
+def _obs(src: str, dst: str, sport: int, dport: int, *, flow: int | None = None, packets=3, rate=1.0):
+    conversation = (6, src, sport, dst, dport)
+    flow_id = flow if flow is not None else hash(conversation)
+    return Observation(flow_id, conversation, (dst, dport), packets, rate)
+
+
+def _admit(gate, src, dst, ts, family, sport=40000, dport=80, **kw):
+    """One alert of ``family`` from ``src`` to ``dst:dport`` through the gate; returns what it releases."""
+    return gate.admit(_alert(src, dst, ts, family), _obs(src, dst, sport, dport, **kw))
+
+
+def test_a_scan_of_one_port_is_held_and_dropped_five_ports_raise():
+    gate = EvidenceGate(window=60)
+    # the same port again and again: no scan
+    out = [_admit(gate, "10.0.0.5", "10.0.0.9", t, "PortScan", 40000 + t, 80) for t in range(10)]
+    assert all(o == [] for o in out) and gate.held == 10 and gate.dropped == 0
+    assert gate.expire(65.0) == 0 and gate.held == 10  # within the window of its last alert: still held
+    assert gate.expire(100.0) == 10
+    assert gate.held == 0 and gate.dropped == 10
+    # five ports of one host: a scan; the held alerts come out in order with the one that completed it
+    released = [_admit(gate, "10.0.0.6", "10.0.0.9", 200 + i, "PortScan", 50000, port) for i, port in enumerate((22, 23, 80, 443, 8080))]  # fmt: skip
+    assert released[:4] == [[], [], [], []]
+    assert [a.timestamp for a in released[4]] == [200, 201, 202, 203, 204]
+    # from then on its alerts pass at once
+    assert len(_admit(gate, "10.0.0.6", "10.0.0.9", 205, "PortScan", 50000, 9)) == 1
+    assert gate.held == 0 and gate.dropped == 10
+
+
+def test_held_alerts_past_the_window_are_dropped_and_counted_not_released_later():
+    gate = EvidenceGate(window=60)
+    for i in range(4):  # four ports: one short of a scan
+        assert _admit(gate, "10.0.0.5", "10.0.0.9", float(i), "PortScan", dport=20 + i) == []
+    # the fifth port comes after the window: the old four are dropped, the new one starts afresh
+    assert _admit(gate, "10.0.0.5", "10.0.0.9", 200.0, "PortScan", dport=99) == []
+    assert gate.dropped == 4 and gate.held == 1
+    assert gate.close() == 1 and gate.dropped == 5 and gate.held == 0
+
+
+def test_a_scan_of_ip_protocols_touches_many_targets(tmp_path):
+    # nmap -sO: raw IP packets of many protocol numbers to one host, no ports; the engine's targets count them
+    from scapy.all import IP, Ether, Raw, wrpcap
+
+    from iotguard.detect.engine import DetectionEngine
+    from iotguard.flows import read_flows
+
+    protocols = (2, 4, 41, 47, 50, 51, 103, 132)
+    frames = [Ether() / IP(src="10.0.0.66", dst="10.0.0.9", proto=p) / Raw(b"") for p in protocols]
+    for i, frame in enumerate(frames):
+        frame.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(tmp_path / "ipproto.pcap"), frames)
+    flows = read_flows(tmp_path / "ipproto.pcap")
+    assert len(flows) == 8 and set(flows["dst_port"]) == {0}
+    engine = DetectionEngine(_always_detector())
+    events = engine.process(flows)
+    assert len(events) == 8 and {e.alert.src_ip for e in events} == {"10.0.0.66"}
+
+
+def test_a_flood_of_one_short_flow_is_not_a_flood_but_one_fast_flow_is():
+    gate = EvidenceGate()
+    handshake = _alert("10.0.0.7", "10.0.0.9", 1.0, "DDoS")
+    assert gate.admit(handshake, _obs("10.0.0.7", "10.0.0.9", 4000, 80, packets=3, rate=3000.0)) == []
+    # a single connection's early record of 10 packets at 1,200 packets/s: a flood on its own
+    flood = _alert("10.0.0.8", "10.0.0.9", 2.0, "DDoS")
+    assert gate.admit(flood, _obs("10.0.0.8", "10.0.0.9", 4001, 80, packets=10, rate=1200.0)) == [flood]
+    # ... and five flows of any size are one too
+    out = []
+    for i in range(5):
+        out += _admit(gate, "10.0.0.10", "10.0.0.9", 3.0 + i, "DDoS", 5000 + i, 80)
+    assert len(out) == 5
+
+
+def test_single_flow_families_are_never_held():
+    gate = EvidenceGate()
+    exfiltration = _alert("10.0.0.20", "203.0.113.9", 1.0, "Exfiltration")
+    assert gate.admit(exfiltration, _obs("10.0.0.20", "203.0.113.9", 4000, 443)) == [exfiltration]
+    assert not gate.holds("Exfiltration") and gate.holds("PortScan")
+
+
+def test_a_botnet_needs_two_flows_a_persistent_channel_counts():
+    gate = EvidenceGate()
+    first = _alert("10.0.0.30", "198.51.100.3", 0.0, "Botnet")
+    early = _alert("10.0.0.30", "198.51.100.3", 10.0, "Botnet")
+    assert gate.admit(first, _obs("10.0.0.30", "198.51.100.3", 4000, 23, flow=1)) == []
+    # the same flow's final record is not a second flow
+    assert gate.admit(early, _obs("10.0.0.30", "198.51.100.3", 4000, 23, flow=1)) == []
+    # the channel continues past the flow timeout: a new flow of the same conversation
+    later = _alert("10.0.0.30", "198.51.100.3", 130.0, "Botnet")
+    assert gate.admit(later, _obs("10.0.0.30", "198.51.100.3", 4000, 23, flow=2)) == [first, early, later]
+
+
+def test_many_attackers_against_one_victim_are_evidence_together():
+    gate = EvidenceGate(window=60, fanin=10)
+    out = []
+    for i in range(12):  # a spoofed flood: one short flow per source
+        src = f"198.51.100.{i}"
+        out += gate.admit(_alert(src, "10.0.0.9", 1.0 + i * 0.01, "DDoS"), _obs(src, "10.0.0.9", 4000, 80))
+    assert {a.src_ip for a in out} == {f"198.51.100.{i}" for i in range(12)}
+    assert gate.held == 0
+
+
+def test_nine_attackers_against_one_victim_are_not_enough_but_a_scatter_is():
+    gate = EvidenceGate(window=60, fanin=10, scatter=20)
+    for i in range(9):  # one short of the fan-in: each still a lone short flow
+        assert _admit(gate, f"198.51.100.{i}", "10.0.0.9", 1.0 + i * 0.01, "DDoS") == []
+    assert gate.held == 9
+    # a spoofed flood sprayed over many victims: 20 sources of one family anywhere release them all
+    out = []
+    for i in range(11):
+        out += _admit(gate, f"203.0.113.{i}", f"10.0.0.{20 + i}", 2.0 + i * 0.01, "DDoS")
+    assert len({a.src_ip for a in out}) == 20 and gate.held == 0
+    # other families are counted apart
+    assert _admit(gate, "192.0.2.1", "10.0.0.9", 3.0, "PortScan") == []
+
+
+def test_an_attacker_named_by_one_incident_corroborates_its_other_alerts():
+    gate = EvidenceGate()
+    odd = _alert("10.0.0.40", "10.0.0.2", 1.0, "Anomaly")
+    assert gate.admit(odd, _obs("10.0.0.40", "10.0.0.2", 4000, 1883)) == []
+    flood = _alert("10.0.0.40", "10.0.0.2", 2.0, "MQTTAbuse")
+    out = gate.admit(flood, _obs("10.0.0.40", "10.0.0.2", 4001, 1883, packets=10, rate=800.0))
+    assert out == [flood, odd]
+
+
+def test_rules_are_configurable_and_the_gate_can_be_off():
+    off = EvidenceGate(EvidenceConfig(enabled=False))
+    lone = _alert("10.0.0.5", "10.0.0.9", 0.0, "PortScan")
+    assert off.admit(lone, _obs("10.0.0.5", "10.0.0.9", 4000, 80)) == [lone]
+    strict = EvidenceGate(EvidenceConfig(rules={"Exfiltration": EvidenceRule(conversations=2)}))
+    assert _admit(strict, "10.0.0.5", "1.2.3.4", 0.0, "Exfiltration", 1, 443) == []
+    with pytest.raises(ValueError, match="packets and rate"):
+        EvidenceRule(packets=10)
+
+
+def test_held_alerts_are_bounded():
+    gate = EvidenceGate(EvidenceConfig(max_held=5, max_keys=3))
+    for i in range(20):
+        _admit(gate, "10.0.0.5", "10.0.0.9", float(i), "PortScan", 4000 + i, 80)
+    assert gate.held == 5 and gate.dropped == 15
+    for i in range(5):  # more attackers than keys: the least recently active go first
+        _admit(gate, f"10.0.1.{i}", "10.0.0.9", 30.0 + i, "PortScan", 4000, 80)
+    assert len(gate._keys) == 3 and gate.held == 3 and gate.close() == 3
+
+
+def _flows(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def test_icmp_errors_and_replies_are_attributed_to_the_peer():
+    flows = _flows(
+        [
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.66", "protocol": 1, "icmp_type": 3},  # port unreachable
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.66", "protocol": 1, "icmp_type": 11},  # time exceeded
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.66", "protocol": 1, "icmp_type": 0},  # echo reply first
+            {"src_ip": "10.0.0.66", "dst_ip": "10.0.0.9", "protocol": 1, "icmp_type": 8},  # echo request
+            {"src_ip": "10.0.0.66", "dst_ip": "10.0.0.9", "protocol": 6, "icmp_type": -1},
+            {"src_ip": "fe80::9", "dst_ip": "fe80::66", "protocol": 58, "icmp_type": 1},  # ICMPv6 unreachable
+            {"src_ip": "fe80::66", "dst_ip": "fe80::9", "protocol": 58, "icmp_type": 128},  # ICMPv6 echo req.
+        ]
+    )
+    assert reply_only(flows).tolist() == [True, True, True, False, False, True, False]
+    attacker, victim, swapped = attacker_victim(flows)
+    assert set(attacker) == {"10.0.0.66", "fe80::66"} and set(victim) == {"10.0.0.9", "fe80::9"}
+    assert swapped.sum() == 4
+    assert reply_only(flows.drop(columns=["icmp_type"])).tolist() == [False] * len(flows)
+
+
+class _Always:
+    """A stand-in classifier artifact: every flow is a PortScan with certainty (only the edge is faked)."""
+
+    name = "always"
+    kind = "classifier"
+    features = ["dst_port", "icmp_type"]
+    classes = ["Benign", "PortScan"]
+    benign_index = 0
+
+    def predict_array(self, x):
+        class P:
+            pass
+
+        p = P()
+        p.proba = np.tile([1e-9, 1 - 1e-9], (len(x), 1)).astype(np.float32)
+        p.score = p.proba[:, 1]
+        p.classes = self.classes
+        return p
+
+
+def _always_detector():
+    from iotguard.detect.detector import Calibration, Component, Detector
+
+    comp = Component("classifier", _Always(), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    return Detector(comp, None)
+
+
+def test_engine_names_the_scanner_not_the_victims_answering_it():
+    from iotguard.detect.engine import DetectionEngine
+
+    engine = DetectionEngine(_always_detector())
+    rows = []
+    for i, victim in enumerate(("10.0.0.10", "10.0.0.11", "10.0.0.12")):
+        for port in (53, 123, 161, 500, 1900):  # the scanner's UDP probes
+            rows.append({"flow_id": len(rows), "src_ip": "10.0.0.66", "src_port": 40000, "dst_ip": victim,
+                         "dst_port": port, "protocol": 17, "icmp_type": -1, "ts_last": 100.0 + i})  # fmt: skip
+        # and the victim's ICMP port unreachable answers
+        rows.append({"flow_id": len(rows), "src_ip": victim, "src_port": 0, "dst_ip": "10.0.0.66",
+                     "dst_port": 0, "protocol": 1, "icmp_type": 3, "ts_last": 100.5 + i})  # fmt: skip
+    events = engine.process(pd.DataFrame(rows))
+    assert {e.alert.src_ip for e in events} == {"10.0.0.66"}
+    assert {e.incident.src_ip for e in events} == {"10.0.0.66"}
+    replies = [e.alert for e in events if e.alert.proto == "ICMP"]
+    assert len(replies) == 3 and {a.dest_ip for a in replies} == {"10.0.0.10", "10.0.0.11", "10.0.0.12"}
+    assert engine.stats.reply_flows == 3
+
+
+def test_the_sensor_configuration_turns_the_gate_off():
+    from iotguard.core.config import Config
+    from iotguard.detect.engine import detection_config
+
+    assert detection_config(Config()).evidence.enabled
+    off = detection_config(Config.model_validate({"detect": {"evidence": False}}))
+    assert not off.evidence.enabled
