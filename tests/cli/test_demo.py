@@ -63,6 +63,12 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert results <= {"dry-run", "skipped"}
     assert all(json.loads(line)["event_type"] == "alert" for line in eve_lines[:50])
 
+    # the sensor ran it: the device inventory and MQTT telemetry read off the wire took part
+    assert summary["devices"] > 5 and summary["telemetry"]["messages"] > 100
+    assert summary["alerts_by_source"].get("flow", 0) > 0
+    assert sum(summary["alerts_by_source"].values()) == det["alerts"]
+    assert "dry_run: true" in (out / "policy.yaml").read_text()
+
     # 4. the report exists and points at the sensor
     report = (out / "report.md").read_text()
     assert "iotguard run --pcap" in report and "unseen" in report

@@ -172,6 +172,29 @@ def test_telemetry_alerts_take_the_same_path_as_flow_alerts(tmp_path, mosquitto,
     assert sensor.telemetry.messages >= 81  # the sensor's own message on iotguard/# was not learned
 
 
+def test_telemetry_read_off_the_captured_traffic(tmp_path, data_file, small_detector):
+    """telemetry.from_capture: the MQTT publish flood in a real capture raises a telemetry alert naming the
+    flooding host, stored and written like every other alert; no broker involved."""
+    pcap = data_file("pcaps/mqttset_reduced/flood.pcap")
+    cfg = config(
+        tmp_path,
+        capture={"pcap": str(pcap)},
+        model={"path": str(small_detector)},
+        telemetry={"from_capture": True},
+    )
+    sensor = Sensor(cfg, exit_when_done=True)
+    assert sensor.subscriber is None and sensor.tap is not None
+    run_to_end(sensor)
+    assert sensor.telemetry.messages == 56_304  # every PUBLISH tshark sees in this capture
+    from iotguard.core.store import Store
+
+    with Store(cfg.store_path()) as store:
+        telemetry = [a for a in store.alerts(limit=None) if a.source == "telemetry"]
+    assert telemetry and {a.src_ip for a in telemetry} == {"192.168.1.100"}
+    assert all(a.family == "MQTTAbuse" for a in telemetry)
+    assert sensor.telemetry_info()["from_capture"] == 56_304
+
+
 def test_garbage_capture_is_counted_not_fatal(tmp_path, data_file, small_detector):
     good = data_file(SYNSCAN).read_bytes()
     rng = random.Random(3)

@@ -6,7 +6,8 @@
 3. the model zoo (classical, anomaly and deep models) trains on the training flows only and is scored on
    the test flows through the ONNX artifacts the sensor would load;
 4. a detector (classifier + anomaly model, thresholds for a 1% false-positive rate on held-out benign
-   training flows) watches the test capture: alerts, incidents, response actions in dry-run;
+   training flows) is built, and the sensor runs it over the test capture: alerts from flows, from the device
+   inventory (ARP spoofing) and from MQTT telemetry read off the wire, incidents, response actions in dry-run;
 5. everything lands in a report, with the command that starts the sensor and its dashboard on it.
 """
 
@@ -17,6 +18,7 @@ import platform
 import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,33 +93,38 @@ def _compare_models(lab: _Lab, models: list[str], out: Path, seed: int, progress
     return outcome.results
 
 
-def _demo_policy(test_run: Any) -> Any:
-    from iotguard.respond.policy import Policy
-
+def _write_policy(test_run: Any, path: Path) -> Path:
+    """The demo's response policy, as a file an operator could start from: log everything, block confident
+    attacks of severity 1-2 for ten minutes, never the lab's gateway or MQTT broker; dry run."""
     infrastructure = [h["ip"] for h in test_run.hosts if h["kind"] in ("gateway", "hub")]
-    return Policy.model_validate(
-        {
-            "dry_run": True,
-            "allowlist": infrastructure,
-            "limits": {"max_blocks_per_minute": 10, "default_ttl": 600},
-            "rules": [
-                {"name": "log-everything", "actions": [{"log": {"level": "info"}}]},
-                {
-                    "name": "contain-confident-attacks",
-                    "match": {"severity": 2, "min_confidence": 0.9},
-                    "actions": [{"block": {"ttl": 600}}],
-                },
-            ],
-        }
-    )
+    lines = [
+        "# Written by iotguard demo. Dry run: actions are decided, audited and shown, nothing is touched.",
+        "dry_run: true",
+        "# Infrastructure that is never blocked, whatever an alert says (the lab's gateway and MQTT broker).",
+        "allowlist: [" + ", ".join(infrastructure) + "]",
+        "limits: {max_blocks_per_minute: 10, default_ttl: 600}",
+        "rules:",
+        "  - name: log-everything",
+        "    actions: [{log: {level: info}}]",
+        "  - name: contain-confident-attacks",
+        "    match: {severity: 2, min_confidence: 0.9}",
+        "    actions: [{block: {ttl: 600}}]",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
+    """Build a detector from the training capture, then run the sensor itself over the test capture: flows
+    and early records, detection, device inventory (MAC spoofing, behaviour drift), MQTT telemetry read off
+    the wire, incidents and the dry-run response."""
+    from iotguard.core.config import Config
     from iotguard.core.store import Store
     from iotguard.detect.build import build_detector
     from iotguard.evaluate.episodes import match_episodes
     from iotguard.flows import iter_flows
-    from iotguard.service.offline import detect_source
+    from iotguard.service.offline import OfflineRun
+    from iotguard.service.sensor import Sensor
 
     with progress.task("detector: flows of the training capture, with early records"):
         flows = iter_flows(
@@ -127,22 +134,54 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         flows, flows["category"], out / "detector-work", seed=seed, name="iotguard-demo", progress=progress
     )
     detector.save(out / "detector", sources=sources)
-    db, eve = out / "iotguard.db", out / "eve.json"
-    for stale in (db, eve, Path(f"{db}-wal"), Path(f"{db}-shm")):
+    db, eve, state = out / "iotguard.db", out / "eve.json", out / "sensor"
+    for stale in (db, eve, Path(f"{db}-wal"), Path(f"{db}-shm"), state / "sensor-state.json"):
         stale.unlink(missing_ok=True)
-    run = detect_source(
-        lab.test.capture,
-        detector,
-        policy=_demo_policy(lab.test),
-        db=db,
-        eve=eve,
-        early=EARLY_PACKETS,
-        progress=progress,
+    policy = _write_policy(lab.test, out / "policy.yaml")
+    config = Config.model_validate(
+        {
+            "capture": {"pcap": str(lab.test.capture), "speed": "max"},
+            "flows": {"early_packets": EARLY_PACKETS},
+            "respond": {"policy": str(policy)},
+            "telemetry": {"from_capture": True},
+            "api": {"enabled": False},
+            "store": {"path": str(db)},
+            "detect": {"eve_path": str(eve)},
+            "service": {"state_dir": str(state)},
+        }
     )
-    results = match_episodes(lab.test.episodes, run.incidents)
+    sensor = Sensor(config, detector=detector, exit_when_done=True, resume=False, progress=progress)
+    with progress.task(f"sensor: {lab.test.capture.name} at full speed"):
+        sensor.run()
+    if sensor.errors:
+        raise RuntimeError("the sensor failed: " + "; ".join(sensor.errors))
     with Store(db) as store:
+        incidents = sorted(store.incidents(limit=None), key=lambda i: (i.first_seen, i.id or 0))
+        alerts = store.alerts(limit=None)
         actions = store.actions(limit=10)
-    return {"run": run, "episodes": results, "actions": actions, "db": db, "eve": eve}
+    run = OfflineRun(
+        sensor.engine.stats, incidents, Counter(sensor.responder.results), sensor.responder.dry_run
+    )
+    _total, devices = sensor.inventory.devices(limit=10_000)
+    by_source: Counter[str] = Counter()
+    for (_severity, source), n in sensor.stats.alerts.items():
+        by_source[source] += n
+    return {
+        "run": run,
+        "episodes": match_episodes(lab.test.episodes, incidents, alerts=alerts),
+        "actions": actions,
+        "db": db,
+        "eve": eve,
+        "policy": policy,
+        "devices": devices,
+        "telemetry": {
+            "messages": sensor.telemetry.messages if sensor.telemetry else 0,
+            "anomalies": {
+                k: v for k, v in (sensor.telemetry.alert_counts if sensor.telemetry else {}).items() if v
+            },
+        },
+        "by_source": dict(sorted(by_source.items())),
+    }
 
 
 def _pct(x: float | None) -> str:
@@ -189,7 +228,7 @@ def _family_rows(episodes: list[Any]) -> list[tuple[str, int, int, float | None]
         by.setdefault(r.episode.category, []).append(r)
     rows = []
     for family, rs in sorted(by.items()):
-        delays = [max(r.delay, 0.0) for r in rs if r.detected]  # an incident already open counts as 0
+        delays = [max(r.delay, 0.0) for r in rs if r.detected]  # an alert within the slack before: 0
         rows.append((family, len(rs), len(delays), float(np.median(delays)) if delays else None))
     return rows
 
@@ -237,11 +276,21 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         )
     lines += [
         "",
-        "## 3. Detection and response on the test capture",
+        "## 3. The sensor on the test capture: detection, inventory, telemetry, response",
         "",
-        f"Detector: {det['run'].stats.flows:,} flow records scored ({s.partial_flows:,} of them early records "
-        f"after {EARLY_PACKETS} packets). {s.alerts:,} alerts folded into {s.incidents:,} incidents. "
-        f"Response actions (dry run, nothing touched): "
+        "The sensor (`iotguard run`) replayed the test capture at full speed with the detector built from the",
+        f"training capture and the response policy [{det['policy'].name}]({det['policy'].name}) (dry run).",
+        "",
+        f"- Flows: {s.flows:,} flow records scored ({s.partial_flows:,} of them early records, after "
+        f"{EARLY_PACKETS} packets or a few seconds).",
+        f"- Alerts: {s.alerts:,} ({_by_source(det)}), folded into {s.incidents:,} incidents.",
+        f"- Device inventory: {len(det['devices'])} devices, "
+        f"{sum(1 for d in det['devices'] if d.get('flagged'))} flagged as behaving unlike themselves; "
+        "a MAC address answering for another device's address raises Spoofing.",
+        f"- MQTT telemetry read off the wire: {det['telemetry']['messages']:,} PUBLISH messages; anomalies: "
+        + (", ".join(f"{k} {v}" for k, v in det["telemetry"]["anomalies"].items()) or "none")
+        + ".",
+        "- Response actions (dry run, nothing touched): "
         + (", ".join(f"{k} {v}" for k, v in sorted(run.actions.items())) or "none")
         + ".",
         "",
@@ -253,8 +302,9 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         lines.append(f"| {family}{unseen} | {n} | {hit} | {'n/a' if delay is None else f'{delay:.1f}'} |")
     lines += [
         "",
-        "Delay: from the episode's first packet to the first alert of its incident (0 when an incident about",
-        "the same attacker was already open). ARP spoofing makes no IP flows, so a flow detector cannot see it.",
+        "Delay: from the episode's first packet to the first alert naming its hosts within its window (an",
+        "alert up to 5 s early, clock granularity, counts as 0). An episode counts when an incident names its attacker (or, for a",
+        "reply scored as the attack, its victim as the source) within its time window.",
         "",
         "Incidents (most severe first):",
         "",
@@ -280,7 +330,8 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         "- `lab/train`, `lab/test`: captures (`capture.pcap`), ground truth (`episodes.csv`), labelled flows",
         "- `models/`: results.json, report.md, confusion matrices",
         f"- `detector/`: the detector (ONNX artifacts + detector.json); `{det['eve'].name}`: alerts as Suricata EVE "
-        f"JSON; `{det['db'].name}`: alerts, incidents and actions (SQLite)",
+        f"JSON; `{det['db'].name}`: alerts, incidents and actions (SQLite); `{det['policy'].name}`: the response "
+        "policy; `sensor/`: the sensor's checkpoint (inventory, telemetry baselines)",
         "",
         "## 5. Next: the live sensor",
         "",
@@ -293,6 +344,15 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _by_source(det: dict[str, Any]) -> str:
+    names = {
+        "flow": "from flows",
+        "inventory": "from the device inventory",
+        "telemetry": "from MQTT telemetry",
+    }
+    return ", ".join(f"{n:,} {names.get(k, k)}" for k, n in det["by_source"].items()) or "none"
 
 
 def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seconds: float) -> None:
@@ -323,6 +383,9 @@ def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seco
         "models": [{k: r.get(k) for k in keys} for r in models],
         "detection": det["run"].stats.to_dict(),
         "incidents": len(det["run"].incidents),
+        "alerts_by_source": det["by_source"],
+        "devices": len(det["devices"]),
+        "telemetry": det["telemetry"],
         "actions": dict(det["run"].actions),
         "episodes": [
             {
@@ -340,7 +403,8 @@ def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seco
 
 def _next_steps(out: Path, lab: _Lab) -> list[str]:
     return [
-        f"iotguard run --pcap {lab.test.capture} --speed realtime --model {out / 'detector'}",
+        f"iotguard run --pcap {lab.test.capture} --speed realtime --model {out / 'detector'} "
+        f"--policy {out / 'policy.yaml'} --set telemetry.from_capture=true",
         "# then, in another terminal, open the address this prints (the dashboard, token included):",
         "iotguard token --url",
     ]
@@ -386,14 +450,17 @@ def demo(
     console.rule("[bold]2. models: train on the training flows, score the test flows through ONNX")
     results = _compare_models(lab, names, out, seed, progress)
     console.print(_model_table(results))
-    console.rule("[bold]3. detection and response (dry run) on the test capture")
+    console.rule(
+        "[bold]3. the sensor on the test capture: detection, inventory, telemetry, response (dry run)"
+    )
     det = _detect(lab, out, seed, progress)
     run = det["run"]
     caught = sum(r.detected for r in det["episodes"])
     console.print(
-        f"{run.stats.flows:,} flow records ({run.stats.partial_flows:,} early) -> {run.stats.alerts:,} alerts -> "
-        f"{run.stats.incidents:,} incidents; {caught} of {len(det['episodes'])} attack episodes raised an "
-        f"incident; actions (dry run): "
+        f"{run.stats.flows:,} flow records ({run.stats.partial_flows:,} early) -> {run.stats.alerts:,} alerts "
+        f"({_by_source(det)}) -> {run.stats.incidents:,} incidents; {caught} of {len(det['episodes'])} attack "
+        f"episodes raised an incident; {len(det['devices'])} devices in the inventory; "
+        f"{det['telemetry']['messages']:,} MQTT messages read off the wire; actions (dry run): "
         + (", ".join(f"{k} {v}" for k, v in sorted(run.actions.items())) or "none"),
         highlight=False,
     )

@@ -206,6 +206,12 @@ class RespondConfig(_Section):
 # -- telemetry ----------------------------------------------------------------------------------------
 class TelemetryConfig(_Section):
     enabled: bool = Field(False, description="Subscribe to device telemetry over MQTT.")
+    from_capture: bool = Field(
+        False,
+        description="Also read telemetry off the captured traffic: unencrypted MQTT PUBLISH to capture_port "
+        "(no broker account needed; each message names its publisher's address).",
+    )
+    capture_port: Port = Field(1883, description="Broker port whose traffic from_capture reads.")
     url: str | None = Field(
         None, description="Broker URL: mqtt://host:1883 or mqtts://host:8883 (TLS). Credentials go below."
     )

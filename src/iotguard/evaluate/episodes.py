@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iotguard.core.episodes import Episode
-from iotguard.core.records import Incident
+from iotguard.core.records import Alert, Incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +39,29 @@ def _in(address: str, spec: str) -> bool:
         return False
 
 
-def _matches(episode: Episode, incident: Incident) -> bool:
-    sources = incident.src_ips or [incident.src_ip]
+def _names(episode: Episode, sources: Sequence[str], victims: Sequence[str]) -> bool:
     forward = any(_in(s, episode.attacker) for s in sources) and (
-        episode.victim == "*" or any(_in(d, episode.victim) for d in incident.dest_ips)
+        episode.victim == "*" or any(_in(d, episode.victim) for d in victims)
     )
-    backward = any(_in(s, episode.victim) for s in sources) and any(
-        _in(d, episode.attacker) for d in incident.dest_ips
-    )
+    backward = any(_in(s, episode.victim) for s in sources) and any(_in(d, episode.attacker) for d in victims)
     return forward or backward
 
 
+def _matches(episode: Episode, incident: Incident) -> bool:
+    return _names(episode, incident.src_ips or [incident.src_ip], incident.dest_ips)
+
+
 def match_episodes(
-    episodes: Sequence[Episode], incidents: Sequence[Incident], slack: float = 5.0
+    episodes: Sequence[Episode],
+    incidents: Sequence[Incident],
+    slack: float = 5.0,
+    alerts: Sequence[Alert] | None = None,
 ) -> list[EpisodeResult]:
-    """One result per episode, in the episodes' order."""
+    """One result per episode, in the episodes' order.
+
+    The delay is measured to the first alert of the matching incident; with ``alerts``, to the first alert
+    inside the episode's window that names the episode's hosts, which is the honest detection delay when
+    the incident had already been opened by an earlier episode of the same attacker."""
     results = []
     for ep in episodes:
         hits = [
@@ -62,11 +70,15 @@ def match_episodes(
             if inc.last_seen >= ep.start - slack and inc.first_seen <= ep.end + slack and _matches(ep, inc)
         ]
         first = min(hits, key=lambda i: i.first_seen, default=None)
-        results.append(
-            EpisodeResult(
-                ep,
-                first.id if first is not None else None,
-                first.first_seen - ep.start if first is not None else None,
-            )
-        )
+        delay = first.first_seen - ep.start if first is not None else None
+        if first is not None and alerts is not None:
+            own = [
+                a.timestamp
+                for a in alerts
+                if ep.start - slack <= a.timestamp <= ep.end + slack
+                and _names(ep, [a.src_ip], [a.dest_ip] if a.dest_ip else [])
+            ]
+            if own:
+                delay = min(own) - ep.start
+        results.append(EpisodeResult(ep, first.id if first is not None else None, delay))
     return results

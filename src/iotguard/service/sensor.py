@@ -105,6 +105,7 @@ class Sensor:
         self.stats = Stats(history=max(60, int(600 / config.service.stats_interval)))
         self.stop_event = threading.Event()
         self.done_event = threading.Event()
+        self.metered = threading.Event()
         self.errors: list[str] = []
         self._threads: dict[str, threading.Thread] = {}
         self._started = False
@@ -177,13 +178,18 @@ class Sensor:
         )
         self.telemetry = None
         self.subscriber = None
+        self.tap = None
         self.telemetry_q: queue.Queue[Any] | None = None
-        if cfg.telemetry.enabled:
-            from iotguard.telemetry import MqttSubscriber, TelemetryDetector
+        wire = cfg.telemetry.from_capture and self.source is not None
+        if cfg.telemetry.enabled or wire:
+            from iotguard.telemetry import MqttSubscriber, MqttTap, TelemetryDetector
 
             self.telemetry = TelemetryDetector(cfg.telemetry, cfg.devices)
-            self.subscriber = MqttSubscriber(cfg.telemetry)
-            self.telemetry_q = self.subscriber.queue
+            self.telemetry_q = queue.Queue(cfg.telemetry.queue_size)
+            if cfg.telemetry.enabled:
+                self.subscriber = MqttSubscriber(cfg.telemetry, self.telemetry_q)
+            if wire:
+                self.tap = MqttTap(cfg.telemetry.capture_port)
         if self._checkpoint:
             with contextlib.suppress(KeyError, ValueError, TypeError):
                 self.inventory.load_state(self._checkpoint["inventory"])
@@ -211,6 +217,7 @@ class Sensor:
         s.gauge("open_incidents", lambda: len(self.engine.folder.open_incidents()))
         if self.telemetry_q is not None:
             s.gauge("telemetry_queue", self.telemetry_q.qsize)
+        if self.subscriber is not None:
             s.gauge("mqtt_connected", lambda: float(self.subscriber.connected.is_set()))  # type: ignore[union-attr]
 
     def _count_alert(self, alert: Alert, incident: Incident) -> None:
@@ -302,6 +309,7 @@ class Sensor:
         self._thread("detect", self._detect_loop, nice=BULK_NICE)
         if self.subscriber is not None:
             self.subscriber.start()
+        if self.telemetry is not None:
             self._thread("telemetry", self._telemetry_loop)
         self._thread("housekeeping", self._housekeeping_loop)
 
@@ -440,6 +448,8 @@ class Sensor:
                     pairs = mac_pairs(item)
                     if pairs:
                         self._submit(self.inventory.observe_macs(pairs))
+                    if self.tap is not None:
+                        self._tap(item)
                 if live and time.monotonic() - last_expire >= 1.0:
                     frames.append(meter.expire(time.time()))
                     last_expire = time.monotonic()
@@ -450,11 +460,22 @@ class Sensor:
             for frame in frames:
                 if len(frame):
                     _put(self.flow_q, frame, threading.Event())
+        self.metered.set()  # every packet is metered and its telemetry queued
         frame = meter.flush()  # shutdown or end of capture: every flow still open is scored
         self._flow_stats(meter, skipped_seen)
         if len(frame):
             _put(self.flow_q, frame, threading.Event())
         _put(self.flow_q, _END, threading.Event())
+
+    def _tap(self, batch: Any) -> None:
+        assert self.tap is not None and self.telemetry_q is not None
+        for message in self.tap.messages(batch):
+            # A capture file waits for the telemetry thread as it waits for detection; a live interface
+            # cannot, so there a full queue drops the message (counted).
+            if not _put(self.telemetry_q, message, self.stop_event, wait=not self.source.live):  # type: ignore[union-attr]
+                self.stats.drop("telemetry_queue")
+        for reason, n in self.tap.skipped.items():
+            self.stats.skipped[f"mqtt:{reason}"] = n
 
     def _flow_stats(self, meter: Any, seen: dict[str, int]) -> None:
         s = meter.stats
@@ -542,20 +563,21 @@ class Sensor:
 
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:
-        assert self.telemetry is not None and self.telemetry_q is not None and self.subscriber is not None
+        assert self.telemetry is not None and self.telemetry_q is not None
         while True:
             try:
                 message = self.telemetry_q.get(timeout=0.2)
             except queue.Empty:
-                if self.stop_event.is_set():
-                    break  # stopped, and what was queued before has been learned and judged
+                if self.stop_event.is_set() or (self.subscriber is None and self.metered.is_set()):
+                    break  # stopped (or the capture, its only source, is done) and the queue is judged
                 continue
             self.stats.add("telemetry_messages")
             try:
                 self._submit(self.telemetry.process(message))
             except Exception:
                 log.exception("telemetry detector failed on a message from %r", message.topic[:100])
-        self.stats.set_drops("telemetry_queue", self.subscriber.dropped)
+        if self.subscriber is not None:
+            self.stats.set_drops("telemetry_queue", self.subscriber.dropped)
 
     # housekeeping --------------------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
@@ -676,11 +698,12 @@ class Sensor:
         }
 
     def telemetry_info(self) -> dict[str, Any]:
-        if self.telemetry is None or self.subscriber is None:
+        if self.telemetry is None:
             return {"enabled": False}
         return {
             "enabled": True,
-            "broker": self.subscriber.stats(),
+            "broker": self.subscriber.stats() if self.subscriber is not None else None,
+            "from_capture": self.tap.messages_seen if self.tap is not None else None,
             "messages": self.telemetry.messages,
             "anomalies": dict(self.telemetry.alert_counts),
             "devices": self.telemetry.devices()[:200],

@@ -12,8 +12,15 @@ on and continuing with every message that is not itself anomalous:
   used to change and now repeats) stand out. Counters and clocks (fields that only climb) are recognised and
   not range-checked.
 
-A device never seen before that appears after the first ``global_warmup`` seconds raises **new device**.
-Each kind of anomaly alerts at most once per ``alert_cooldown`` seconds per device. Nothing that was judged
+A device never seen before that appears after the first ``global_warmup`` seconds raises **new device**, at
+most once per ``alert_cooldown`` seconds per publisher (its address when the message was read off the wire,
+else all of them together), so a flood of messages each naming a made-up device is one alert, not one per
+message. Read off the wire, messages also carry their publisher's address, and each publisher's message rate
+is judged like a device's (against its own usual rate once learned, else against ``flood_factor`` x
+``flood_min_rate``): a **flood** from one host spread over made-up devices or topics stands out too. Each
+other kind of anomaly alerts at most once per ``alert_cooldown`` seconds per device. When the
+device table is full, devices that have sent a single message are forgotten first (least recently seen
+first), so such a flood cannot push out the baselines of the real devices. Nothing that was judged
 anomalous is learned, so an attack does not become the new normal.
 """
 
@@ -66,6 +73,9 @@ class TelemetryMessage:
     payload: bytes
     timestamp: float
     retained: bool = False
+    client: str | None = None
+    """The publisher's address, where known (telemetry read off the wire; a broker does not tell)."""
+    broker: str | None = None
 
 
 @dataclass
@@ -151,6 +161,12 @@ class TelemetryDetector:
         self._known = {d.mqtt_id or d.name: d for d in devices if d.mqtt_id or d.name}
         self._broker = broker or (self.config.host, self.config.port)
         self._devices: OrderedDict[str, _Device] = OrderedDict()
+        self._once: OrderedDict[str, None] = OrderedDict()  # devices seen in one message only, LRU first
+        self._publishers: OrderedDict[str, RateBaseline] = OrderedDict()  # message rate per publisher address
+        self._flooding: set[str] = set()  # publishers flooding now
+        self._publisher_alerted: OrderedDict[tuple[str, str], float] = (
+            OrderedDict()
+        )  # (publisher, kind) -> time
         self._topic_owners: dict[str, set[str]] = {}
         self._started: float | None = None
         self.messages = 0
@@ -192,11 +208,11 @@ class TelemetryDetector:
         device = self._devices.get(name)
         if device is None:
             if len(self._devices) >= MAX_DEVICES:
-                self._devices.popitem(last=False)
+                self._forget_one()
             device = _Device(name=name, first_seen=now, last_seen=now)
             device.rate = RateBaseline()
             self._devices[name] = device
-            if not learning_globally:
+            if not learning_globally and self._publisher_due(message.client or "", "new_device", now):
                 found.append(
                     ("new_device", 1.0, 0.9, [("messages", 0.0)], f"first message on {message.topic}")
                 )
@@ -205,6 +221,10 @@ class TelemetryDetector:
         device.last_seen = now
         device.messages += 1
         warm = device.messages > cfg.warmup_messages
+        if device.messages == 1:
+            self._once[name] = None
+        elif device.messages == 2:
+            self._once.pop(name, None)
 
         # rate
         rate = device.rate.observe(now, learn=not device.flooding)
@@ -228,6 +248,9 @@ class TelemetryDetector:
                     f"{rate:.0f} msg/s, usually {usual:.2f}",
                 )
             )
+
+        if message.client is not None:
+            self._publisher_flood(message.client, now, device.flooding, found)
 
         # payload size
         size = float(len(message.payload))
@@ -313,6 +336,54 @@ class TelemetryDetector:
 
         return self._alerts(device, message, found)
 
+    def _forget_one(self) -> None:
+        name = next(iter(self._once)) if self._once else next(iter(self._devices))
+        self._once.pop(name, None)
+        self._devices.pop(name, None)
+
+    def _publisher_due(self, publisher: str, kind: str, now: float) -> bool:
+        key = (publisher, kind)
+        last = self._publisher_alerted.get(key)
+        if last is not None and now - last < self.config.alert_cooldown:
+            return False
+        self._publisher_alerted[key] = now
+        self._publisher_alerted.move_to_end(key)
+        if len(self._publisher_alerted) > MAX_DEVICES:
+            self._publisher_alerted.popitem(last=False)
+        return True
+
+    def _publisher_flood(self, publisher: str, now: float, device_flooding: bool, found: list[Any]) -> None:
+        cfg = self.config
+        baseline = self._publishers.get(publisher)
+        if baseline is None:
+            if len(self._publishers) >= MAX_DEVICES:
+                gone, _ = self._publishers.popitem(last=False)
+                self._flooding.discard(gone)
+            baseline = self._publishers[publisher] = RateBaseline()
+        else:
+            self._publishers.move_to_end(publisher)
+        rate = baseline.observe(now, learn=publisher not in self._flooding)  # a flood is not learned
+        usual = baseline.usual
+        learned = baseline.seconds_learned >= cfg.global_warmup
+        limit = cfg.flood_factor * (max(cfg.flood_min_rate, usual) if learned else cfg.flood_min_rate)
+        if rate <= limit:
+            self._flooding.discard(publisher)
+            return
+        self._flooding.add(publisher)
+        if not device_flooding and self._publisher_due(
+            publisher, "flood", now
+        ):  # else the device alert says it
+            ratio = rate / limit
+            found.append(
+                (
+                    "flood",
+                    ratio,
+                    ratio / (ratio + 1),
+                    [("publisher_rate_per_s", rate), ("usual_rate_per_s", usual)],
+                    f"{rate:.0f} msg/s from {publisher}, usually {usual:.2f}",
+                )
+            )
+
     def _alerts(
         self,
         device: _Device,
@@ -333,8 +404,8 @@ class TelemetryDetector:
             alerts.append(
                 Alert(
                     timestamp=message.timestamp,
-                    src_ip=address or device.name,
-                    dest_ip=self._broker[0],
+                    src_ip=address or message.client or device.name,
+                    dest_ip=message.broker or self._broker[0],
                     dest_port=self._broker[1],
                     proto="TCP",
                     app_proto="mqtt",
@@ -387,6 +458,7 @@ class TelemetryDetector:
             self._started = float(self._started) - self.config.global_warmup
         self._topic_owners = {t: set(o) for t, o in state["topic_owners"].items()}
         self._devices.clear()
+        self._once.clear()
         for i, item in enumerate(state["devices"][:MAX_DEVICES]):
             d = _Device(name=item["name"], first_seen=item["first_seen"], last_seen=item["last_seen"])
             d.messages, d.alerts = int(item["messages"]), int(item["alerts"])
@@ -397,6 +469,8 @@ class TelemetryDetector:
                 k: RangeBaseline.from_state(v, seed=self.config.seed + i) for k, v in item["fields"].items()
             }
             self._devices[d.name] = d
+            if d.messages == 1:
+                self._once[d.name] = None
 
 
 def _topic_matches(pattern: str, topic: str) -> bool:

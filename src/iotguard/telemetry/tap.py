@@ -1,0 +1,225 @@
+"""Device telemetry read off the wire: the MQTT PUBLISH messages that devices send their broker, taken from
+captured packets, for sites where the sensor sees the traffic (a mirror port, a capture file) but has no
+account on the broker, or where the broker is not the operator's.
+
+Only what a sensor can read without reassembling TCP streams: unencrypted MQTT 3.1, 3.1.1 and 5 on the broker
+port, client to broker, in Ethernet (one VLAN tag at most), Linux cooked (SLL, SLL2) or raw IP frames, over
+IPv4 or IPv6 without extension headers. Each
+TCP segment is read as a sequence of whole MQTT packets; a segment that does not start at a packet
+boundary (a large message split over segments, a retransmission of a part) is skipped and counted, never
+guessed at. The protocol version of a connection (MQTT 5 adds properties to PUBLISH) is learned from its
+CONNECT; a connection whose CONNECT was not seen is read as 3.1.1.
+
+A message keeps its publisher's address and the broker's, so telemetry anomalies name the host that sent
+them, as flow alerts do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, OrderedDict
+
+import numpy as np
+
+from iotguard.capture.batch import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_RAW,
+    PacketBatch,
+)
+from iotguard.telemetry.detector import TelemetryMessage
+
+MQTT_PORT = 1883
+MAX_CONNECTIONS = 65_536  # remembered protocol versions (least recently seen forgotten first)
+_RAW_TYPES = (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6)
+
+
+def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (data[at].astype(np.int64) << 8) | data[at + 1]
+
+
+def _tcp_payloads(batch: PacketBatch, port: int) -> list[tuple[int, int, int, str, str, int]]:
+    """(payload start, payload end, timestamp µs, client address, broker address, client port) of the TCP
+    segments with data sent to ``port``, found with array operations (most packets are not MQTT)."""
+    n = len(batch)
+    if n == 0:
+        return []
+    data = batch.data
+    caplen = batch.caplen.astype(np.int64)
+    off = batch.offset.astype(np.int64)
+    link = batch.linktype
+    l3 = np.full(n, -1, dtype=np.int64)
+    # (link type, offset of the EtherType/protocol field, offset of the IP header)
+    for linktype, type_at, ip_at in (
+        (LINKTYPE_ETHERNET, 12, 14),
+        (LINKTYPE_LINUX_SLL, 14, 16),
+        (LINKTYPE_LINUX_SLL2, 0, 20),
+    ):
+        sel = np.flatnonzero((link == linktype) & (caplen >= ip_at + 24))
+        if len(sel) == 0:
+            continue
+        etype = _u16(data, off[sel] + type_at)
+        ip_off = np.full(len(sel), ip_at, dtype=np.int64)
+        if linktype == LINKTYPE_ETHERNET:  # one 802.1Q tag
+            tagged = etype == 0x8100
+            etype = np.where(tagged, _u16(data, off[sel] + 16), etype)
+            ip_off = np.where(tagged, ip_at + 4, ip_off)
+        is_ip = (etype == 0x0800) | (etype == 0x86DD)
+        l3[sel[is_ip]] = ip_off[is_ip]
+    l3[np.isin(link, _RAW_TYPES) & (caplen >= 20)] = 0
+    idx = np.flatnonzero(l3 >= 0)
+    if len(idx) == 0:
+        return []
+    ip = off[idx] + l3[idx]
+    version = data[ip] >> 4
+    v4 = version == 4
+    v6 = version == 6
+    ihl = np.where(v4, (data[ip] & 0x0F).astype(np.int64) * 4, 40)
+    proto = np.where(v4, data[ip + 9], data[ip + 6])  # the first 20 bytes are there (checked above)
+    # IPv4: not a fragment after the first (the TCP header is only in the first one)
+    frag_ok = ~v4 | ((_u16(data, ip + 6) & 0x1FFF) == 0)
+    end = off[idx] + caplen[idx]
+    tcp = ip + ihl
+    ok = (v4 | v6) & (proto == 6) & frag_ok & (tcp + 20 <= end)
+    idx, ip, tcp, end, v4 = idx[ok], ip[ok], tcp[ok], end[ok], v4[ok]
+    if len(idx) == 0:
+        return []
+    ok = _u16(data, tcp + 2) == port
+    idx, ip, tcp, end, v4 = idx[ok], ip[ok], tcp[ok], end[ok], v4[ok]
+    # the IP total length bounds the payload (Ethernet pads short frames)
+    total = np.where(v4, _u16(data, ip + 2), _u16(data, ip + 4) + 40)
+    end = np.minimum(end, ip + total)
+    start = tcp + (data[tcp + 12] >> 4).astype(np.int64) * 4
+    sport = _u16(data, tcp)
+    ok = start < end
+    out = []
+    for i, s, e, a, tv4, p in zip(idx[ok], start[ok], end[ok], ip[ok], v4[ok], sport[ok], strict=True):
+        if tv4:
+            src, dst = _v4(data, a + 12), _v4(data, a + 16)
+        else:
+            src, dst = _v6(data, a + 8), _v6(data, a + 24)
+        out.append((int(s), int(e), int(batch.ts_us[i]), src, dst, int(p)))
+    return out
+
+
+def _v4(data: np.ndarray, at: int) -> str:
+    return ".".join(str(int(b)) for b in data[at : at + 4])
+
+
+def _v6(data: np.ndarray, at: int) -> str:
+    return str(ipaddress.IPv6Address(data[at : at + 16].tobytes()))
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """MQTT variable byte integer at ``pos``: (value, position after it), or None if cut or too long."""
+    value = shift = 0
+    for k in range(4):
+        if pos + k >= len(buf):
+            return None
+        b = buf[pos + k]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos + k + 1
+        shift += 7
+    return None
+
+
+class MqttTap:
+    """Turns captured packets into :class:`TelemetryMessage` s: ``messages(batch)`` per packet batch.
+
+    ``skipped`` counts segments that could not be read as whole MQTT packets, by reason."""
+
+    def __init__(self, port: int = MQTT_PORT) -> None:
+        self.port = port
+        self.skipped: Counter[str] = Counter()
+        self.messages_seen = 0
+        self._versions: OrderedDict[tuple[str, int], int] = OrderedDict()
+
+    def messages(self, batch: PacketBatch) -> list[TelemetryMessage]:
+        out: list[TelemetryMessage] = []
+        data = batch.data
+        for start, end, ts_us, client, broker, client_port in _tcp_payloads(batch, self.port):
+            segment = data[start:end].tobytes()
+            self._segment(segment, ts_us / 1e6, client, broker, (client, client_port), out)
+        self.messages_seen += len(out)
+        return out
+
+    def _segment(
+        self,
+        buf: bytes,
+        ts: float,
+        client: str,
+        broker: str,
+        conn: tuple[str, int],
+        out: list[TelemetryMessage],
+    ) -> None:
+        pos = 0
+        while pos < len(buf):
+            kind = buf[pos] >> 4
+            head = _varint(buf, pos + 1)
+            if kind == 0 or head is None or head[0] + head[1] > len(buf):
+                self.skipped["not_at_packet_boundary" if pos == 0 else "cut_packet"] += 1
+                return
+            length, body = head
+            packet_end = body + length
+            if kind == 1:  # CONNECT: protocol name (length-prefixed), then the protocol level
+                if length >= 3:
+                    name_len = int.from_bytes(buf[body : body + 2], "big")
+                    level_at = body + 2 + name_len
+                    if level_at < packet_end:
+                        self._remember(conn, buf[level_at])
+            elif kind == 3:
+                message = self._publish(buf, pos, body, packet_end, ts, client, broker, conn)
+                if message is None:
+                    self.skipped["malformed_publish"] += 1
+                else:
+                    out.append(message)
+            pos = packet_end
+
+    def _publish(
+        self,
+        buf: bytes,
+        pos: int,
+        body: int,
+        end: int,
+        ts: float,
+        client: str,
+        broker: str,
+        conn: tuple[str, int],
+    ) -> TelemetryMessage | None:
+        flags = buf[pos] & 0x0F
+        qos = (flags >> 1) & 3
+        if qos == 3 or body + 2 > end:
+            return None
+        topic_len = int.from_bytes(buf[body : body + 2], "big")
+        at = body + 2 + topic_len + (2 if qos else 0)
+        if at > end:
+            return None
+        try:
+            topic = buf[body + 2 : body + 2 + topic_len].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if self._versions.get(conn) == 5:
+            props = _varint(buf, at)
+            if props is None or props[0] + props[1] > end:
+                return None
+            at = props[0] + props[1]
+        if conn in self._versions:
+            self._versions.move_to_end(conn)
+        return TelemetryMessage(
+            topic=topic,
+            payload=buf[at:end],
+            timestamp=ts,
+            retained=bool(flags & 1),
+            client=client,
+            broker=broker,
+        )
+
+    def _remember(self, conn: tuple[str, int], level: int) -> None:
+        self._versions[conn] = level
+        self._versions.move_to_end(conn)
+        while len(self._versions) > MAX_CONNECTIONS:
+            self._versions.popitem(last=False)

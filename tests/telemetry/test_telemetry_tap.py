@@ -1,0 +1,192 @@
+"""MQTT telemetry read off the wire: agreement with tshark on real captures, the framing cases, and the
+anomalies the real MQTTset attack captures raise (the benign one raises none)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from collections import Counter
+
+import pytest
+
+from iotguard.capture import open_source
+from iotguard.capture.batch import LINKTYPE_ETHERNET, PacketBatch
+from iotguard.core.config import TelemetryConfig
+from iotguard.telemetry import MqttTap, TelemetryDetector, TelemetryMessage
+
+MQTTSET = "pcaps/mqttset_reduced"
+
+
+def tap_capture(path):
+    tap = MqttTap()
+    messages = []
+    for batch in open_source(path):
+        messages += tap.messages(batch)
+    return tap, messages
+
+
+def tshark_publishes(path) -> Counter:
+    """(topic, publisher) of every PUBLISH sent to port 1883, as tshark decodes them."""
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "mqtt.msgtype == 3 && tcp.dstport == 1883", "-T", "fields"]
+        + ["-e", "mqtt.topic", "-e", "ip.src"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found: Counter = Counter()
+    for line in out.splitlines():
+        topics, src = line.split("\t")
+        for topic in topics.split(","):  # several PUBLISH in one segment
+            found[(topic, src)] += 1
+    return found
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.parametrize("name", ["benign.pcap", "flood.pcap", "malformed.pcap", "malariados.pcap"])
+def test_publishes_agree_with_tshark_on_real_captures(data_file, name):
+    path = data_file(f"{MQTTSET}/{name}")
+    tap, messages = tap_capture(path)
+    ours = Counter((m.topic, m.client) for m in messages)
+    theirs = tshark_publishes(path)
+    assert sum(theirs.values()) > 0
+    # never a message tshark does not see (at most a retransmitted one it marks as such) ...
+    assert sum((ours - theirs).values()) <= max(1, sum(theirs.values()) // 1000)
+    if name == "malariados.pcap":
+        # ... and only messages split over TCP segments missed (tshark reassembles them; we count them)
+        missed = sum((theirs - ours).values())
+        assert 0 < missed <= tap.skipped["cut_packet"] + tap.skipped["not_at_packet_boundary"]
+        assert missed < 0.1 * sum(theirs.values())
+    else:
+        assert not theirs - ours
+
+
+def test_real_mqttset_attacks_raise_anomalies_and_benign_traffic_none(data_file):
+    def alerts_of(name):
+        detector = TelemetryDetector(TelemetryConfig())
+        _, messages = tap_capture(data_file(f"{MQTTSET}/{name}"))
+        return [a for m in messages for a in detector.process(m)]
+
+    assert alerts_of("benign.pcap") == []
+    flood = alerts_of("flood.pcap")
+    assert [a.src_ip for a in flood if "flood" in a.signature] == ["192.168.1.100"]
+    dos = alerts_of("malariados.pcap")
+    assert dos and {a.src_ip for a in dos} == {"192.168.1.90"} and all(a.family == "MQTTAbuse" for a in dos)
+
+
+# -- framing, on hand-built frames ------------------------------------------------------------------------
+CLIENT, BROKER = "10.0.0.5", "10.0.0.1"
+
+
+def _ipv4(src: str, dst: str, payload: bytes) -> bytes:
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, 6, 0,
+        bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))),
+    )  # fmt: skip
+    return header + payload
+
+
+def _tcp(sport: int, dport: int, data: bytes) -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + data
+
+
+def frame(data: bytes, *, sport=40000, dport=1883, src=CLIENT, dst=BROKER, vlan=False) -> bytes:
+    eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+    eth += (b"\x81\x00\x00\x07" if vlan else b"") + b"\x08\x00"
+    return eth + _ipv4(src, dst, _tcp(sport, dport, data))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish(topic: str, payload: bytes, *, qos=0, props: bytes | None = None) -> bytes:
+    body = struct.pack("!H", len(topic)) + topic.encode() + (b"\x00\x07" if qos else b"")
+    if props is not None:
+        body += _varint(len(props)) + props
+    body += payload
+    return bytes([0x30 | (qos << 1)]) + _varint(len(body)) + body
+
+
+def connect(level: int) -> bytes:
+    body = (
+        b"\x00\x04MQTT" + bytes([level, 0x02]) + b"\x00\x3c" + (b"\x00" if level == 5 else b"") + b"\x00\x01c"
+    )
+    return b"\x10" + _varint(len(body)) + body
+
+
+def batch(*frames: bytes) -> PacketBatch:
+    return PacketBatch.from_packets(
+        list(frames), [1_000_000 * (i + 1) for i in range(len(frames))], LINKTYPE_ETHERNET
+    )
+
+
+def test_framing_qos_several_per_segment_vlan_and_direction():
+    tap = MqttTap()
+    got = tap.messages(
+        batch(
+            frame(publish("a/b", b'{"t": 1}') + publish("a/c", b"x" * 300, qos=1)),
+            frame(publish("v/1", b"1"), vlan=True),
+            frame(publish("down/1", b"ignored"), sport=1883, dport=40000, src=BROKER, dst=CLIENT),
+        )
+    )
+    assert [(m.topic, m.payload, m.client, m.broker) for m in got] == [
+        ("a/b", b'{"t": 1}', CLIENT, BROKER),
+        ("a/c", b"x" * 300, CLIENT, BROKER),
+        ("v/1", b"1", CLIENT, BROKER),
+    ]
+    assert got[0].timestamp == 1.0 and got[2].timestamp == 2.0
+
+
+def test_mqtt5_properties_are_skipped_after_a_v5_connect():
+    tap = MqttTap()
+    props = b"\x01\x01"  # payload format indicator = 1
+    got = tap.messages(batch(frame(connect(5)), frame(publish("s/1", b"hello", props=props))))
+    assert [(m.topic, m.payload) for m in got] == [("s/1", b"hello")]
+    # the same bytes on a 3.1.1 connection: the properties are payload
+    got = MqttTap().messages(
+        batch(frame(connect(4), sport=40001), frame(publish("s/1", b"hello"), sport=40001))
+    )
+    assert got[0].payload == b"hello"
+
+
+def test_segments_not_at_a_packet_boundary_are_counted_not_guessed():
+    tap = MqttTap()
+    whole = publish("a/b", b"y" * 400)
+    got = tap.messages(batch(frame(whole[:200]), frame(whole[200:]), frame(b"\x00\x00garbage")))
+    assert got == []
+    assert sum(tap.skipped.values()) == 3
+    bad_topic = b"\x30\x05\x00\x02\xff\xfeZ"  # a topic that is not UTF-8
+    assert tap.messages(batch(frame(bad_topic))) == [] and tap.skipped["malformed_publish"] == 1
+
+
+# -- the detector with publisher addresses ----------------------------------------------------------------
+def test_a_flood_of_made_up_devices_is_one_alert_per_kind_and_keeps_real_baselines():
+    cfg = TelemetryConfig(global_warmup=10.0, warmup_messages=5)
+    detector = TelemetryDetector(cfg)
+    alerts = []
+    t = 1_700_000_000.0
+    for i in range(120):  # four real sensors, one reading every 2 s each
+        for d in range(4):
+            m = TelemetryMessage(
+                f"home/dev{d}/t", json.dumps({"t": 20 + i % 3}).encode(), t + 2 * i, client=f"10.0.0.{d + 10}"
+            )
+            alerts += detector.process(m)
+    assert alerts == []
+    t += 240
+    # 20,000 messages in 20 s from one host, each naming a new device (more than the device table holds)
+    for k in range(20_000):
+        m = TelemetryMessage(f"home/x{k:05d}/t", b'{"t": 1}', t + k / 1000, client="10.0.0.66")
+        alerts += detector.process(m)
+    kinds = Counter(a.signature.split(": ")[1].split(" ", 1)[1] for a in alerts)
+    assert {a.src_ip for a in alerts} == {"10.0.0.66"}
+    assert kinds == Counter({"unknown device": 1, "message flood": 1})
+    names = {d["device"] for d in detector.devices()}
+    assert {"dev0", "dev1", "dev2", "dev3"} <= names  # the real devices' baselines survived
