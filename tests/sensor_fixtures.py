@@ -45,12 +45,53 @@ class Broker:
         return f"mqtt://{self.host}:{self.port}"
 
 
-def start_broker(directory: Path, users: dict[str, str] | None = None, port: int | None = None) -> Broker:
+def make_tls(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl), for the broker's TLS listener."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    ca_key, ca, key, csr, cert = (
+        directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    ext = directory / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=iotguard test CA")  # fmt: skip
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out",
+        str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    for path in (ca, key, cert):
+        path.chmod(0o644)
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+def start_broker(
+    directory: Path,
+    users: dict[str, str] | None = None,
+    port: int | None = None,
+    tls: dict[str, Path] | None = None,
+) -> Broker:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         pytest.skip("the mosquitto broker is not installed (apt-get install mosquitto)")
     port = port or free_port()
     lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error"]
+    if tls:
+        lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
     if os.geteuid() == 0:
         # As root mosquitto drops to its own user, which cannot read pytest's private tmp directories.
         lines.append("user root")
@@ -137,3 +178,29 @@ def small_detector(tmp_path_factory, data_root):
         flows, flows["category"], work / "parts", classifier="rf", anomaly=None
     )
     return detector.save(work / "detector", sources=sources)
+
+
+@pytest.fixture(scope="session")
+def lab_detector(tmp_path_factory):
+    """A random-forest detector trained on a short lab ``train`` capture (seconds to build)."""
+    import pandas as pd
+
+    from iotguard.detect.build import build_detector
+    from iotguard.lab import generate
+
+    work = tmp_path_factory.mktemp("lab-detector")
+    run = generate("train", 180, None, 11, work / "train", flows=True)
+    flows = pd.read_parquet(run.flows_path)
+    detector, sources = build_detector(
+        flows, flows["category"], work / "parts", classifier="rf", anomaly=None
+    )
+    return detector.save(work / "detector", sources=sources)
+
+
+@pytest.fixture(scope="session")
+def lab_attack(tmp_path_factory):
+    """A short lab ``showcase`` capture (every attack the lab knows) and its episodes."""
+    from iotguard.lab import generate
+
+    run = generate("showcase", 120, None, 5, tmp_path_factory.mktemp("lab-showcase"), flows=False)
+    return run

@@ -1,1 +1,1 @@
-from sensor_fixtures import mosquitto, small_detector  # noqa: F401
+from sensor_fixtures import lab_attack, lab_detector, mosquitto, small_detector  # noqa: F401

@@ -1,7 +1,7 @@
 """A veth pair for live-capture tests: one end in a network namespace the test creates (where tcpreplay
 sends), the other in the root namespace (where the sensor captures). Root only.
 
-    igs<pid><tag>n (namespace)  [igs<pid><tag>t] <-- veth --> [igs<pid><tag>c]  root namespace, no address
+    igsn<pid><tag>n (namespace)  [igsn<pid><tag>t] <-- veth --> [igsn<pid><tag>c]  root namespace, no address
 
 The capture end has no address, IPv6 off and no forwarding, so replayed frames (addressed to other MACs)
 are seen by the capture and by nothing else. Deleting the namespace deletes the pair.
@@ -55,7 +55,7 @@ class Veth:
 
 
 def create(tag: str = "") -> Veth:
-    base = f"igs{os.getpid()}{tag}"[-12:]
+    base = f"igsn{os.getpid()}{tag}"[:12]
     veth = Veth(netns=f"{base}n", sender=f"{base}t", capture=f"{base}c")
     try:
         sh("ip", "netns", "add", veth.netns)

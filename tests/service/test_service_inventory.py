@@ -112,9 +112,13 @@ def test_mac_change_is_spoofing_blamed_on_the_impostor():
     spoof = inv.observe_macs([("192.168.1.1", "02:66:66:66:66:66", T0 + 2, True)])
     assert [(a.family, a.src_ip, a.dest_ip) for a in spoof] == [("Spoofing", "192.168.1.66", "192.168.1.1")]
     assert "the MAC of 192.168.1.66" in spoof[0].signature
-    # an unknown MAC: the alert names the MAC, never the impersonated address, as its source
+    # an unknown MAC: the alert names the MAC, never the impersonated address, as its source; and a MAC
+    # first seen in a spoofed claim is not taken to belong to the address it claimed
     other = inv.observe_macs([("192.168.1.1", "02:77:77:77:77:77", T0 + 3, True)])
     assert [(a.src_ip, a.dest_ip) for a in other] == [("02:77:77:77:77:77", "192.168.1.1")]
+    inv.observe_macs([("192.168.1.40", "02:00:00:00:00:40", T0 + 3, True)])
+    again = inv.observe_macs([("192.168.1.40", "02:77:77:77:77:77", T0 + 4, True)])
+    assert [(a.src_ip, a.dest_ip) for a in again] == [("02:77:77:77:77:77", "192.168.1.40")]
     assert inv.observe_macs([("192.168.1.30", "aa:bb:cc:00:00:30", T0, True)]) == []
     wrong = inv.observe_macs([("192.168.1.30", "de:ad:be:ef:00:01", T0 + 5, True)])
     assert len(wrong) == 1 and "was aa:bb:cc:00:00:30" in wrong[0].signature

@@ -114,7 +114,14 @@ def test_sigterm_flushes_flows_and_checkpoints(tmp_path, small_detector, data_fi
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        time.sleep(2)
+        # the API answers before the pipeline starts: stop only once packets have gone through (a fixed sleep
+        # was too short on a loaded machine)
+        headers = {"Authorization": f"Bearer {(home / 'api-token').read_text().strip()}"}
+        while time.monotonic() < deadline:
+            stats = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers=headers, timeout=5).json()
+            if stats["counters"].get("packets", 0) > 0:
+                break
+            time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

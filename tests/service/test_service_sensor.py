@@ -76,6 +76,36 @@ def test_a_capture_through_the_whole_pipeline(tmp_path, data_file, small_detecto
     assert checkpoint["source"]["packets"] == 2011 and checkpoint["inventory"]["devices"]
 
 
+def test_retention_with_no_alert_yet_spares_an_old_capture_s_first_alerts(
+    tmp_path, data_file, small_detector
+):
+    # The race the whole-pipeline test hit under load: retention reads "no alert yet", the detection thread
+    # stores the first alerts of a 2010 capture, then the purge runs. It must not age them from the clock.
+    from iotguard.core.records import Alert
+
+    cfg = config(tmp_path, capture={"pcap": str(data_file(SYNSCAN))}, model={"path": str(small_detector)},
+                 store={"retention_days": 1})  # fmt: skip
+    sensor = Sensor(cfg, exit_when_done=True)
+    old = Alert(timestamp=1_278_275_056.0, src_ip="172.16.0.8", dest_ip="64.13.134.52", family="PortScan",
+                severity=3, score=1.0, confidence=1.0, model="m", signature_id=1, signature="s")  # fmt: skip
+    real_alerts = sensor.store.alerts
+
+    def alerts_then_one_arrives(**kwargs):
+        seen = real_alerts(**kwargs)
+        sensor.store.record([], [old])
+        return seen
+
+    sensor.store.alerts = alerts_then_one_arrives
+    try:
+        sensor._retention()
+        assert sensor.store.count_alerts() == 1
+        sensor.store.alerts = real_alerts
+        sensor._retention()  # now the newest alert is the reference: it stays, being the newest
+        assert sensor.store.count_alerts() == 1
+    finally:
+        sensor.close()
+
+
 def test_stop_midway_then_resume_where_it_stopped(tmp_path, data_file, small_detector):
     pcap = data_file(BENIGN)
     total = packets_in(pcap)

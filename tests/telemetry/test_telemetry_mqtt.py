@@ -14,8 +14,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from iotguard.core.config import TelemetryConfig
+from iotguard.core.errors import ConfigError
 from iotguard.telemetry import MqttSubscriber, TelemetryDetector
-from sensor_fixtures import start_broker, stop_broker
+from sensor_fixtures import make_tls, start_broker, stop_broker
 
 pytestmark = pytest.mark.broker
 
@@ -152,3 +153,32 @@ def test_the_queue_is_bounded_and_drops_are_counted(mosquitto):
         sub.stop()
     assert sub.queue.qsize() == 50
     assert sub.received == 500 and sub.dropped == 450
+
+
+def test_tls_broker_with_a_ca_and_credentials(tmp_path):
+    tls = make_tls(tmp_path)
+    broker = start_broker(tmp_path, users={"sensor": "tls-pw"}, tls=tls)
+    good = TelemetryConfig(
+        url=f"mqtts://sensor:tls-pw@127.0.0.1:{broker.port}", ca_file=tls["ca"], topics=["t/#"]
+    )
+    assert good.tls and good.password.get_secret_value() == "tls-pw"
+    sub = MqttSubscriber(good)
+    sub.start()
+    try:
+        assert sub.subscribed.wait(15), sub.last_error
+    finally:
+        sub.stop()
+    # a broker whose certificate the configured CA did not sign is refused
+    (tmp_path / "other").mkdir()
+    other = make_tls(tmp_path / "other")
+    wrong = TelemetryConfig(url=f"mqtts://sensor:tls-pw@127.0.0.1:{broker.port}", ca_file=other["ca"],
+                            reconnect_min=1, reconnect_max=1)  # fmt: skip
+    sub = MqttSubscriber(wrong)
+    sub.start()
+    try:
+        assert not sub.subscribed.wait(4)
+    finally:
+        sub.stop()
+        stop_broker(broker)
+    with pytest.raises(ConfigError, match="file not found"):
+        MqttSubscriber(TelemetryConfig(tls=True, ca_file=tmp_path / "absent.pem"))

@@ -393,12 +393,14 @@ class Inventory:
                 if mac in dev.macs:
                     continue
                 owner = self._mac_owner.get(mac)
-                if owner is None:
+                expected = dev.expected_mac
+                changed = (expected is not None and mac != expected) or (expected is None and bool(dev.macs))
+                if owner is None and not changed:
+                    # Only an uncontested sighting says whose MAC it is: a spoofed claim (or a man in the
+                    # middle forwarding its victims' packets) would name the victim as the owner.
                     if len(self._mac_owner) >= self.config.max_devices:
                         self._mac_owner.pop(next(iter(self._mac_owner)))
                     self._mac_owner[mac] = owner = address
-                expected = dev.expected_mac
-                changed = (expected is not None and mac != expected) or (expected is None and bool(dev.macs))
                 previous = expected or (dev.macs[-1] if dev.macs else None)
                 dev.macs = [*dev.macs, mac][-MAX_MACS:]
                 if changed:

@@ -607,10 +607,12 @@ class Sensor:
         if days:
             try:
                 # Alerts are aged by their evidence time, counted back from the newest alert rather than the
-                # clock: a replayed capture from 2019 keeps its alerts; actions are aged by the clock.
+                # clock: a replayed capture from 2019 keeps its alerts; actions are aged by the clock. With no
+                # alert yet there is none to age: the clock must not stand in for the newest alert, or the
+                # first alerts of an old capture, stored between this read and the purge, would go at once.
                 newest = self.store.alerts(limit=1)
-                reference = min(time.time(), newest[0].timestamp) if newest else time.time()
-                gone = self.store.purge(reference - days * 86400, actions_before=time.time() - days * 86400)
+                alerts_before = min(time.time(), newest[0].timestamp) - days * 86400 if newest else 0.0
+                gone = self.store.purge(alerts_before, actions_before=time.time() - days * 86400)
             except IotguardError as exc:
                 log.error("retention: %s", exc)
                 return
