@@ -19,7 +19,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -159,6 +159,14 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         incidents = sorted(store.incidents(limit=None), key=lambda i: (i.first_seen, i.id or 0))
         alerts = store.alerts(limit=None)
         actions = store.actions(limit=10)
+    # An ARP spoofer may never send an IP packet: the inventory names it by MAC. The lab's host table (ground
+    # truth) says whose MAC that is, so the episode check can credit it; the incidents themselves are unchanged.
+    owner = {h["mac"]: h["ip"] for h in lab.test.hosts if h.get("mac")}
+    judged = [
+        replace(i, src_ip=owner.get(i.src_ip, i.src_ip), src_ips=[owner.get(a, a) for a in i.src_ips])
+        for i in incidents
+    ]
+    judged_alerts = [replace(a, src_ip=owner.get(a.src_ip, a.src_ip)) for a in alerts]
     run = OfflineRun(
         sensor.engine.stats, incidents, Counter(sensor.responder.results), sensor.responder.dry_run
     )
@@ -168,7 +176,7 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         by_source[source] += n
     return {
         "run": run,
-        "episodes": match_episodes(lab.test.episodes, incidents, alerts=alerts),
+        "episodes": match_episodes(lab.test.episodes, judged, alerts=judged_alerts),
         "actions": actions,
         "db": db,
         "eve": eve,
@@ -304,7 +312,8 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         "",
         "Delay: from the episode's first packet to the first alert naming its hosts within its window (an",
         "alert up to 5 s early, clock granularity, counts as 0). An episode counts when an incident names its attacker (or, for a",
-        "reply scored as the attack, its victim as the source) within its time window.",
+        "reply scored as the attack, its victim as the source) within its time window; an ARP spoofer that",
+        "never sends an IP packet is named by its MAC, which the lab's host table maps to the attacker.",
         "",
         "Incidents (most severe first):",
         "",
