@@ -72,7 +72,12 @@ def sensor(args: argparse.Namespace) -> int:
 
     # every trial comes from a fresh address against one victim: without this, the folding would (rightly)
     # see a distributed attack after 10 attackers and contain none of them by source
-    config = DetectionConfig(fold=FoldConfig(fanin=1_000_000, scatter=1_000_000))
+    from iotguard.detect.evidence import EvidenceConfig
+
+    config = DetectionConfig(
+        fold=FoldConfig(fanin=1_000_000, scatter=1_000_000),
+        evidence=EvidenceConfig(enabled=not args.no_evidence),
+    )
     engine = DetectionEngine(detector, config=config, sinks=[sink])
     meter = FlowMeter(early_packets=args.early)
     _warm_up(meter, detector)
@@ -207,6 +212,9 @@ def main() -> int:
                         help="mqtt: publish flood against a mosquitto broker in the victim namespace;"
                         " udp: Mirai-style UDP plain flood")  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="print each flow's verdict (sensor side)")
+    parser.add_argument(
+        "--no-evidence", action="store_true", help="turn the evidence gate off (detect.evidence)"
+    )
     parser.add_argument("--sensor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--flood", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--iface", help=argparse.SUPPRESS)
@@ -248,7 +256,7 @@ def main() -> int:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(0.5)
         sensor_cmd = ["ip", "netns", "exec", pair.victim, *me, "--sensor", "--iface", v_if, "--early",
-                      str(args.early), "--seconds", str(budget)] + (["--verbose"] if args.verbose else []) + (["--detector", str(args.detector)] if args.detector else [])  # fmt: skip
+                      str(args.early), "--seconds", str(budget)] + (["--verbose"] if args.verbose else []) + (["--no-evidence"] if args.no_evidence else []) + (["--detector", str(args.detector)] if args.detector else [])  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         sensor_proc = subprocess.Popen(sensor_cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert json.loads(sensor_proc.stdout.readline()).get("ready")
@@ -290,6 +298,9 @@ def main() -> int:
         "blocked_in_nftables": len(in_set & attackers),
         "false_blocks": sorted(set(first) - attackers),
         "early_record_alerts": sum(1 for b in first.values() if b["partial"]),
+        "late_record_alert_ms": [
+            round((b["rule_ts"] - b["packet_ts"]) * 1e3, 1) for b in first.values() if not b["partial"]
+        ],
         "latency_ms": {
             "p50": float(np.percentile(lat, 50) * 1e3) if len(lat) else None,
             "p90": float(np.percentile(lat, 90) * 1e3) if len(lat) else None,

@@ -239,3 +239,17 @@ def test_the_sensor_configuration_turns_the_gate_off():
     assert detection_config(Config()).evidence.enabled
     off = detection_config(Config.model_validate({"detect": {"evidence": False}}))
     assert not off.evidence.enabled
+
+
+def test_engine_drops_and_counts_a_lone_alert_it_never_stores(tmp_path):
+    from iotguard.core.store import Store
+    from iotguard.detect.engine import DetectionEngine
+
+    rows = [{"flow_id": 1, "src_ip": "10.0.0.5", "src_port": 40000, "dst_ip": "10.0.0.9", "dst_port": 80,
+             "protocol": 6, "icmp_type": -1, "ts_last": 100.0}]  # fmt: skip
+    with Store(tmp_path / "a.db") as store:
+        engine = DetectionEngine(_always_detector(), store=store)
+        assert engine.process(pd.DataFrame(rows)) == []
+        assert engine.stats.held == 1 and engine.stats.insufficient_evidence == 0
+        assert engine.close() == [] and engine.stats.insufficient_evidence == 1 and engine.stats.held == 0
+        assert store.alerts(limit=None) == [] and store.incidents(limit=None) == []
