@@ -5,8 +5,9 @@
 
 Parts (each writes OUT/<part>/results.json and report.md; the script prints a markdown summary at the end):
 
-``nsl-kdd``   every record deep model trained on KDDTrain+, scored on KDDTest+ and KDDTest-21; threshold: 1 % FPR on
-              benign validation rows taken from KDDTrain+ (target: best >= 85 % on KDDTest+; RNN-IDS 83.28 %).
+``nsl-kdd``   every record deep model (and LightGBM and the random forest as peers) trained on KDDTrain+, scored on
+              KDDTest+ and KDDTest-21; threshold: 1 % FPR on benign validation rows taken from KDDTrain+
+              (target: best >= 85 % on KDDTest+; RNN-IDS 83.28 %).
               ``train s`` is the wall time of preprocessing + training + threshold (target: <= 300 s each, 2 cores);
               ``train CPU s`` the CPU time of the same (both threads), which a busy machine inflates less.
 ``cicids2017`` every deep model (record and window forms) on the CNS2022 sample, duplicates removed before a
@@ -17,7 +18,9 @@ Parts (each writes OUT/<part>/results.json and report.md; the script prints a ma
 ``iot23``     per-record against window (16 flows per host) LSTM and CNN-LSTM on IoT-23, time-ordered split.
 ``latency``   one flow through the artifact (``predict_array``, one onnxruntime thread): the CNN, and the window
               LSTM with k=16 both as a prepared window and through the sensor's ``WindowBuffer``; CNN batch
-              throughput (targets: CNN p99 <= 1 ms, window LSTM p99 <= 2 ms, CNN >= 50k flows/s).
+              throughput (targets: CNN p99 <= 1 ms, window LSTM p99 <= 2 ms, CNN >= 50k flows/s); wall and
+              thread-CPU time side by side (a busy machine shows up as wall >> CPU); peers in the same run:
+              LightGBM and random forest artifacts, the torch models in memory, scikit-learn's MLPClassifier.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from iotguard.evaluate.report import write_report
 RECORD = ["mlp", "cnn", "lstm", "cnn-lstm", "autoencoder", "mlp-ae"]
 WINDOW = ["lstm-window", "cnn-lstm-window"]
 UNSUPERVISED = ["autoencoder", "iforest", "kmeans"]
+PEERS = ["lgbm", "rf"]  # the best classical models, trained and scored in the same run for comparison
 PARTS = ["nsl-kdd", "cicids2017", "unseen", "iot23", "latency"]
 
 
@@ -63,7 +67,7 @@ def part_nsl(out: Path, quick: bool, seeds: list[int]) -> list[str]:
     results: list[dict[str, Any]] = []
     for seed in seeds:
         experiments = plan("nsl-kdd", train_split=split, seed=seed)
-        results += run(f"nsl-kdd/seed-{seed}", experiments, RECORD, out, seed=seed, latency_calls=0)
+        results += run(f"nsl-kdd/seed-{seed}", experiments, RECORD + PEERS, out, seed=seed, latency_calls=0)
     lines = [
         f"### NSL-KDD, binary (train {split}; threshold: 1 % FPR on benign validation rows of the training set)",
         "",
@@ -72,14 +76,15 @@ def part_nsl(out: Path, quick: bool, seeds: list[int]) -> list[str]:
         "| model | KDDTest+ acc | KDDTest+ F1 | KDDTest+ FPR | KDDTest-21 acc | epochs | train s (wall) | train CPU s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for model in RECORD:
+    for model in RECORD + PEERS:
         plus = [r for r in results if r["model"] == model and r["split"] == "KDDTest+"]
         hard = [r for r in results if r["model"] == model and r["split"] == "KDDTest-21"]
         if not plus:
             continue
         first = plus[0]
+        label = f"{model} (classical peer)" if model in PEERS else model
         lines.append(
-            f"| {model} | {_spread([r['accuracy'] for r in plus])} | {_spread([r['f1'] for r in plus])} | "
+            f"| {label} | {_spread([r['accuracy'] for r in plus])} | {_spread([r['f1'] for r in plus])} | "
             f"{_spread([r['fpr'] for r in plus])} | {_spread([r['accuracy'] for r in hard])} | {_epochs(first)} | "
             f"{first.get('train_seconds', 0):.0f} | {first.get('train_cpu_seconds') or 0:.0f} |"
         )
@@ -200,10 +205,98 @@ class StreamedFlows:
         return self.artifact.predict_array(self.buffer.windows([self.hosts[j]], self.raw[j : j + 1]))
 
 
+def timed_calls(predict: Any, rows: np.ndarray, calls: int, warmup: int = 100) -> dict[str, float]:
+    """Wall and thread-CPU microseconds of ``predict(rows[i])`` (p50, p99, mean) over ``calls`` one-flow calls.
+
+    The CPU time is what the call itself cost: onnxruntime with one intra-op thread runs in the calling
+    thread, so on a busy machine wall minus CPU is time spent waiting for a core (preemption), not work."""
+    n = len(rows)
+    for i in range(warmup):
+        predict(rows[i % n])
+    wall, cpu = np.empty(calls, np.int64), np.empty(calls, np.int64)
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
+    for i in range(calls):
+        row = rows[i % n]
+        w0, c0 = clock(), cpu_clock()
+        predict(row)
+        cpu[i], wall[i] = cpu_clock() - c0, clock() - w0
+    out: dict[str, float] = {}
+    for key, ns in (("latency", wall), ("cpu", cpu)):
+        us = ns / 1e3
+        out |= {
+            f"{key}_p50_us": float(np.percentile(us, 50)),
+            f"{key}_p99_us": float(np.percentile(us, 99)),
+            f"{key}_mean_us": float(us.mean()),
+        }
+    return out
+
+
+def window_variants(artifact: Any, rows: np.ndarray, calls: int) -> list[tuple[str, dict[str, float]]]:
+    """Is the window LSTM's wall-time tail the model's or the machine's? The same graph in onnxruntime
+    sessions with other options, and the artifact's own path timed at a higher scheduling priority."""
+    import onnxruntime as ort
+
+    onnx_bytes = (Path(artifact.path) / "model.onnx").read_bytes()
+    out = []
+    for label, level, spinning in [
+        ("session: basic graph optimisation", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "1"),
+        ("session: all optimisations, no spinning", ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "0"),
+    ]:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = level
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        x = np.ascontiguousarray(rows, dtype=np.float32)
+        out.append((label, timed_calls(lambda r, s=session: s.run(None, {"x": r[None]}), x, calls)))
+    if os.geteuid() == 0:  # only root may raise its priority; restored at once
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+        try:
+            out.append(("artifact at nice -10", timed_calls(artifact.predict_array, rows, calls)))
+        finally:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+    return out
+
+
+def batch_rates(artifact: Any, rows: np.ndarray, min_seconds: float = 1.0) -> dict[str, float]:
+    """Flows per second of ``predict_array`` on one batch of ``rows`` (one onnxruntime thread), per wall
+    second and per second of the thread's CPU time."""
+    artifact.predict_array(rows[:100])
+    done, w0, c0 = 0, time.perf_counter(), time.thread_time()
+    while time.perf_counter() - w0 < min_seconds:
+        artifact.predict_array(rows)
+        done += len(rows)
+    return {
+        "throughput_per_s": done / (time.perf_counter() - w0),
+        "throughput_per_cpu_s": done / max(time.thread_time() - c0, 1e-9),
+        "throughput_batch": len(rows),
+    }
+
+
+def _latency_line(name: str, what: str, m: dict[str, Any]) -> str:
+    flows = (
+        f"{m['throughput_per_s']:,.0f} | {m['throughput_per_cpu_s']:,.0f}"
+        if m.get("throughput_per_s")
+        else "– | –"
+    )
+    return (
+        f"| {name} | {what} | {m['latency_p50_us']:.0f} | {m['latency_p99_us']:.0f} | {m['latency_mean_us']:.0f} | "
+        f"{m['cpu_p50_us']:.0f} | {m['cpu_p99_us']:.0f} | {flows} |"
+    )
+
+
 def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
-    """One-flow latency and batch throughput through artifacts trained on CICIDS2017 (numeric features)."""
+    """One-flow latency and batch throughput through artifacts trained on CICIDS2017 (numeric features).
+
+    Peers in the same run: the classical models through their own artifacts (LightGBM, random forest), the
+    deep models' own torch forward pass, and scikit-learn's ``MLPClassifier`` of the same shape as ``mlp``,
+    each on one preprocessed row."""
+    from sklearn.neural_network import MLPClassifier
+
     from iotguard.evaluate.harness import evaluate_model
-    from iotguard.evaluate.latency import single_row_latency
+    from iotguard.evaluate.latency import artifact_rows
     from iotguard.models.artifact import load_artifact, save_artifact
     from iotguard.models.deep.windows import WindowBuffer, order_time
     from iotguard.models.pipeline import train_model
@@ -216,23 +309,47 @@ def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
         f"### One-flow latency and throughput through the artifact (CICIDS2017 features; {calls:,} one-flow calls;"
         " one onnxruntime thread)",
         "",
-        "| model | input per call | p50 µs | p99 µs | mean µs | batch flows/s |",
-        "|---|---|---:|---:|---:|---:|",
+        "Wall time is the target's measure; CPU time (the calling thread's) is what the call itself cost, so wall"
+        " minus CPU at the p99 is time spent waiting for a core on a busy machine. Batch: the whole test split"
+        " (at most 50,000 flows) in one call, repeated for a second.",
+        "",
+        "| model | input per call | p50 µs | p99 µs | mean µs | CPU p50 µs | CPU p99 µs | batch flows/s |"
+        " batch flows/CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ["mlp", "cnn", "lstm-window", "cnn-lstm-window"]:
+    for name in ["mlp", "cnn", "lstm-window", "cnn-lstm-window", "lgbm", "rf"]:
         window = name in WINDOW
+        params = {"epochs": 3} if name in RECORD + WINDOW else None
         pipeline = train_model(
-            name, train.X, train.y, keys=train.frame if window else None, seed=seed, params={"epochs": 3}
+            name, train.X, train.y, keys=train.frame if window else None, seed=seed, params=params
         )
         artifact = load_artifact(save_artifact(pipeline, out / "latency" / name, overwrite=True))
         table = window_table(test) if window else test.X
-        m = evaluate_model(artifact, table, is_attack=test.y, latency_calls=calls)
+        m = evaluate_model(artifact, table, is_attack=test.y, latency_calls=0, throughput=False)
+        m |= timed_calls(artifact.predict_array, artifact_rows(artifact, table.iloc[:1000]), calls)
+        m |= batch_rates(artifact, artifact_rows(artifact, table.iloc[:50_000]))
         rows.append({"model": name, "input": "window" if window else "record"} | m)
         what = f"a prepared [{artifact.window}, {len(artifact.features)}] window" if window else "one flow"
-        lines.append(
-            f"| {name} | {what} | {m['latency_p50_us']:.0f} | {m['latency_p99_us']:.0f} | "
-            f"{m['latency_mean_us']:.0f} | {m['throughput_per_s']:,.0f} |"
-        )
+        lines.append(_latency_line(name, what + " (ONNX)", m))
+        if name == "lstm-window":
+            for label, variant in window_variants(
+                artifact, artifact_rows(artifact, table.iloc[:1000]), calls
+            ):
+                rows.append({"model": name, "input": label} | variant)
+                lines.append(_latency_line(name, f"{what}, {label}", variant))
+        if name in ("mlp", "cnn"):
+            matrix = pipeline.transform(test.X.iloc[:1000])
+            torch_proba = pipeline.model.predict_proba  # type: ignore[attr-defined]
+            own = timed_calls(lambda r, f=torch_proba: f(r[None, :]), matrix, calls)
+            rows.append({"model": name, "input": "torch"} | own)
+            lines.append(_latency_line(name, "one flow (its torch model, in memory)", own))
+        if name == "mlp":
+            # The peer a researcher would reach for: scikit-learn's MLP of the same shape, same rows.
+            sk = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=3, random_state=seed)
+            sk.fit(pipeline.transform(train.X), np.asarray(train.y))
+            peer = timed_calls(lambda r, f=sk.predict_proba: f(r[None, :]), matrix, calls)
+            rows.append({"model": "sklearn MLPClassifier(256, 128)", "input": "scikit-learn"} | peer)
+            lines.append(_latency_line("sklearn MLPClassifier(256, 128)", "one flow (in memory)", peer))
         if window:
             # The sensor's path: push the flow into the host's buffer, then score its window.
             frame = window_table(test)
@@ -242,12 +359,9 @@ def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
             streamed = StreamedFlows(
                 artifact, hosts, raw, WindowBuffer(artifact.window, len(artifact.features))
             )
-            s = single_row_latency(streamed, np.arange(len(raw)).reshape(-1, 1), calls=calls)  # type: ignore[arg-type]
+            s = timed_calls(streamed.predict_array, np.arange(len(raw)).reshape(-1, 1), calls)
             rows.append({"model": name, "input": "buffer+window"} | s)
-            lines.append(
-                f"| {name} | one flow via WindowBuffer | {s['latency_p50_us']:.0f} | {s['latency_p99_us']:.0f} | "
-                f"{s['latency_mean_us']:.0f} | – |"
-            )
+            lines.append(_latency_line(name, "one flow via WindowBuffer (ONNX)", s))
     (out / "latency").mkdir(parents=True, exist_ok=True)
     (out / "latency" / "results.json").write_text(json.dumps({"results": rows}, indent=2, default=float))
     return lines
