@@ -19,6 +19,8 @@ is named ``igsn<pid>...`` and removed at the end; traffic goes only onto the vet
 3. **flood**: a capture of ``--flood-flows`` SYNs from distinct random sources is run through the sensor as
    fast as it goes with a flow table bound of ``--max-flows``; the flow table must stay within the bound and
    the API (``/api/stats``, ``/api/alerts``) must answer within 200 ms while it runs (p50/p99/max per path).
+   First the same requests go to an idle sensor for ``--idle-seconds`` (the control: what the machine
+   itself adds). ``--flood-seconds`` stops a flood that detection cannot get through in time.
 
 Results go to ``--out`` (JSON) and are printed; docs/benchmarks.md quotes them with the machine.
 """
@@ -47,6 +49,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 API_LIMIT_MS = 200.0
+# The inventory raises a MAC rebinding the first time it sees it; the next loops replay the same rebinding,
+# which is no longer news, so these episodes are expected in the first loop only.
+ONCE_PER_RUN = {"arp-spoofing"}
 
 
 # -- plumbing -------------------------------------------------------------------------------------------------
@@ -317,8 +322,16 @@ def steady(
     assert sensor.proc is not None
     pid = sensor.proc.pid
     samples: list[tuple[float, int]] = []
-    started = time.time()
     replay = veth.replay(capture, pps=args.pps, loop=loops)
+    # The loops are timed from the first packet the sensor counts, not from launching the replay: starting
+    # Python and tcpreplay takes seconds on a loaded machine, which shifted every expected episode window.
+    started = time.time()
+    while replay.poll() is None and time.time() - started < 120:
+        t = time.time()
+        if sensor.get("api/stats")[1]["counters"].get("packets", 0) > 0:
+            started = t
+            break
+        time.sleep(0.05)
     try:
         while replay.poll() is None and time.time() - started < args.duration + 60:
             samples.append((time.time() - started, rss_kib(pid)))
@@ -350,14 +363,17 @@ def steady(
     dst = _as_ints([alerts[i][2] for i in order])
     missed: list[dict] = []
     hit_once: set[int] = set()
-    checked = 0
+    checked = checked_known = 0
     for k in range(loops):
         loop_start = started + k * loop_s
         if loop_start + loop_s > started + elapsed:
             break
         slack = 1.0 + 0.001 * (loop_start - started)  # tcpreplay's pacing drifts a little over a long run
         for j, (e, lo, hi) in enumerate(offsets):
+            if k > 0 and e.label in ONCE_PER_RUN:
+                continue
             checked += 1
+            checked_known += j in known
             t_lo, t_hi = loop_start + lo / args.pps - slack, loop_start + hi / args.pps + slack
             a, b = np.searchsorted(ts_sorted, [t_lo, t_hi])
             if _involves(src[a:b], dst[a:b], e).any():
@@ -387,7 +403,7 @@ def steady(
         "missed_by_label": dict(Counter(m["label"] for m in missed)),
         # the episodes the same detector alerts when it reads the capture file (the offline reference)
         "episodes_alerted_offline": len(known),
-        "episode_loops_checked_offline_alerted": checked // max(1, len(offsets)) * len(known),
+        "episode_loops_checked_offline_alerted": checked_known,
         "episode_loops_missed_offline_alerted": sum(1 for m in missed if m["episode"] in known),
         "missed_offline_alerted_by_label": dict(Counter(m["label"] for m in missed if m["episode"] in known)),
         "episodes_never_alerted": [f"{e.label} {e.attacker}->{e.victim}" for e in never],
@@ -505,7 +521,32 @@ def kill9(workdir: Path, veth: Veth, capture: Path, args: argparse.Namespace) ->
     }
 
 
+def api_idle(workdir: Path, seconds: float) -> dict:
+    """The control: the same requests to a sensor with nothing left to do (a 2,000-packet capture it has
+    finished), on the same machine just before the flood. What this shows is the machine's share, not the
+    sensor's (on a shared machine other work stalls the process now and then)."""
+    pcap = workdir / "idle.pcap"
+    write_flood(pcap, 2000, seed=1)
+    sensor = Sensor(workdir, "idle", {}, ["--pcap", str(pcap), "--speed", "max"])
+    sensor.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not sensor.get("api/stats")[1].get("health", {}).get(
+        "source_finished"
+    ):
+        time.sleep(0.5)
+    by_path: dict[str, list[float]] = {}
+    started, i = time.monotonic(), 0
+    while time.monotonic() - started < seconds:
+        path = "api/stats" if i % 2 == 0 else "api/alerts?limit=50"
+        by_path.setdefault(path, []).append(sensor.get(path, timeout=10)[0])
+        i += 1
+        time.sleep(0.1)
+    sensor.stop()
+    return {p: _percentiles(v) for p, v in by_path.items()}
+
+
 def flood(workdir: Path, args: argparse.Namespace) -> dict:
+    control = api_idle(workdir, args.idle_seconds) if args.idle_seconds > 0 else None
     pcap = workdir / "flood.pcap"
     write_flood(pcap, args.flood_flows)
     sensor = Sensor(
@@ -522,7 +563,8 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
     errors = 0
     started = time.monotonic()
     i = 0
-    while time.monotonic() - started < 3600:
+    finished = False
+    while time.monotonic() - started < args.flood_seconds:
         try:
             path = "api/stats" if i % 2 == 0 else "api/alerts?limit=50"
             ms, body = sensor.get(path, timeout=10)
@@ -534,6 +576,7 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
                 capacity.append(g.get("flow_table_capacity", 0))
                 health = body.get("health", {})
                 if health.get("source_finished"):
+                    finished = True
                     break
         except (httpx.HTTPError, KeyError):
             errors += 1
@@ -541,13 +584,15 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
         time.sleep(0.1)
     elapsed = time.monotonic() - started
     _, stats = sensor.get("api/stats")
-    sensor.stop()
+    sensor.stop(timeout=120 if finished else 20)  # an unfinished flood is not flushed through detection
     lat = sorted(latencies)
     return {
         "flows": args.flood_flows,
         "max_flows": args.max_flows,
         "seconds": round(elapsed, 1),
+        "finished": finished,
         "packets": stats["counters"].get("packets"),
+        "flows_scored": stats["counters"].get("flows_scored"),
         "flow_records": stats["counters"].get("flows_final", 0) + stats["counters"].get("flows_early", 0),
         "evicted": stats["drops"].get("flow_table", 0),
         "flow_table_max": max(table) if table else None,
@@ -560,6 +605,7 @@ def flood(workdir: Path, args: argparse.Namespace) -> dict:
         "api_ms_max": round(lat[-1], 1) if lat else None,
         "api_within_200ms": bool(lat) and lat[-1] <= API_LIMIT_MS,
         "api_ms_by_path": {p: _percentiles(v) for p, v in by_path.items()},
+        "api_ms_by_path_idle_control": control,
         "alerts": stats["alerts"]["total"],
         "rss_mib": round(stats["rss_bytes"] / 2**20, 1),
     }
@@ -585,6 +631,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--flood-flows", type=int, default=1_000_000)
     parser.add_argument("--max-flows", type=int, default=65_536, help="flow table bound in the flood phase")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60, help="API latency control on an idle sensor first (0: none)"
+    )
+    parser.add_argument(
+        "--flood-seconds",
+        type=float,
+        default=3600,
+        help="stop the flood phase after this long (default 3600)",
+    )
     parser.add_argument("--phases", default="steady,kill9,flood")
     parser.add_argument("--out", type=Path, default=None, help="write the results here (JSON)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")

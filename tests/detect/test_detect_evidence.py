@@ -133,6 +133,21 @@ def test_nine_attackers_against_one_victim_are_not_enough_but_a_scatter_is():
     assert _admit(gate, "192.0.2.1", "10.0.0.9", 3.0, "PortScan") == []
 
 
+def test_a_flood_from_a_million_style_spread_of_sources_releases_each_newcomer_and_then_goes_quiet():
+    """Once a fan-in group is released, each new source is released alone (no walk over the whole group),
+    the group falls back below its size as sources age out, and then it holds again."""
+    gate = EvidenceGate(window=10, fanin=10, scatter=10**9)
+    released = []
+    for i in range(5000):
+        src = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
+        released += _admit(gate, src, "10.0.0.9", 100.0 + i * 0.001, "DDoS")
+    assert len(released) == 5000 and gate.held == 0
+    assert len(gate._by_victim[("10.0.0.9", "DDoS")]) == 5000  # all within the 10 s window
+    # 20 s later the flood is over: a lone source is held again, and the old ones were forgotten
+    assert _admit(gate, "192.0.2.7", "10.0.0.9", 125.0, "DDoS") == []
+    assert list(gate._by_victim[("10.0.0.9", "DDoS")]) == ["192.0.2.7"] and gate.held == 1
+
+
 def test_an_attacker_named_by_one_incident_corroborates_its_other_alerts():
     gate = EvidenceGate()
     odd = _alert("10.0.0.40", "10.0.0.2", 1.0, "Anomaly")

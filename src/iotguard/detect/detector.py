@@ -484,8 +484,12 @@ class Detector:
             quiet = self._below_threshold(comp, protos)
             if quiet.any():
                 protos = protos[quiet]
-        a = np.where(np.isfinite(uniq), uniq, median)
-        distance = (np.abs(a[:, None, :] - protos[None, :, :]) / spread).sum(axis=2)
+        a = (np.where(np.isfinite(uniq), uniq, median) / spread).astype(np.float32)
+        scaled = (protos / spread).astype(np.float32)
+        # one prototype at a time: a (rows x prototypes x features) temporary is hundreds of MB on a flood
+        distance = np.empty((len(a), len(scaled)), dtype=np.float32)
+        for k, proto in enumerate(scaled):
+            distance[:, k] = np.abs(a - proto).sum(axis=1)
         return protos[np.argmin(distance, axis=1)].astype(np.float32)
 
     # -- persistence ------------------------------------------------------------------------------------

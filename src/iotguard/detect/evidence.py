@@ -155,8 +155,12 @@ class EvidenceGate:
         self.fanin = fanin
         self.scatter = scatter
         self._keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
-        self._by_victim: dict[tuple[str, str], dict[str, float]] = {}  # (victim, family) -> {attacker: ts}
-        self._by_family: dict[str, dict[str, float]] = {}  # family -> {attacker: ts} of held keys
+        # Attackers recently alerting, oldest first: per (victim, family) and per family. Each is an OrderedDict
+        # kept in evidence-time order, so forgetting the stale ones is popping from the front (a flood from a
+        # million sources must cost the same per alert as from one).
+        self._by_victim: dict[tuple[str, str], OrderedDict[str, float]] = {}
+        self._by_family: dict[str, OrderedDict[str, float]] = {}
+        self._released_groups: set[tuple[str, ...]] = set()  # groups whose members were all released
         self._named: dict[str, float] = {}  # attacker -> last time one of its alerts raised an incident
         self._held_families: dict[str, set[str]] = {}  # attacker -> families it has held alerts of
         self.held = 0
@@ -214,15 +218,27 @@ class EvidenceGate:
         # many attackers at once: a distributed attack on one victim, or one sprayed across the network
         released: list[Alert] = []
         if alert.dest_ip:
-            seen = self._recent(self._by_victim.setdefault((alert.dest_ip, family), {}), attacker, ts)
-            if len(seen) >= self.fanin:
-                for other in list(seen):
-                    released += self._release_attacker(other, family)
-        spread = self._recent(self._by_family.setdefault(family, {}), attacker, ts)
-        if len(spread) >= self.scatter:
-            for other in list(spread):
-                released += self._release_attacker(other, family)
+            group = ("victim", alert.dest_ip, family)
+            seen = self._recent(self._by_victim.setdefault((alert.dest_ip, family), OrderedDict()), attacker)
+            released += self._release_group(group, seen, self.fanin, attacker, family)
+        spread = self._recent(self._by_family.setdefault(family, OrderedDict()), attacker)
+        released += self._release_group(("family", family), spread, self.scatter, attacker, family)
         return self._raise(released) if released else released
+
+    def _release_group(
+        self, group: tuple[str, ...], members: OrderedDict[str, float], size: int, attacker: str, family: str
+    ) -> list[Alert]:
+        """Release every member once a group reaches ``size``; after that only newcomers need releasing."""
+        if len(members) < size:
+            self._released_groups.discard(group)
+            return []
+        if group in self._released_groups:
+            return self._release_attacker(attacker, family)
+        self._released_groups.add(group)
+        out: list[Alert] = []
+        for other in list(members):
+            out += self._release_attacker(other, family)
+        return out
 
     def _raise(self, alerts: list[Alert]) -> list[Alert]:
         """These alerts raise incidents: their attackers are now named, which corroborates whatever else they
@@ -235,11 +251,15 @@ class EvidenceGate:
                 out += self._release_attacker(attacker, family)
         return out
 
-    def _recent(self, seen: dict[str, float], attacker: str, ts: float) -> dict[str, float]:
-        seen[attacker] = ts
-        for a, last in list(seen.items()):
-            if ts - last > self.window:
-                del seen[a]
+    def _recent(self, seen: OrderedDict[str, float], attacker: str) -> OrderedDict[str, float]:
+        # stamped with the evidence clock (not the alert's own time) so the order stays sorted
+        seen[attacker] = self.now
+        seen.move_to_end(attacker)
+        while seen:
+            first, last = next(iter(seen.items()))
+            if self.now - last <= self.window:
+                break
+            del seen[first]
         return seen
 
     def _release_attacker(self, attacker: str, family: str) -> list[Alert]:
@@ -287,11 +307,15 @@ class EvidenceGate:
             del self._held_families[attacker]
         for table in (self._by_victim, self._by_family):
             for k, seen in list(table.items()):
-                for a, last in list(seen.items()):
-                    if now - last > self.window:
-                        del seen[a]
+                while seen and now - next(iter(seen.values())) > self.window:
+                    seen.popitem(last=False)
                 if not seen:
                     del table[k]
+        self._released_groups = {
+            g
+            for g in self._released_groups
+            if (g[1], g[2]) in self._by_victim or (g[0] == "family" and g[1] in self._by_family)
+        }
         return self.dropped - before
 
     def close(self) -> int:
@@ -301,6 +325,7 @@ class EvidenceGate:
             self._drop(key, entry)
         self._by_victim.clear()
         self._by_family.clear()
+        self._released_groups.clear()
         self._named.clear()
         self._held_families.clear()
         return self.dropped - before
