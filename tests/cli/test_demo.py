@@ -72,3 +72,4 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     # 4. the report exists and points at the sensor
     report = (out / "report.md").read_text()
     assert "iotguard run --pcap" in report and "unseen" in report
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "timeline.png" in report

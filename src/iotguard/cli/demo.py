@@ -122,6 +122,7 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
     from iotguard.core.store import Store
     from iotguard.detect.build import build_detector
     from iotguard.evaluate.episodes import match_episodes
+    from iotguard.evaluate.report import timeline_png
     from iotguard.flows import iter_flows
     from iotguard.service.offline import OfflineRun
     from iotguard.service.sensor import Sensor
@@ -167,6 +168,15 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         for i in incidents
     ]
     judged_alerts = [replace(a, src_ip=owner.get(a.src_ip, a.src_ip)) for a in alerts]
+    episodes = match_episodes(lab.test.episodes, judged, alerts=judged_alerts)
+    timeline = out / "timeline.png"
+    timeline_png(
+        timeline,
+        episodes,
+        [(a.timestamp, a.family) for a in alerts],
+        f"test capture ({lab.test.scenario}, seed {lab.test.seed}): attack episodes and the sensor's alerts",
+        unseen=lab.unseen,
+    )
     run = OfflineRun(
         sensor.engine.stats, incidents, Counter(sensor.responder.results), sensor.responder.dry_run
     )
@@ -176,7 +186,8 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         by_source[source] += n
     return {
         "run": run,
-        "episodes": match_episodes(lab.test.episodes, judged, alerts=judged_alerts),
+        "episodes": episodes,
+        "timeline": timeline,
         "actions": actions,
         "db": db,
         "eve": eve,
@@ -309,6 +320,11 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         unseen = " (unseen)" if family in lab.unseen else ""
         lines.append(f"| {family}{unseen} | {n} | {hit} | {'n/a' if delay is None else f'{delay:.1f}'} |")
     lines += [
+        "",
+        f"![attack episodes and alerts over time]({det['timeline'].name})",
+        "",
+        "Red spans: attack episodes (hatched: missed). Ticks: alerts, on the row of the family the detector",
+        "named; an attack of a family it never saw is named after the nearest family it knows, or Anomaly.",
         "",
         "Delay: from the episode's first packet to the first alert naming its hosts within its window (an",
         "alert up to 5 s early, clock granularity, counts as 0). An episode counts when an incident names its attacker (or, for a",

@@ -111,6 +111,56 @@ def confusion_png(path: Path, confusion: dict[str, Any], title: str) -> None:
         plt.close(fig)
 
 
+def timeline_png(
+    path: Path,
+    episodes: Sequence[Any],
+    alerts: Sequence[tuple[float, str]],
+    title: str,
+    unseen: Sequence[str] = (),
+) -> None:
+    """Attack episodes as spans, one row per family, and the alerts raised (time, family) as ticks on the
+    row of their family (telemetry and inventory families get their own rows), written atomically. ``episodes``
+    are matched results (``.episode``, ``.detected``): caught spans are drawn solid, missed ones hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted({r.episode.category for r in episodes} | {f for _, f in alerts})
+    if not families:
+        return
+    t0 = min([r.episode.start for r in episodes] + [t for t, _ in alerts])
+    row = {f: i for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(families) + 1.4))
+    for r in episodes:
+        ep = r.episode
+        y = row[ep.category]
+        ax.broken_barh(
+            [(ep.start - t0, max(ep.end - ep.start, 0.5))], (y - 0.35, 0.7),
+            facecolors="tab:red" if r.detected else "none", edgecolors="tab:red",
+            hatch=None if r.detected else "///", alpha=0.35 if r.detected else 0.8, linewidth=0.6,
+        )  # fmt: skip
+    if alerts:
+        ax.scatter(
+            [t - t0 for t, _ in alerts],
+            [row[f] for _, f in alerts],
+            marker="|",
+            s=60,
+            color="black",
+            linewidths=0.6,
+        )
+    ax.set_yticks(range(len(families)), [f + (" (unseen)" if f in unseen else "") for f in families])
+    ax.set_xlabel("seconds into the capture (red: attack episodes, hatched: missed; ticks: alerts)")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(-0.6, len(families) - 0.4)
+    fig.tight_layout()
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+
+
 def plot_name(row: dict[str, Any]) -> str:
     raw = f"cm-{row['dataset']}-{row['split']}-{row['task']}-{row['model']}.png"
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in raw)
