@@ -2,11 +2,11 @@
 measured for real between two network namespaces (root).
 
     sudo IOTGUARD_DATA_DIR=/work/shared/data PYTHONPATH=src python benchmarks/response_latency.py
-        [--trials 50] [--detector DIR] [--early 10] [--out FILE.json]
+        [--trials 50] [--detector DIR] [--early 10] [--early-again 100] [--packets 30] [--out FILE.json]
 
 Set-up: namespaces ``igr<pid>a`` (attackers, one address per trial) and ``igr<pid>v`` (the victim, running the
 sensor pipeline: a raw AF_PACKET capture with kernel timestamps on its veth, iotguard's FlowMeter (early
-records after ``--early`` packets),
+records after ``--early`` packets and again after ``--early-again``, as the sensor's defaults),
 the DetectionEngine with the default detector, the ResponseEngine with a ``block`` policy applied with
 nftables in the victim's namespace). Each trial sends a Mirai-style UDP plain flood (one 5-tuple to a random
 port, 512-byte random payloads, 200 packets/s) from a fresh attacker address. Latency = wall-clock time when ``nft`` returned (the rule is committed) minus the
@@ -79,7 +79,7 @@ def sensor(args: argparse.Namespace) -> int:
         evidence=EvidenceConfig(enabled=not args.no_evidence),
     )
     engine = DetectionEngine(detector, config=config, sinks=[sink])
-    meter = FlowMeter(early_packets=args.early)
+    meter = FlowMeter(early_packets=args.early, early_again=args.early_again or None)
     _warm_up(meter, detector)
     sock = _packet_socket(args.iface)
     print(json.dumps({"ready": True}), flush=True)
@@ -118,7 +118,7 @@ def _warm_up(meter, detector) -> None:
                          bytes([192, 0, 2, 2]))  # fmt: skip
         return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
 
-    scratch = FlowMeter(early_packets=meter.config.early_packets)
+    scratch = FlowMeter(early_packets=meter.config.early_packets, early_again=meter.config.early_again)
     now = int(time.time() * 1e6)
     out = scratch.feed(
         PacketBatch.from_packets([frame(i) for i in range(12)], [now + i * 1000 for i in range(12)])
@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between trials")
     parser.add_argument("--interval", type=float, default=0.005, help="seconds between flood packets")
     parser.add_argument("--early", type=int, default=10)
+    parser.add_argument("--early-again", type=int, default=100, help="second early record (0: none)")
     parser.add_argument("--detector", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--attack", choices=("udp", "mqtt"), default="mqtt",
@@ -256,7 +257,7 @@ def main() -> int:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(0.5)
         sensor_cmd = ["ip", "netns", "exec", pair.victim, *me, "--sensor", "--iface", v_if, "--early",
-                      str(args.early), "--seconds", str(budget)] + (["--verbose"] if args.verbose else []) + (["--no-evidence"] if args.no_evidence else []) + (["--detector", str(args.detector)] if args.detector else [])  # fmt: skip
+                      str(args.early), "--early-again", str(args.early_again), "--seconds", str(budget)] + (["--verbose"] if args.verbose else []) + (["--no-evidence"] if args.no_evidence else []) + (["--detector", str(args.detector)] if args.detector else [])  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         sensor_proc = subprocess.Popen(sensor_cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert json.loads(sensor_proc.stdout.readline()).get("ready")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from flows_testkit import CLIENT, SERVER, T0, batch, icmp, run, tcp, udp
 
+from iotguard.core.errors import ConfigError
 from iotguard.core.schema import EXTRA_FEATURES, FLOW_FEATURES, IDENTITY_COLUMNS, PARTIAL_COLUMN
 from iotguard.flows import FLOW_COLUMNS, FlowMeter
 
@@ -254,6 +255,22 @@ def test_early_record_after_n_packets_shares_the_flow_id():
     assert early.fwd_packets + early.bwd_packets == 10 and early.end_reason == "active"
     assert final.fwd_packets + final.bwd_packets == 12
     assert early.flow_id == final.flow_id and early.app_proto == "mqtt"
+
+
+def test_a_second_early_record_when_the_flow_keeps_going():
+    C, S = CLIENT, SERVER
+    packets = [tcp(C, S, 40005, 1883, "PA", 10) for _ in range(130)]
+    times = [i * 5000 for i in range(130)]
+    df = run(packets, times, early_packets=10, early_again=100)
+    assert list(df.partial) == [True, True, False]
+    first, second, final = df.iloc[0], df.iloc[1], df.iloc[2]
+    assert (first.fwd_packets, second.fwd_packets, final.fwd_packets) == (10, 100, 130)
+    assert first.flow_id == second.flow_id == final.flow_id
+    # a short flow has only the first; without early_again, only the first as before
+    assert list(run(packets[:50], times[:50], early_packets=10, early_again=100).partial) == [True, False]
+    assert list(run(packets, times, early_packets=10).partial) == [True, False]
+    with pytest.raises(ConfigError):
+        FlowMeter(early_packets=10, early_again=10)
 
 
 def test_early_record_by_age_needs_no_new_packet():

@@ -117,6 +117,13 @@ class FlowsConfig(_Section):
     early_seconds: float = Field(
         1.0, ge=0, description="Emit a partial record once a flow has lasted this long (0: never)."
     )
+    early_again: int = Field(
+        100,
+        ge=0,
+        le=1_000_000,
+        description="Emit a second partial record when a flow reaches this many packets (0: never); more than "
+        "early_packets.",
+    )
     scan_interval: Seconds = Field(
         1.0, description="How often (s) the table is scanned for flows that are due."
     )
@@ -125,6 +132,8 @@ class FlowsConfig(_Section):
     def _check(self) -> FlowsConfig:
         if self.activity_timeout > self.flow_timeout:
             raise ValueError("flows.activity_timeout must not exceed flows.flow_timeout")
+        if self.early_again and self.early_again <= self.early_packets:
+            raise ValueError("flows.early_again must exceed flows.early_packets (or be 0)")
         return self
 
 

@@ -64,6 +64,12 @@ class FlowConfig(BaseModel):
     early_seconds: float | None = Field(
         None, ge=0, description="Emit a partial record once a flow is this old (None: off)."
     )
+    early_again: int | None = Field(
+        None,
+        ge=1,
+        description="Emit a second partial record once a flow that already had one reaches this many packets "
+        "(None: off): a flood whose first record came too early to show its rate shows it here.",
+    )
     max_flows: int = Field(
         262_144, ge=16, description="Most flows held at once; when full the least recently seen are evicted."
     )
@@ -75,6 +81,8 @@ class FlowConfig(BaseModel):
     def _check(self) -> FlowConfig:
         if self.activity_timeout > self.flow_timeout:
             raise ValueError("activity_timeout must not exceed flow_timeout")
+        if self.early_again is not None and self.early_again <= (self.early_packets or 0):
+            raise ValueError("early_again must exceed early_packets")
         return self
 
     @classmethod
@@ -108,6 +116,7 @@ class FlowConfig(BaseModel):
         cfg[t.C_SCAN_US] = round(self.scan_interval * 1e6)
         cfg[t.C_DORMANT_US] = -1.0 if self.tcp_memory is None else round(self.tcp_memory * 1e6)
         cfg[t.C_MAX_SLOTS] = self.max_flows
+        cfg[t.C_EARLY_PKTS2] = 0 if self.early_again is None else self.early_again
         return cfg
 
 

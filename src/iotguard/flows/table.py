@@ -113,7 +113,8 @@ C_EARLY_US = 4  # < 0: no age early records
 C_SCAN_US = 5  # the wheel's granularity
 C_DORMANT_US = 6  # < 0: dormant entries stay until the table needs the slot
 C_MAX_SLOTS = 7
-NC = 8
+C_EARLY_PKTS2 = 8  # 0: no second packet-count early record
+NC = 9
 
 # -- meta vector ----------------------------------------------------------------------------------------
 M_TOP = 0  # free slots on the stack
@@ -677,6 +678,7 @@ def process(
     flow_to = cfg[C_FLOW_TIMEOUT]
     activity = cfg[C_ACTIVITY]
     early_pk = cfg[C_EARLY_PKTS]
+    early_pk2 = cfg[C_EARLY_PKTS2]
     early_us = cfg[C_EARLY_US]
     gran = np.int64(cfg[C_SCAN_US])
     i = start
@@ -845,6 +847,10 @@ def process(
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
                 _emit(S, K, P, s, KIND_PARTIAL, out_f, out_k, out_i, meta)
                 S[s, EARLY_DONE] = 1.0
+        elif early_pk2 > 0 and S[s, EARLY_DONE] == 1.0 and S[s, FWD_N] + S[s, BWD_N] >= early_pk2:
+            # a second look at a flow that kept going: its rate over many packets, not just the handshake's
+            _emit(S, K, P, s, KIND_PARTIAL, out_f, out_k, out_i, meta)
+            S[s, EARLY_DONE] = 2.0
         i += 1
         if meta[M_NOW] // gran > meta[M_WHEEL_T]:
             meta[M_WHEEL_RUN] = 1

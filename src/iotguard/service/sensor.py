@@ -418,6 +418,7 @@ class Sensor:
             close_grace=f.close_grace,
             early_packets=f.early_packets or None,
             early_seconds=f.early_seconds or None,
+            early_again=f.early_again or None,
             max_flows=max_flows,
             scan_interval=f.scan_interval,
         )
