@@ -2,7 +2,8 @@
 measured for real between two network namespaces (root).
 
     sudo IOTGUARD_DATA_DIR=/work/shared/data PYTHONPATH=src python benchmarks/response_latency.py
-        [--trials 50] [--detector DIR] [--early 10] [--early-again 100] [--packets 30] [--out FILE.json]
+        [--trials 50] [--detector DIR] [--early 10] [--early-again 100] [--packets 30] [--slow-start N]
+        [--out FILE.json]
 
 Set-up: namespaces ``igr<pid>a`` (attackers, one address per trial) and ``igr<pid>v`` (the victim, running the
 sensor pipeline: a raw AF_PACKET capture with kernel timestamps on its veth, iotguard's FlowMeter (early
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SLOW_INTERVAL = 0.05  # seconds between the first publishes of a slow-starting flood (--slow-start)
 sys.path.insert(0, str(HERE.parent / "tests" / "respond"))
 
 VICTIM = "10.213.0.2"
@@ -181,9 +183,9 @@ def flood(args: argparse.Namespace) -> int:
             c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"flood{i}")
             c.connect(VICTIM, 1883, keepalive=60, bind_address=attacker_address(i))
             c.loop_start()
-            for _ in range(args.packets):
+            for k in range(args.packets):
                 c.publish("sensors/temperature", os.urandom(256), qos=0)
-                time.sleep(args.interval)
+                time.sleep(SLOW_INTERVAL if k < args.slow_start else args.interval)
             c.disconnect()
             c.loop_stop()
             time.sleep(args.gap)
@@ -205,6 +207,8 @@ def main() -> int:
     parser.add_argument("--packets", type=int, default=30, help="packets per flood burst")
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between trials")
     parser.add_argument("--interval", type=float, default=0.005, help="seconds between flood packets")
+    parser.add_argument("--slow-start", type=int, default=0,
+                        help=f"mqtt: the first N publishes {SLOW_INTERVAL * 1e3:.0f} ms apart (a flood that starts slowly)")  # fmt: skip
     parser.add_argument("--early", type=int, default=10)
     parser.add_argument("--early-again", type=int, default=100, help="second early record (0: none)")
     parser.add_argument("--detector", type=Path)
@@ -245,10 +249,14 @@ def main() -> int:
         pair.run(pair.victim, "ip", "addr", "add", f"{VICTIM}/16", "dev", v_if)
         for i in range(args.trials):
             pair.run(pair.attacker, "ip", "addr", "add", f"{attacker_address(i)}/16", "dev", a_if)
-        budget = args.trials * (args.gap + args.packets * (args.interval + 0.0005)) + 15
+        budget = (
+            args.trials
+            * (args.gap + args.packets * (args.interval + 0.0005) + args.slow_start * SLOW_INTERVAL)
+            + 15
+        )
         me = [sys.executable, str(Path(__file__).resolve())]
         common = ["--trials", str(args.trials), "--packets", str(args.packets), "--gap", str(args.gap),
-                  "--interval", str(args.interval), "--attack", args.attack]  # fmt: skip
+                  "--interval", str(args.interval), "--attack", args.attack, "--slow-start", str(args.slow_start)]  # fmt: skip
         broker = None
         if args.attack == "mqtt":
             conf = Path(f"/tmp/igr{os.getpid()}-mosquitto.conf")
