@@ -17,6 +17,7 @@ import statistics
 import time
 
 import pandas as pd
+from machine import cpu_model
 
 from iotguard.datasets import load, specs
 
@@ -28,16 +29,6 @@ CASES = [
     ("unsw-nb15", "training-set", {"encoding": "utf-8-sig"}),
     ("iot23", "all", {"sep": "\t", "comment": "#", "header": None}),
 ]
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _median(fn, repeat: int) -> float:
@@ -54,7 +45,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     assert specs()  # registry imports before timing
-    print(f"machine: {_cpu()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
           f"python {platform.python_version()}, pandas {pd.__version__}; median of {args.repeat}\n")  # fmt: skip
     print("| dataset | split | rows | iotguard load (s) | bare pd.read_csv (s) | overhead | rows/s (load) |")
     print("|---|---|---:|---:|---:|---:|---:|")

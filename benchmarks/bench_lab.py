@@ -22,17 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 from iotguard.lab import SCENARIOS, generate
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _time(fn):
@@ -69,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"Machine: {_cpu()}, {os.cpu_count()} cores, load average {load:.1f} at start; Python {platform.python_version()}; median of {args.repeat} runs.\n"
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f} at start; Python {platform.python_version()}; median of {args.repeat} runs.\n"
     )
     header = "| scenario | duration (s) | devices | packets | capture MB | wall (s) | CPU (s) | packets/s (wall) | packets/s (CPU) |"
     if args.flows:

@@ -107,7 +107,7 @@ def replay(capture: Path, packets: int, rate: int) -> dict:
 
 def main() -> None:
     from flows_capture import build
-    from flows_offline import cpu_model
+    from machine import cpu_model
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -42,7 +42,7 @@ finally:
 
 def main() -> None:
     from flows_capture import build
-    from flows_offline import cpu_model
+    from machine import cpu_model
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

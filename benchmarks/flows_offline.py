@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -50,16 +51,6 @@ n = sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=True, n_d
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "flows": n, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def head(capture: Path, n: int, out: Path) -> Path:

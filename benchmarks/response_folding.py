@@ -13,7 +13,6 @@ capture of the data directory (``pcaps/markofu_pcaps/dosattack.pcap``: 100 SYNs 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -23,15 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from response_captures import run_capture  # noqa: E402
-
-
-def _in(address: str, spec: str) -> bool:
-    if spec == "*":
-        return True
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
-    except ValueError:
-        return False
 
 
 def main() -> int:
@@ -45,6 +35,7 @@ def main() -> int:
     from iotguard.core.episodes import read_episodes
     from iotguard.core.paths import data_dir
     from iotguard.detect.detector import Detector
+    from iotguard.evaluate.episodes import address_in
     from iotguard.lab import generate
 
     if args.detector:
@@ -66,7 +57,7 @@ def main() -> int:
         flood_incidents = [
             inc
             for inc in incidents
-            if any(any(_in(s, a) for a in flood_attackers) for s in (inc.src_ips or [inc.src_ip]))
+            if any(any(address_in(s, a) for a in flood_attackers) for s in (inc.src_ips or [inc.src_ip]))
             and any(inc.first_seen <= e.end + 5 and inc.last_seen >= e.start - 5 for e in floods)
         ]
         flood_alerts = sum(i.alert_count for i in flood_incidents)
@@ -81,7 +72,7 @@ def main() -> int:
             "flood_alerts": flood_alerts,
             "flood_incidents": len(flood_incidents),
             "flood_alerts_per_incident": round(flood_alerts / max(len(flood_incidents), 1), 1),
-            "flood_attackers_named": [a for a in flood_attackers if any(_in(n, a) for n in named)],
+            "flood_attackers_named": [a for a in flood_attackers if any(address_in(n, a) for n in named)],
             "seconds": round(time.perf_counter() - t0, 2),
         }
         spoofed = data_dir() / "pcaps" / "markofu_pcaps" / "dosattack.pcap"

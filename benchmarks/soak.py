@@ -73,28 +73,18 @@ class Veth:
         self.netns, self.sender, self.capture = f"{base}n", f"{base}t", f"{base}c"
         sh("ip", "netns", "add", self.netns)
         # no IPv6 in the namespace: the sender's own router solicitations and MLD reports are not the capture
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.netns,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            check=False,
-        )
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.netns,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv6.conf.default.disable_ipv6=1",
-            check=False,
-        )
+        for scope in ("all", "default"):
+            sh(
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                "sysctl",
+                "-q",
+                "-w",
+                f"net.ipv6.conf.{scope}.disable_ipv6=1",
+                check=False,
+            )
         sh(
             "ip",
             "link",

@@ -30,7 +30,8 @@ class EpisodeResult:
         return self.incident_id is not None
 
 
-def _in(address: str, spec: str) -> bool:
+def address_in(address: str, spec: str) -> bool:
+    """``address`` is in the network ``spec`` (``*``: any address); False for what is not an address."""
     if spec == "*":
         return True
     try:
@@ -40,10 +41,12 @@ def _in(address: str, spec: str) -> bool:
 
 
 def _names(episode: Episode, sources: Sequence[str], victims: Sequence[str]) -> bool:
-    forward = any(_in(s, episode.attacker) for s in sources) and (
-        episode.victim == "*" or any(_in(d, episode.victim) for d in victims)
+    forward = any(address_in(s, episode.attacker) for s in sources) and (
+        episode.victim == "*" or any(address_in(d, episode.victim) for d in victims)
     )
-    backward = any(_in(s, episode.victim) for s in sources) and any(_in(d, episode.attacker) for d in victims)
+    backward = any(address_in(s, episode.victim) for s in sources) and any(
+        address_in(d, episode.attacker) for d in victims
+    )
     return forward or backward
 
 

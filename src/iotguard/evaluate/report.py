@@ -73,6 +73,18 @@ def results_document(
     }
 
 
+def _save_png(fig: Any, path: Path) -> None:
+    """Lay out, write atomically and release a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+
+
 def confusion_png(path: Path, confusion: dict[str, Any], title: str) -> None:
     """A labelled confusion-matrix heat map (counts, rows = truth), written atomically."""
     import matplotlib
@@ -103,12 +115,7 @@ def confusion_png(path: Path, confusion: dict[str, Any], title: str) -> None:
                 fontsize=7,
                 color="white" if shares[i, j] > 0.5 else "black",
             )
-    fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
 
 
 def timeline_png(
@@ -153,12 +160,7 @@ def timeline_png(
     ax.set_xlabel("seconds into the capture (red: attack episodes, hatched: missed; ticks: alerts)")
     ax.set_title(title, fontsize=9)
     ax.set_ylim(-0.6, len(families) - 0.4)
-    fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
 
 
 def plot_name(row: dict[str, Any]) -> str:

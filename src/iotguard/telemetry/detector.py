@@ -238,16 +238,7 @@ class TelemetryDetector:
         )
         device.flooding = rate > limit
         if device.flooding:
-            ratio = rate / limit
-            found.append(
-                (
-                    "flood",
-                    ratio,
-                    ratio / (ratio + 1),
-                    [("rate_per_s", rate), ("usual_rate_per_s", usual)],
-                    f"{rate:.0f} msg/s, usually {usual:.2f}",
-                )
-            )
+            found.append(_flood(rate, limit, usual, "rate_per_s", f"{rate:.0f} msg/s, usually {usual:.2f}"))
 
         if message.client is not None:
             self._publisher_flood(message.client, now, device.flooding, found)
@@ -370,19 +361,10 @@ class TelemetryDetector:
             self._flooding.discard(publisher)
             return
         self._flooding.add(publisher)
-        if not device_flooding and self._publisher_due(
-            publisher, "flood", now
-        ):  # else the device alert says it
-            ratio = rate / limit
-            found.append(
-                (
-                    "flood",
-                    ratio,
-                    ratio / (ratio + 1),
-                    [("publisher_rate_per_s", rate), ("usual_rate_per_s", usual)],
-                    f"{rate:.0f} msg/s from {publisher}, usually {usual:.2f}",
-                )
-            )
+        # a device flooding on its own is already an alert of its own
+        if not device_flooding and self._publisher_due(publisher, "flood", now):
+            detail = f"{rate:.0f} msg/s from {publisher}, usually {usual:.2f}"
+            found.append(_flood(rate, limit, usual, "publisher_rate_per_s", detail))
 
     def _alerts(
         self,
@@ -471,6 +453,14 @@ class TelemetryDetector:
             self._devices[d.name] = d
             if d.messages == 1:
                 self._once[d.name] = None
+
+
+def _flood(
+    rate: float, limit: float, usual: float, rate_name: str, detail: str
+) -> tuple[str, float, float, list[tuple[str, float]], str]:
+    """A ``flood`` finding: score rate/limit, confidence rising towards 1 with it."""
+    ratio = rate / limit
+    return ("flood", ratio, ratio / (ratio + 1), [(rate_name, rate), ("usual_rate_per_s", usual)], detail)
 
 
 def _topic_matches(pattern: str, topic: str) -> bool:
