@@ -42,7 +42,8 @@ def flow_table(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("name", "floor"), [("lr", 0.95), ("rf", 0.95), ("lgbm", 0.95), ("iforest", 0.8), ("kmeans", 0.8), ("knn", 0.8)]
+    ("name", "floor"),
+    [("lr", 0.95), ("rf", 0.95), ("lgbm", 0.95), ("iforest", 0.8), ("kmeans", 0.8), ("knn", 0.8)],
 )
 def test_trains_on_canonical_flow_tables(name, floor):
     train, test = flow_table(1500, seed=1), flow_table(500, seed=2)
