@@ -35,7 +35,7 @@ from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, PARTIAL_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
-from iotguard.detect.attribution import attacker_victim
+from iotguard.detect.attribution import attacker_victim, self_flows
 from iotguard.detect.detector import ANOMALY, Detector
 from iotguard.detect.eve import EveWriter
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, Observation
@@ -111,6 +111,8 @@ class DetectionStats:
     """Alerts the evidence gate holds right now (they raise an incident once the evidence is enough)."""
     reply_flows: int = 0
     """Alerts on reply-only flows (ICMP errors ...), attributed to the flow's destination."""
+    self_flows: int = 0
+    """Flagged two-way flows between an address and itself: no attacker to name, dropped (``attribution``)."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -193,6 +195,10 @@ class DetectionEngine:
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
         attacker, victim, swapped = attacker_victim(flows)
+        selfish = flagged & self_flows(flows)
+        if selfish.any():
+            self.stats.self_flows += int(selfish.sum())
+            flagged = flagged & ~selfish
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -242,8 +248,7 @@ class DetectionEngine:
             if c in flows.columns
         }
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
-        packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
-        rate = _column(flows, "flow_packets_per_s")
+        vol = _attacker_volumes(flows, swapped)
         released: list[Alert] = []
         for j, i in enumerate(keep):
             alert = self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids)
@@ -256,8 +261,12 @@ class DetectionEngine:
                 flow=flow_ids[i] if flow_ids is not None else conversation,
                 conversation=conversation,
                 target=(alert.dest_ip, conversation[0], alert.dest_port),  # a protocol scan touches protocols
-                packets=float(packets[i]),
-                rate=float(rate[i]),
+                packets=float(vol["packets"][i]),
+                rate=float(vol["rate"][i]),
+                received_packets=float(vol["received_packets"][i]),
+                bytes=float(vol["bytes"][i]),
+                byte_rate=float(vol["byte_rate"][i]),
+                received_bytes=float(vol["received_bytes"][i]),
             )
             released += self.gate.admit(alert, obs)
         self.stats.held = self.gate.held
@@ -392,6 +401,28 @@ def _column(flows: pd.DataFrame, name: str) -> np.ndarray:
         return np.zeros(len(flows))
     values = pd.to_numeric(flows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
+
+
+def _attacker_volumes(flows: pd.DataFrame, swapped: np.ndarray) -> dict[str, np.ndarray]:
+    """Per flow record, what the attacker sent (packets, payload bytes, each per second of the record) and
+    received: the flow's forward side, or its backward side where the record is attributed to its destination
+    (reply-only flows). A record of zero duration has an infinite rate."""
+    fwd_p, bwd_p = _column(flows, "fwd_packets"), _column(flows, "bwd_packets")
+    fwd_b, bwd_b = _column(flows, "fwd_bytes"), _column(flows, "bwd_bytes")
+    sent_p, got_p = np.where(swapped, bwd_p, fwd_p), np.where(swapped, fwd_p, bwd_p)
+    sent_b, got_b = np.where(swapped, bwd_b, fwd_b), np.where(swapped, fwd_b, bwd_b)
+    seconds = _column(flows, "flow_duration") / 1e6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(seconds > 0, sent_p / seconds, np.where(sent_p > 0, np.inf, 0.0))
+        byte_rate = np.where(seconds > 0, sent_b / seconds, np.where(sent_b > 0, np.inf, 0.0))
+    return {
+        "packets": sent_p,
+        "rate": rate,
+        "received_packets": got_p,
+        "bytes": sent_b,
+        "byte_rate": byte_rate,
+        "received_bytes": got_b,
+    }
 
 
 def _int(value: Any) -> int | None:
