@@ -14,7 +14,8 @@ Parts (each writes OUT/<part>/results.json and report.md; the script prints a ma
               stratified split, threshold for 0.5 % FPR on benign validation rows, as the classical benchmark
               (target: binary F1 >= 0.995).
 ``unseen``    leave-one-family-out on CICIDS2017 for the unsupervised models (autoencoder, Isolation Forest,
-              K-Means), threshold 1 % FPR on benign validation rows (target: best mean detection >= 80 %).
+              K-Means, k-NN distance), all fitted on benign training rows only, threshold 1 % FPR on benign
+              validation rows of the training set (target: best mean detection >= 80 %).
 ``iot23``     per-record against window (16 flows per host) LSTM and CNN-LSTM on IoT-23, time-ordered split.
 ``latency``   one flow through the artifact (``predict_array``, one onnxruntime thread): the CNN, and the window
               LSTM with k=16 both as a prepared window and through the sensor's ``WindowBuffer``; CNN batch
@@ -41,7 +42,7 @@ from iotguard.evaluate.report import write_report
 
 RECORD = ["mlp", "cnn", "lstm", "cnn-lstm", "autoencoder", "mlp-ae"]
 WINDOW = ["lstm-window", "cnn-lstm-window"]
-UNSUPERVISED = ["autoencoder", "iforest", "kmeans"]
+UNSUPERVISED = ["autoencoder", "iforest", "kmeans", "knn"]
 PEERS = ["lgbm", "rf"]  # the best classical models, trained and scored in the same run for comparison
 PARTS = ["nsl-kdd", "cicids2017", "unseen", "iot23", "latency"]
 

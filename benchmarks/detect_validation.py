@@ -151,7 +151,7 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
     from iotguard.detect.engine import DetectionConfig
     from iotguard.detect.evidence import DEFAULT_RULES, EvidenceConfig, EvidenceRule
 
-    variants: list[tuple[str, dict | None, float | None]] = [
+    variants: list[tuple[str, dict | str | None, float | None]] = [
         ("default", {}, None),
         ("evidence gate off", None, None),
         ("PortScan: 2 targets", {"PortScan": EvidenceRule(targets=2)}, None),
@@ -160,14 +160,29 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
         ("BruteForce: 5 conversations", {"BruteForce": EvidenceRule(conversations=5)}, None),
         (
             "DDoS/DoS: 2 conversations",
-            {f: EvidenceRule(conversations=2, packets=10, rate=100.0) for f in ("DDoS", "DoS")},
+            {f: DEFAULT_RULES[f].model_copy(update={"conversations": 2}) for f in ("DDoS", "DoS")},
             None,
         ),
         (
-            "DDoS/DoS: 10 conversations, 1000/s",
-            {f: EvidenceRule(conversations=10, packets=10, rate=1000.0) for f in ("DDoS", "DoS")},
+            "DDoS/DoS: 5 conversations",
+            {f: DEFAULT_RULES[f].model_copy(update={"conversations": 5}) for f in ("DDoS", "DoS")},
             None,
         ),
+        (
+            "DDoS/DoS: 20 conversations",
+            {f: DEFAULT_RULES[f].model_copy(update={"conversations": 20}) for f in ("DDoS", "DoS")},
+            None,
+        ),
+        (
+            "floods: no byte criterion",
+            {
+                f: DEFAULT_RULES[f].model_copy(update={"bytes": None, "byte_rate": None})
+                for f in ("DDoS", "DoS", "MQTTAbuse")
+            },
+            None,
+        ),
+        ("evidence not pooled across families", "unpooled", None),
+        ("fan-in and scatter for every family", "crowds", None),
         ("MQTTAbuse: no one-flow flood", {"MQTTAbuse": EvidenceRule(conversations=3)}, None),
         ("Anomaly: 2 conversations", {"Anomaly": EvidenceRule(conversations=2)}, None),
         ("Anomaly: 5 conversations", {"Anomaly": EvidenceRule(conversations=5)}, None),
@@ -179,6 +194,10 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
     for name, change, floor in variants:
         if change is None:
             config = DetectionConfig(evidence=EvidenceConfig(enabled=False))
+        elif change == "unpooled":
+            config = DetectionConfig(evidence=EvidenceConfig(pooled=False))
+        elif change == "crowds":
+            config = DetectionConfig(evidence=EvidenceConfig(distributed=sorted(DEFAULT_RULES)))
         else:
             config = DetectionConfig(evidence=EvidenceConfig(rules=DEFAULT_RULES | change))
         if c is not None and floor is not None:

@@ -19,10 +19,12 @@ def _alert(src: str, dst: str, ts: float, family: str) -> Alert:
     )  # fmt: skip
 
 
-def _obs(src: str, dst: str, sport: int, dport: int, *, flow: int | None = None, packets=3, rate=1.0):
+def _obs(
+    src: str, dst: str, sport: int, dport: int, *, flow: int | None = None, packets=3, rate=1.0, **volume
+):
     conversation = (6, src, sport, dst, dport)
     flow_id = flow if flow is not None else hash(conversation)
-    return Observation(flow_id, conversation, (dst, dport), packets, rate)
+    return Observation(flow_id, conversation, (dst, dport), packets, rate, **volume)
 
 
 def _admit(gate, src, dst, ts, family, sport=40000, dport=80, **kw):
@@ -83,11 +85,84 @@ def test_a_flood_of_one_short_flow_is_not_a_flood_but_one_fast_flow_is():
     # a single connection's early record of 10 packets at 1,200 packets/s: a flood on its own
     flood = _alert("10.0.0.8", "10.0.0.9", 2.0, "DDoS")
     assert gate.admit(flood, _obs("10.0.0.8", "10.0.0.9", 4001, 80, packets=10, rate=1200.0)) == [flood]
-    # ... and five flows of any size are one too
+    # ... and ten flows of any size are one too; five are not (a browser opens six to one server at once)
     out = []
-    for i in range(5):
+    for i in range(10):
         out += _admit(gate, "10.0.0.10", "10.0.0.9", 3.0 + i, "DDoS", 5000 + i, 80)
-    assert len(out) == 5
+        assert len(out) == (0 if i < 9 else 10)
+
+
+def test_a_fast_exchange_is_no_flood_only_a_one_sided_one_is():
+    """The 10 packets of a connection's set-up take milliseconds on a LAN ("thousands of packets per second"),
+    but both sides take turns; a flood's sender gets at most every second packet answered."""
+    gate = EvidenceGate()
+    login = _alert("10.0.0.7", "10.0.0.2", 1.0, "MQTTAbuse")  # CONNECT, SUBSCRIBE ... each answered
+    assert (
+        gate.admit(
+            login, _obs("10.0.0.7", "10.0.0.2", 4000, 1883, packets=5, rate=1400.0, received_packets=5)
+        )
+        == []
+    )
+    burst = _alert("10.0.0.8", "10.0.0.2", 1.0, "MQTTAbuse")
+    assert (
+        gate.admit(
+            burst, _obs("10.0.0.8", "10.0.0.2", 4000, 1883, packets=10, rate=1400.0, received_packets=6)
+        )
+        == []
+    )
+    # a publish flood over TCP: the broker acknowledges every second segment
+    flood = _alert("10.0.0.9", "10.0.0.2", 2.0, "MQTTAbuse")
+    assert gate.admit(
+        flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=10, rate=600.0, received_packets=5)
+    ) == [flood]
+    assert gate.held == 2
+
+
+def test_a_flood_of_few_large_messages_is_a_flood_by_its_bytes():
+    gate = EvidenceGate()
+    # six 11-kB publishes in a second, each acknowledged: few packets, slow in packets, but 65 kB one way
+    flood = _alert("10.0.0.9", "10.0.0.2", 2.0, "MQTTAbuse")
+    big = {"received_packets": 4, "bytes": 65_557, "byte_rate": 68_000.0, "received_bytes": 4}
+    assert gate.admit(flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=6, rate=6.2, **big)) == [flood]
+    # the same bytes as a download the attacker *received* are no flood of its own
+    fetch = _alert("10.0.0.10", "10.0.0.2", 2.0, "MQTTAbuse")
+    down = {"received_packets": 40, "bytes": 600, "byte_rate": 600.0, "received_bytes": 65_557}
+    assert gate.admit(fetch, _obs("10.0.0.10", "10.0.0.2", 4000, 1883, packets=6, rate=6.2, **down)) == []
+    with pytest.raises(ValueError, match="bytes and byte_rate"):
+        EvidenceRule(bytes=100)
+
+
+def test_evidence_is_pooled_across_the_families_of_one_attacker():
+    """An OS fingerprint's probes look like a scan to the model on one port and like a flood on another; what
+    the attacker did in all of them counts towards each family's rule."""
+    gate = EvidenceGate()
+    out = []
+    for i in range(6):
+        out += _admit(gate, "10.0.0.66", "10.0.0.9", 1.0 + i * 0.01, "PortScan", 50000 + i, 135)
+    for i in range(3):
+        out += _admit(gate, "10.0.0.66", "10.0.0.9", 1.2 + i * 0.01, "DDoS", 50100 + i, 41296)
+    assert out == [] and gate.held == 9  # two ports: no scan; nine conversations: no flood yet
+    out += _admit(gate, "10.0.0.66", "10.0.0.9", 1.3, "DDoS", 50103, 41296)
+    # 10 conversations of one attacker: the DDoS rule holds, and the incident corroborates the scan's alerts
+    assert len(out) == 10 and {a.family for a in out} == {"PortScan", "DDoS"} and gate.held == 0
+    unpooled = EvidenceGate(EvidenceConfig(pooled=False))
+    for i in range(6):
+        assert _admit(unpooled, "10.0.0.66", "10.0.0.9", 1.0, "PortScan", 50000 + i, 135) == []
+    for i in range(4):
+        assert _admit(unpooled, "10.0.0.66", "10.0.0.9", 1.2, "DDoS", 50100 + i, 41296) == []
+
+
+def test_many_clients_of_one_server_are_no_evidence_for_service_families():
+    """Twelve sensors of one broker, each flagged as MQTT abuse on its one connection, are a broker's clients;
+    twelve sources of a flood against one victim are a distributed flood."""
+    gate = EvidenceGate(window=60, fanin=10, scatter=20)
+    out = []
+    for i in range(25):
+        out += _admit(gate, f"192.168.0.{100 + i}", "10.0.0.2", 1.0 + i, "MQTTAbuse", 40000, 1883)
+    assert out == [] and gate.held == 25
+    for i in range(12):
+        out += _admit(gate, f"198.51.100.{i}", "10.0.0.2", 30.0 + i * 0.01, "DDoS")
+    assert len({a.src_ip for a in out}) == 12 and {a.family for a in out} == {"DDoS"}
 
 
 def test_single_flow_families_are_never_held():
@@ -281,3 +356,42 @@ def test_engine_drops_and_counts_a_lone_alert_it_never_stores(tmp_path):
         assert engine.stats.held == 1 and engine.stats.insufficient_evidence == 0
         assert engine.close() == [] and engine.stats.insufficient_evidence == 1 and engine.stats.held == 0
         assert store.alerts(limit=None) == [] and store.incidents(limit=None) == []
+
+
+def test_engine_drops_self_flows_but_not_a_land_attack():
+    """A two-way flow between an address and itself names no attacker (rewritten addresses or a loopback
+    capture); a one-way one (LAND: spoofed packets from the victim to itself) still alerts."""
+    from iotguard.detect.engine import DetectionEngine
+
+    engine = DetectionEngine(_always_detector(), config=_no_gate())
+    rows = [
+        {"flow_id": 1, "src_ip": "10.0.0.9", "src_port": 40000, "dst_ip": "10.0.0.9", "dst_port": 502,
+         "protocol": 6, "icmp_type": -1, "ts_last": 100.0, "fwd_packets": 5, "bwd_packets": 5},
+        {"flow_id": 2, "src_ip": "10.0.0.9", "src_port": 139, "dst_ip": "10.0.0.9", "dst_port": 139,
+         "protocol": 6, "icmp_type": -1, "ts_last": 100.0, "fwd_packets": 1, "bwd_packets": 0},
+    ]  # fmt: skip
+    events = engine.process(pd.DataFrame(rows))
+    assert [e.alert.flow_id for e in events] == [2]
+    assert engine.stats.self_flows == 1
+
+
+def test_engine_measures_the_attackers_side_of_each_flow():
+    from iotguard.detect.engine import _attacker_volumes
+
+    flows = pd.DataFrame(
+        {
+            "fwd_packets": [10, 2, 5], "bwd_packets": [0, 6, 0], "fwd_bytes": [5120, 0, 100],
+            "bwd_bytes": [0, 900, 0], "flow_duration": [45_000, 1_000_000, 0],
+        }
+    )  # fmt: skip
+    vol = _attacker_volumes(flows, np.array([False, True, False]))
+    assert vol["packets"].tolist() == [10, 6, 5] and vol["received_packets"].tolist() == [0, 2, 0]
+    assert vol["bytes"].tolist() == [5120, 900, 100] and vol["received_bytes"].tolist() == [0, 0, 100 * 0]
+    assert vol["rate"][0] == pytest.approx(222.2, abs=0.1) and vol["byte_rate"][1] == pytest.approx(900.0)
+    assert np.isinf(vol["rate"][2])  # all in one microsecond
+
+
+def _no_gate():
+    from iotguard.detect.engine import DetectionConfig
+
+    return DetectionConfig(evidence=EvidenceConfig(enabled=False))

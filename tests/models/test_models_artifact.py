@@ -15,7 +15,7 @@ import pytest
 from iotguard.core.errors import ArtifactError, FeatureMismatchError
 from iotguard.models.artifact import FORMAT_VERSION, _manifest_digest, load_artifact, save_artifact
 
-ALL = ["lr", "svm", "rbf-svm", "rf", "lgbm", "kmeans-clf", "kmeans", "iforest"]
+ALL = ["lr", "svm", "rbf-svm", "rf", "lgbm", "kmeans-clf", "kmeans", "iforest", "knn"]
 
 
 @pytest.mark.parametrize(

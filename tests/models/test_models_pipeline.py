@@ -42,11 +42,12 @@ def flow_table(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("name", "floor"), [("lr", 0.95), ("rf", 0.95), ("lgbm", 0.95), ("iforest", 0.8), ("kmeans", 0.8)]
+    ("name", "floor"),
+    [("lr", 0.95), ("rf", 0.95), ("lgbm", 0.95), ("iforest", 0.8), ("kmeans", 0.8), ("knn", 0.8)],
 )
 def test_trains_on_canonical_flow_tables(name, floor):
     train, test = flow_table(1500, seed=1), flow_table(500, seed=2)
-    task = "binary" if name in ("iforest", "kmeans") else "multiclass"
+    task = "binary" if name in ("iforest", "kmeans", "knn") else "multiclass"
     y = train["is_attack"] if task == "binary" else train["category"]
     pipeline = train_model(name, train, y, task=task, seed=0)  # identity and label columns are dropped
     assert not set(pipeline.features) & (set(IDENTITY_COLUMNS) - {"dst_port", "protocol"})

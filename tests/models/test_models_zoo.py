@@ -9,14 +9,15 @@ from iotguard.core.errors import ConfigError
 from iotguard.evaluate.metrics import binary_metrics, multiclass_metrics
 from iotguard.models.base import Model, get, registry
 
-CLASSICAL = ["lr", "svm", "rbf-svm", "rf", "lgbm", "kmeans-clf", "kmeans", "iforest"]
-CLASSIFIERS = [n for n in CLASSICAL if n not in ("kmeans", "iforest")]
+CLASSICAL = ["lr", "svm", "rbf-svm", "rf", "lgbm", "kmeans-clf", "kmeans", "iforest", "knn"]
+ANOMALY = ["kmeans", "iforest", "knn"]
+CLASSIFIERS = [n for n in CLASSICAL if n not in ANOMALY]
 
 
 def test_registry_holds_the_classical_models():
     models = registry()
     assert set(CLASSICAL) <= set(models)
-    assert {models[n].kind for n in ("kmeans", "iforest")} == {"anomaly"}
+    assert {models[n].kind for n in ANOMALY} == {"anomaly"}
     assert all(models[n].family == "classical" for n in CLASSICAL)
     with pytest.raises(ConfigError, match="unknown model 'xgb'"):
         get("xgb")
@@ -54,7 +55,7 @@ def test_multiclass_model_beats_the_majority_baseline(name, nsl_slice, trained):
     assert metrics["f1"] > 0.4, metrics
 
 
-@pytest.mark.parametrize("name", ["kmeans", "iforest"])
+@pytest.mark.parametrize("name", ANOMALY)
 def test_anomaly_models_refuse_multiclass(name):
     with pytest.raises(ConfigError, match="binary"):
         get(name).build(task="multiclass", seed=0)

@@ -11,7 +11,7 @@ import typer
 
 from iotguard.cli.main import app
 
-DEFAULT_MODELS = "lr,svm,rbf-svm,rf,lgbm,kmeans-clf,kmeans,iforest"
+DEFAULT_MODELS = "lr,svm,rbf-svm,rf,lgbm,kmeans-clf,kmeans,iforest,knn"
 TASKS = ("binary", "multiclass")
 
 

@@ -11,6 +11,13 @@ flow's source.
 
 TCP and UDP flows are attributed to their source: the flow meter orients a flow by its first packet, which
 for a connection is the initiator's.
+
+A two-way flow between an address and itself (*self flows*) names no attacker at all. A host's traffic to itself
+never reaches the wire, so on a capture such a flow means addresses were rewritten (an anonymised trace maps
+both ends to one address) or the capture is of a loopback interface; either way the attacker would be the
+victim, and a block would cut the victim off. The detection engine drops alerts on them (counted as
+``self_flows``). A one-way flow from an address to itself (a LAND attack: spoofed packets whose source is the
+victim) still alerts.
 """
 
 from __future__ import annotations
@@ -50,3 +57,16 @@ def attacker_victim(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     if not swapped.any():
         return src, dst, swapped
     return np.where(swapped, dst, src), np.where(swapped, src, dst), swapped
+
+
+def self_flows(flows: pd.DataFrame) -> np.ndarray:
+    """True for each two-way flow record whose source and destination address are the same (see the module
+    docs)."""
+    n = len(flows)
+    if n == 0 or "bwd_packets" not in flows.columns:
+        return np.zeros(n, dtype=bool)
+    same = flows["src_ip"].astype(str).to_numpy() == flows["dst_ip"].astype(str).to_numpy()
+    if not same.any():
+        return same
+    answered = pd.to_numeric(flows["bwd_packets"], errors="coerce").fillna(0).to_numpy() > 0
+    return same & answered

@@ -4,6 +4,12 @@
           -> explanation -> evidence gate -> incident folding -> Store (alerts + incidents, one transaction)
           -> EVE file -> sinks
 
+Besides the models, the engine reads one thing the flow meter found in the payload: the injection indicators
+of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target or
+body, ``flows.parse.http_indicators``). A flow whose request carried at least ``http_indicators`` of them is a
+``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert names the
+count as its explanation and ``http-inspection`` as its model.
+
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
 family (see ``evidence``).
@@ -31,10 +37,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, PARTIAL_COLUMN
+from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
-from iotguard.detect.attribution import attacker_victim
+from iotguard.detect.attribution import attacker_victim, self_flows
 from iotguard.detect.detector import ANOMALY, Detector
 from iotguard.detect.eve import EveWriter
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, Observation
@@ -47,6 +53,15 @@ log = logging.getLogger(__name__)
 SIGNATURE_BASE = 9_100_000
 ALERTED_KEPT = 200_000  # most recent alerts remembered, so a flow's later record does not alert again
 """iotguard's signature ids: 9100000 + the family's index in FAMILIES; 9100099 for Anomaly; 9100098 other."""
+
+
+WEB_ATTACK = "WebAttack"
+INSPECTION = 3
+"""``Verdicts.component`` of a verdict made by the HTTP inspection (1 classifier, 2 anomaly model)."""
+INSPECTION_MODEL = "http-inspection"
+DEFAULT_HTTP_INDICATORS = 2
+"""Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
+in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
 
 
 def signature_id(family: str) -> int:
@@ -77,6 +92,9 @@ class DetectionConfig(BaseModel):
     severity: SeverityConfig = SeverityConfig()
     evidence: EvidenceConfig = EvidenceConfig()
     """Per-family evidence an attacker's alerts must show before they raise an incident."""
+    http_indicators: int | None = Field(DEFAULT_HTTP_INDICATORS, ge=1)
+    """A flow whose HTTP request carried at least this many injection indicators alerts as WebAttack (None:
+    off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -111,6 +129,8 @@ class DetectionStats:
     """Alerts the evidence gate holds right now (they raise an incident once the evidence is enough)."""
     reply_flows: int = 0
     """Alerts on reply-only flows (ICMP errors ...), attributed to the flow's destination."""
+    self_flows: int = 0
+    """Flagged two-way flows between an address and itself: no attacker to name, dropped (``attribution``)."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -191,10 +211,15 @@ class DetectionEngine:
         t0 = time.perf_counter()
         x = self.detector.matrix(flows, where=where)
         verdicts = self.detector.score_array(x)
+        inspected = self._inspect(flows, verdicts)
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
         attacker, victim, swapped = attacker_victim(flows)
+        selfish = flagged & self_flows(flows)
+        if selfish.any():
+            self.stats.self_flows += int(selfish.sum())
+            flagged = flagged & ~selfish
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -236,6 +261,10 @@ class DetectionEngine:
             if self.config.explain_top
             else [[] for _ in keep]
         )
+        if inspected is not None:
+            for j, i in enumerate(keep):
+                if verdicts.component[i] == INSPECTION:
+                    explanations[j] = [(HTTP_COLUMN, float(inspected[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -244,8 +273,7 @@ class DetectionEngine:
             if c in flows.columns
         }
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
-        packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
-        rate = _column(flows, "flow_packets_per_s")
+        vol = _attacker_volumes(flows, swapped)
         released: list[Alert] = []
         for j, i in enumerate(keep):
             alert = self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids)
@@ -258,8 +286,12 @@ class DetectionEngine:
                 flow=flow_ids[i] if flow_ids is not None else conversation,
                 conversation=conversation,
                 target=(alert.dest_ip, conversation[0], alert.dest_port),  # a protocol scan touches protocols
-                packets=float(packets[i]),
-                rate=float(rate[i]),
+                packets=float(vol["packets"][i]),
+                rate=float(vol["rate"][i]),
+                received_packets=float(vol["received_packets"][i]),
+                bytes=float(vol["bytes"][i]),
+                byte_rate=float(vol["byte_rate"][i]),
+                received_bytes=float(vol["received_bytes"][i]),
             )
             released += self.gate.admit(alert, obs)
         self.stats.held = self.gate.held
@@ -286,6 +318,9 @@ class DetectionEngine:
             src_port, dst_port = dst_port, src_port
         comp = self.detector.classifier if verdicts.component[i] == 1 else self.detector.anomaly
         model = comp.name if comp is not None else self.detector.model_name
+        how = "unusual for this site" if fam == ANOMALY else "known attack pattern"
+        if verdicts.component[i] == INSPECTION:
+            model, how = INSPECTION_MODEL, "injection in an HTTP request"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -296,7 +331,7 @@ class DetectionEngine:
             confidence=conf,
             model=model,
             signature_id=signature_id(fam),
-            signature=f"IOTGUARD {fam} ({'unusual for this site' if fam == ANOMALY else 'known attack pattern'})",
+            signature=f"IOTGUARD {fam} ({how})",
             flow_id=_int(flow_ids[i]) if flow_ids is not None else None,
             src_port=_int(src_port),
             dest_port=_int(dst_port),
@@ -305,6 +340,24 @@ class DetectionEngine:
             top_features=top,
             device=self.assets.name(dst) or self.assets.name(src),
         )
+
+    def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> np.ndarray | None:
+        """Turn the verdicts of flows whose HTTP requests carried enough injection indicators into WebAttack
+        alerts (in place); returns the indicator counts, or None when the table has none or inspection is
+        off."""
+        need = self.config.http_indicators
+        if need is None or HTTP_COLUMN not in flows.columns:
+            return None
+        counts = _column(flows, HTTP_COLUMN)
+        hit = counts >= need
+        if not hit.any():
+            return counts
+        verdicts.family[hit] = WEB_ATTACK
+        verdicts.is_alert[hit] = True
+        verdicts.component[hit] = INSPECTION
+        verdicts.score[hit] = counts[hit]
+        verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
+        return counts
 
     def submit(self, alerts: Iterable[Alert]) -> list[Event]:
         """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then
@@ -394,6 +447,28 @@ def _column(flows: pd.DataFrame, name: str) -> np.ndarray:
         return np.zeros(len(flows))
     values = pd.to_numeric(flows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
+
+
+def _attacker_volumes(flows: pd.DataFrame, swapped: np.ndarray) -> dict[str, np.ndarray]:
+    """Per flow record, what the attacker sent (packets, payload bytes, each per second of the record) and
+    received: the flow's forward side, or its backward side where the record is attributed to its destination
+    (reply-only flows). A record of zero duration has an infinite rate."""
+    fwd_p, bwd_p = _column(flows, "fwd_packets"), _column(flows, "bwd_packets")
+    fwd_b, bwd_b = _column(flows, "fwd_bytes"), _column(flows, "bwd_bytes")
+    sent_p, got_p = np.where(swapped, bwd_p, fwd_p), np.where(swapped, fwd_p, bwd_p)
+    sent_b, got_b = np.where(swapped, bwd_b, fwd_b), np.where(swapped, fwd_b, bwd_b)
+    seconds = _column(flows, "flow_duration") / 1e6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(seconds > 0, sent_p / seconds, np.where(sent_p > 0, np.inf, 0.0))
+        byte_rate = np.where(seconds > 0, sent_b / seconds, np.where(sent_b > 0, np.inf, 0.0))
+    return {
+        "packets": sent_p,
+        "rate": rate,
+        "received_packets": got_p,
+        "bytes": sent_b,
+        "byte_rate": byte_rate,
+        "received_bytes": got_b,
+    }
 
 
 def _int(value: Any) -> int | None:

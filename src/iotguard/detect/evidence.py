@@ -20,16 +20,36 @@ A rule lists criteria; the evidence is enough when **any** of them holds:
 * ``conversations``: distinct conversations (5-tuples) with an alert: attempts, connections;
 * ``targets``: distinct victim ports (address, protocol and port) with an alert: what a scan touches (for
   protocols without ports, such as an IP protocol scan, the protocol number is what varies);
-* ``packets`` and ``rate``: one flow record of at least that many packets at at least that many packets per
-  second (a single-connection flood, seen on its early record);
+* ``packets`` and ``rate``: one flow record in which the attacker *sent* at least that many packets at at least
+  that many packets per second while receiving at most half as many (a single-connection packet flood, seen on
+  its early record);
+* ``bytes`` and ``byte_rate``: one flow record in which the attacker sent at least that many payload bytes at
+  at least that many bytes per second while receiving at most half as many (a flood of large messages: few
+  packets, much data, such as an MQTT publish flood of big payloads);
 
-and a rule without criteria is met by the first alert: families whose attacks can be one flow (C&C channel,
+A flood is one-sided: its sender pushes far more than the victim answers. Rates alone are no evidence: the 10
+packets of a connection's set-up (handshake, login, a Modbus request and its answer) take a few milliseconds on a
+LAN, which is "thousands of packets per second" over ten packets; but the two sides take turns. Both volume
+criteria therefore ask that the attacker received at most half of what it sent (TCP's delayed
+acknowledgements answer every second segment, so a flood over TCP still qualifies).
+
+And a rule without criteria is met by the first alert: families whose attacks can be one flow (C&C channel,
 exfiltration, an exploit request) are never held.
 
 Attacks from many sources are evidence together: once ``fanin`` distinct attackers have alerts of one family
 against one victim within the window (a distributed flood), or ``scatter`` distinct attackers have alerts of
 one family anywhere (a spoofed flood sprayed across addresses), all of them are released, just as the incident
-folder then folds them into one distributed incident. And evidence corroborates: once an attacker is named by
+folder then folds them into one distributed incident. Only for the families whose attacks come from many
+sources by nature (``distributed``: floods, scans, password guessing): many *clients* of one server is the
+normal shape of a service (a broker's sensors, a web server's users), so a crowd alerting as MQTT abuse, a
+botnet channel or an anomaly against one server is no evidence of anything but the model's view of that
+service.
+
+Evidence is also pooled across families: the model's family is its best guess among similar ones (the probes
+of an OS fingerprint look like a scan to it on one port and like a flood on another), so the distinct
+conversations and targets of *all* an attacker's held alerts count towards each of its families' rules (a
+host that touched a dozen conversations of one victim in a second is doing something at scale, whatever the
+model calls each piece). Flows are not pooled: a botnet channel must show itself. And evidence corroborates: once an attacker is named by
 an incident of any family, its alerts of other families within the window are released too (a bot caught
 scanning that also floods, or whose flood only the anomaly model sees).
 """
@@ -57,14 +77,20 @@ class EvidenceRule(BaseModel):
     targets: int | None = Field(None, ge=1)
     """Distinct victim (address, protocol, port) with an alert."""
     packets: int | None = Field(None, ge=1)
-    """One flow record with at least this many packets ..."""
+    """One flow record in which the attacker sent at least this many packets ..."""
     rate: float | None = Field(None, ge=0)
-    """... and at least this many packets per second (both are needed for this criterion)."""
+    """... at at least this many packets per second, one-sided (both are needed for this criterion)."""
+    bytes: int | None = Field(None, ge=1)
+    """One flow record in which the attacker sent at least this many payload bytes ..."""
+    byte_rate: float | None = Field(None, ge=0)
+    """... at at least this many bytes per second, one-sided (both are needed for this criterion)."""
 
     @model_validator(mode="after")
     def _volume_pair(self) -> EvidenceRule:
         if (self.packets is None) != (self.rate is None):
             raise ValueError("packets and rate go together (one flow record of N packets at R packets/s)")
+        if (self.bytes is None) != (self.byte_rate is None):
+            raise ValueError("bytes and byte_rate go together (one flow record of N bytes at R bytes/s)")
         return self
 
     @property
@@ -74,7 +100,27 @@ class EvidenceRule(BaseModel):
             and self.conversations is None
             and self.targets is None
             and self.packets is None
+            and self.bytes is None
         )
+
+    def flood(self, obs: Observation) -> bool:
+        """Does this one flow record show a one-sided flood (the ``packets``/``rate`` or ``bytes``/
+        ``byte_rate`` criterion)?"""
+        packets = (
+            self.packets is not None
+            and self.rate is not None
+            and obs.packets >= self.packets
+            and obs.rate >= self.rate
+            and obs.received_packets * 2 <= obs.packets
+        )
+        data = (
+            self.bytes is not None
+            and self.byte_rate is not None
+            and obs.bytes >= self.bytes
+            and obs.byte_rate >= self.byte_rate
+            and obs.received_bytes * 2 <= obs.bytes
+        )
+        return packets or data
 
     def met(self, flows: int, conversations: int, targets: int, volume: bool) -> bool:
         if self.immediate:
@@ -83,7 +129,7 @@ class EvidenceRule(BaseModel):
             (self.flows is not None and flows >= self.flows)
             or (self.conversations is not None and conversations >= self.conversations)
             or (self.targets is not None and targets >= self.targets)
-            or (self.packets is not None and volume)
+            or volume
         )
 
 
@@ -92,10 +138,11 @@ DEFAULT_RULES: dict[str, EvidenceRule] = {
     "PortScan": EvidenceRule(targets=5),
     # a brute force makes many attempts
     "BruteForce": EvidenceRule(conversations=3),
-    # a flood is many flows, or one flow at a high rate
-    "DDoS": EvidenceRule(conversations=5, packets=10, rate=100.0),
-    "DoS": EvidenceRule(conversations=5, packets=10, rate=100.0),
-    "MQTTAbuse": EvidenceRule(conversations=3, packets=10, rate=50.0),
+    # a flood is many flows, or one flow pushing packets or bytes one way at a high rate
+    # (more conversations than the 6 parallel connections a browser opens to one server)
+    "DDoS": EvidenceRule(conversations=10, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
+    "DoS": EvidenceRule(conversations=10, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
+    "MQTTAbuse": EvidenceRule(conversations=3, packets=10, rate=50.0, bytes=4096, byte_rate=10_000.0),
     # one or two unusual conversations are a curiosity; several from one host are a pattern
     "Anomaly": EvidenceRule(conversations=3),
     # a bot resolves its C&C, reports, keeps its channel open: more than one flow
@@ -103,6 +150,11 @@ DEFAULT_RULES: dict[str, EvidenceRule] = {
 }
 """Rules per family; families not listed (Exfiltration, WebAttack, Infiltration, ...) raise on the first
 alert. Chosen on the lab validation scenarios (docs/detection.md), never on test captures."""
+
+
+DISTRIBUTED_FAMILIES: tuple[str, ...] = ("DDoS", "DoS", "PortScan", "BruteForce")
+"""Families whose attacks come from many sources at once (distributed or spoofed floods, distributed scans and
+password guessing)."""
 
 
 class EvidenceConfig(BaseModel):
@@ -116,17 +168,26 @@ class EvidenceConfig(BaseModel):
     max_keys: int = Field(100_000, ge=1)
     """Most attacker/family pairs tracked at once, and most attackers remembered as named by an incident
     (the least recently active go first)."""
+    distributed: list[str] = Field(default_factory=lambda: list(DISTRIBUTED_FAMILIES))
+    """Families for which many attackers at once (fan-in on one victim, scatter anywhere) are evidence."""
+    pooled: bool = True
+    """Count the conversations and targets of all an attacker's held alerts towards each of its families."""
 
 
 @dataclass(slots=True)
 class Observation:
-    """What one alert adds to the evidence."""
+    """What one alert adds to the evidence. Volumes are the attacker's side of the flow record: what it sent
+    (``packets``, ``bytes`` and their rates per second) and what it received in the same record."""
 
     flow: Hashable
     conversation: Hashable
     target: Hashable
-    packets: float
-    rate: float
+    packets: float = 0.0
+    rate: float = 0.0
+    received_packets: float = 0.0
+    bytes: float = 0.0
+    byte_rate: float = 0.0
+    received_bytes: float = 0.0
 
 
 @dataclass(slots=True)
@@ -164,6 +225,12 @@ class EvidenceGate:
         self._released_groups: set[tuple[str, ...]] = set()  # groups whose members were all released
         self._named: dict[str, float] = {}  # attacker -> last time one of its alerts raised an incident
         self._held_families: dict[str, set[str]] = {}  # attacker -> families it has held alerts of
+        # attacker -> (last seen, conversations, targets) of its held alerts of every family (pooled evidence)
+        self._pool: OrderedDict[str, tuple[float, set[Hashable], set[Hashable]]] = OrderedDict()
+        self._pool_cap = max(
+            (n for r in self.config.rules.values() for n in (r.conversations, r.targets) if n is not None),
+            default=1,
+        )
         self.held = 0
         """Alerts held right now."""
         self.dropped = 0
@@ -205,16 +272,20 @@ class EvidenceGate:
         entry.flows.add(obs.flow)
         entry.conversations.add(obs.conversation)
         entry.targets.add(obs.target)
-        if rule.packets is not None and rule.rate is not None:
-            entry.volume = entry.volume or (obs.packets >= rule.packets and obs.rate >= rule.rate)
+        entry.volume = entry.volume or rule.flood(obs)
         if len(entry.held) < self.config.max_held:
             entry.held.append(alert)
             self.held += 1
         else:
             self.dropped += 1
         self._held_families.setdefault(attacker, set()).add(family)
-        if rule.met(len(entry.flows), len(entry.conversations), len(entry.targets), entry.volume):
+        conversations, targets = len(entry.conversations), len(entry.targets)
+        if self.config.pooled:
+            conversations, targets = self._pooled(attacker, obs, conversations, targets)
+        if rule.met(len(entry.flows), conversations, targets, entry.volume):
             return self._raise(self._release(key, entry))
+        if family not in self.config.distributed:
+            return []
         # many attackers at once: a distributed attack on one victim, or one sprayed across the network
         released: list[Alert] = []
         if alert.dest_ip:
@@ -230,6 +301,22 @@ class EvidenceGate:
         spread.touch(attacker, self.now)
         released += self._release_group(("family", family), spread, self.scatter, attacker, family)
         return self._raise(released) if released else released
+
+    def _pooled(self, attacker: str, obs: Observation, conversations: int, targets: int) -> tuple[int, int]:
+        """Add one held alert to its attacker's pool; returns (conversations, targets) at least as the pool's."""
+        pool = self._pool.get(attacker)
+        if pool is None or self.now - pool[0] > self.window:
+            pool = (self.now, set(), set())
+        # bounded like the rules' own evidence: a pool never needs more than the largest rule asks for
+        if len(pool[1]) < self._pool_cap:
+            pool[1].add(obs.conversation)
+        if len(pool[2]) < self._pool_cap:
+            pool[2].add(obs.target)
+        self._pool[attacker] = (self.now, pool[1], pool[2])
+        self._pool.move_to_end(attacker)
+        while len(self._pool) > self.config.max_keys:
+            self._pool.popitem(last=False)
+        return max(conversations, len(pool[1])), max(targets, len(pool[2]))
 
     def _release_group(
         self, group: tuple[str, ...], members: RecentSet, size: int, attacker: str, family: str
@@ -255,6 +342,7 @@ class EvidenceGate:
             self._named[attacker] = max(self._named.get(attacker, alert.timestamp), alert.timestamp)
             if len(self._named) > self.config.max_keys:
                 self._forget_named()
+            self._pool.pop(attacker, None)  # named: its alerts pass without evidence from now on
             for family in self._held_families.pop(attacker, ()):
                 out += self._release_attacker(attacker, family)
         return out
@@ -302,6 +390,8 @@ class EvidenceGate:
         for attacker, last in list(self._named.items()):
             if now - last > self.window:
                 del self._named[attacker]
+        while self._pool and now - next(iter(self._pool.values()))[0] > self.window:
+            self._pool.popitem(last=False)
         for attacker in [
             a for a, fams in self._held_families.items() if not any((a, f) in self._keys for f in fams)
         ]:
@@ -328,4 +418,5 @@ class EvidenceGate:
         self._released_groups.clear()
         self._named.clear()
         self._held_families.clear()
+        self._pool.clear()
         return self.dropped - before

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import logging
 
-from iotguard.models import classical  # noqa: F401  (registers lr, svm, rbf-svm, rf, lgbm, kmeans, ...)
+from iotguard.models import (
+    classical,  # noqa: F401  (registers lr, svm, rbf-svm, rf, lgbm, kmeans, ...)
+    neighbors,  # noqa: F401  (registers knn)
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,107 @@
+"""The k-NN distance detector: benign-only fitting, a benign-only choice of k, a bounded reference set,
+ONNX parity for every k, no pickle in its artifact, and the same numbers for the same seed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from iotguard.core.errors import ConfigError, DataError
+from iotguard.models.artifact import load_artifact, save_artifact
+from iotguard.models.neighbors import KNNDistanceModel
+from iotguard.models.pipeline import train_model
+
+
+def blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Benign rows in two clusters of different spread and scale, and attack rows off both clusters."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.0, 1.0, (600, 6)) * [1, 1, 1, 100, 100, 0.01]
+    b = rng.normal(5.0, 0.3, (400, 6)) * [1, 1, 1, 100, 100, 0.01]
+    benign = np.vstack([a, b])
+    attack = rng.normal(2.5, 0.3, (200, 6)) * [1, 1, 1, 100, 100, 0.01]
+    return benign.astype(np.float32), attack.astype(np.float32), rng.permutation(len(benign))
+
+
+def test_fits_on_benign_rows_only_and_beats_a_trivial_baseline():
+    benign, attack, order = blobs()
+    X = np.vstack([benign[order[:800]], attack])
+    y = np.array(["Benign"] * 800 + ["Attack"] * 200)
+    val = (benign[order[800:]], np.array(["Benign"] * 200))
+    model = KNNDistanceModel(seed=0).fit(X, y, validation=val)
+    assert model.hyperparameters["benign_rows"] == 800  # the attack rows were not learned
+    assert len(model.reference_) == 800
+    normal, odd = model.attack_score(benign[order[800:]]), model.attack_score(attack)
+    assert normal.dtype == np.float32 and normal.shape == (200,)
+    assert np.mean(odd > np.quantile(normal, 0.99)) > 0.95  # a constant score would flag none or all
+
+
+def test_k_is_chosen_on_benign_rows_only():
+    benign, attack, order = blobs()
+    X, y = benign[order[:800]], np.array(["Benign"] * 800)
+    val = benign[order[800:]]
+    fitted = KNNDistanceModel(seed=0).fit(X, y, validation=(val, np.array(["Benign"] * 200)))
+    # the validation set with attacks added: attack rows play no part in the choice
+    with_attacks = (np.vstack([val, attack]), np.array(["Benign"] * 200 + ["Attack"] * 200))
+    again = KNNDistanceModel(seed=0).fit(X, y, validation=with_attacks)
+    assert fitted.k_ == again.k_ and fitted.k_ in (1, 2, 3, 5, 10)
+    selection = fitted.hyperparameters["k_selection"]
+    assert selection["rule"].startswith("most synthetic anomalies")
+    assert set(selection["flagged"]) == {"1", "2", "3", "5", "10"}
+    assert selection == again.hyperparameters["k_selection"]
+    assert KNNDistanceModel(seed=0, k=4).fit(X, y, validation=with_attacks).k_ == 4
+    assert KNNDistanceModel(seed=0).fit(X, y).k_ == 1  # no validation rows: the default
+
+
+def test_reference_set_is_bounded_and_seeded():
+    benign, _, _ = blobs()
+    a = KNNDistanceModel(seed=3, max_reference=100).fit(benign)
+    b = KNNDistanceModel(seed=3, max_reference=100).fit(benign)
+    c = KNNDistanceModel(seed=4, max_reference=100).fit(benign)
+    assert a.reference_.shape == (100, 6)
+    np.testing.assert_array_equal(a.reference_, b.reference_)
+    assert not np.array_equal(a.reference_, c.reference_)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_onnx_graph_equals_numpy(k):
+    import onnxruntime as ort
+
+    benign, attack, _ = blobs()
+    model = KNNDistanceModel(seed=0, k=k, max_reference=300).fit(benign)
+    session = ort.InferenceSession(model.to_onnx(6).SerializeToString(), providers=["CPUExecutionProvider"])
+    rows = np.vstack([benign[:50], attack[:50]])
+    (got,) = session.run(["score"], {"x": rows})
+    np.testing.assert_allclose(got, model.attack_score(rows), rtol=1e-6, atol=1e-6)
+
+
+def test_bad_options_and_inputs_are_clear_errors():
+    with pytest.raises(ConfigError, match="unknown knn option"):
+        KNNDistanceModel(neighbours=3)
+    with pytest.raises(ConfigError, match="whole numbers"):
+        KNNDistanceModel(k=0)
+    with pytest.raises(ConfigError, match="binary"):
+        KNNDistanceModel(task="multiclass")
+    with pytest.raises(DataError, match="benign training row"):
+        KNNDistanceModel().fit(np.zeros((5, 3)), np.array(["Attack"] * 5))
+    model = KNNDistanceModel().fit(np.random.default_rng(0).normal(size=(50, 3)))
+    with pytest.raises(DataError, match=r"\[N, 3\]"):
+        model.attack_score(np.zeros((2, 4)))
+
+
+def test_artifact_round_trip_without_pickles_and_same_seed_same_numbers(nsl_slice, tmp_path):
+    s = nsl_slice
+    runs = [
+        train_model("knn", s.train[s.features], s.train["is_attack"], categorical=s.categorical, seed=5)
+        for _ in range(2)
+    ]
+    first = runs[0].predict(s.test[s.features])
+    np.testing.assert_array_equal(first.score, runs[1].predict(s.test[s.features]).score)
+    assert runs[0].threshold == runs[1].threshold
+    path = save_artifact(runs[0], tmp_path / "knn")
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.onnx"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["model"]["name"] == "knn"
+    artifact = load_artifact(path)
+    np.testing.assert_allclose(artifact.predict(s.test).score, first.score, rtol=1e-5, atol=1e-5)
