@@ -45,13 +45,27 @@ def test_k_is_chosen_on_benign_rows_only():
     # the validation set with attacks added: attack rows play no part in the choice
     with_attacks = (np.vstack([val, attack]), np.array(["Benign"] * 200 + ["Attack"] * 200))
     again = KNNDistanceModel(seed=0).fit(X, y, validation=with_attacks)
-    assert fitted.k_ == again.k_ and fitted.k_ in (1, 2, 3, 5, 10)
-    selection = fitted.hyperparameters["k_selection"]
+    assert (fitted.k_, fitted.scaling_) == (again.k_, again.scaling_)
+    assert fitted.k_ in (1, 2, 3, 5, 10) and fitted.scaling_ in ("standard", "rank")
+    selection = fitted.hyperparameters["selection"]
     assert selection["rule"].startswith("most synthetic anomalies")
-    assert set(selection["flagged"]) == {"1", "2", "3", "5", "10"}
-    assert selection == again.hyperparameters["k_selection"]
-    assert KNNDistanceModel(seed=0, k=4).fit(X, y, validation=with_attacks).k_ == 4
-    assert KNNDistanceModel(seed=0).fit(X, y).k_ == 1  # no validation rows: the default
+    assert set(selection["flagged"]) == {"standard", "rank"}
+    assert all(set(v) == {"1", "2", "3", "5", "10"} for v in selection["flagged"].values())
+    best = max(v for shares in selection["flagged"].values() for v in shares.values())
+    assert selection["flagged"][fitted.scaling_][str(fitted.k_)] == best
+    assert selection == again.hyperparameters["selection"]
+    fixed = KNNDistanceModel(seed=0, k=4, scaling="rank").fit(X, y, validation=with_attacks)
+    assert (fixed.k_, fixed.scaling_) == (4, "rank")
+    default = KNNDistanceModel(seed=0).fit(X, y)  # no validation rows: the defaults
+    assert (default.k_, default.scaling_) == (1, "standard")
+
+
+def test_rank_scaling_bounds_each_feature():
+    benign, attack, _ = blobs()
+    model = KNNDistanceModel(seed=0, scaling="rank").fit(benign)
+    ranks = model._scale(np.vstack([benign, attack, benign * 1e6]), "rank")
+    assert ranks.min() >= 0.0 and ranks.max() <= 1.0
+    assert model._scale(benign.max(axis=0, keepdims=True) + 1, "rank").tolist() == [[1.0] * 6]
 
 
 def test_reference_set_is_bounded_and_seeded():
@@ -64,12 +78,12 @@ def test_reference_set_is_bounded_and_seeded():
     assert not np.array_equal(a.reference_, c.reference_)
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_onnx_graph_equals_numpy(k):
+@pytest.mark.parametrize(("k", "scaling"), [(1, "standard"), (3, "standard"), (1, "rank"), (2, "rank")])
+def test_onnx_graph_equals_numpy(k, scaling):
     import onnxruntime as ort
 
     benign, attack, _ = blobs()
-    model = KNNDistanceModel(seed=0, k=k, max_reference=300).fit(benign)
+    model = KNNDistanceModel(seed=0, k=k, scaling=scaling, max_reference=300).fit(benign)
     session = ort.InferenceSession(model.to_onnx(6).SerializeToString(), providers=["CPUExecutionProvider"])
     rows = np.vstack([benign[:50], attack[:50]])
     (got,) = session.run(["score"], {"x": rows})
@@ -81,6 +95,8 @@ def test_bad_options_and_inputs_are_clear_errors():
         KNNDistanceModel(neighbours=3)
     with pytest.raises(ConfigError, match="whole numbers"):
         KNNDistanceModel(k=0)
+    with pytest.raises(ConfigError, match="auto, standard or rank"):
+        KNNDistanceModel(scaling="minmax")
     with pytest.raises(ConfigError, match="binary"):
         KNNDistanceModel(task="multiclass")
     with pytest.raises(DataError, match="benign training row"):
@@ -103,5 +119,6 @@ def test_artifact_round_trip_without_pickles_and_same_seed_same_numbers(nsl_slic
     assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.onnx"]
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["model"]["name"] == "knn"
+    assert 16 <= manifest["batch_rows"] < 65_536  # the artifact scores big tables in bounded calls
     artifact = load_artifact(path)
     np.testing.assert_allclose(artifact.predict(s.test).score, first.score, rtol=1e-5, atol=1e-5)
