@@ -9,6 +9,8 @@ every flow as one family: what the gate lets through then depends only on the tr
 * Zeek's Modbus capture (anonymised: both ends of every flow have one address): no attacker to name, nothing
   raised, every flagged flow counted as a self flow.
 * Zeek's VNC scanner capture: one connection, no volume, held and dropped (documented as missed).
+* DVWA directory traversal and SQL injection: whatever the models say (here: nothing), the injection indicators
+  of the HTTP requests raise a WebAttack incident on the first request, explained by the indicator count.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import numpy as np
 import pytest
 
 from iotguard.detect.detector import Calibration, Component, Detector
-from iotguard.detect.engine import DetectionEngine
+from iotguard.detect.engine import DetectionConfig, DetectionEngine
 from iotguard.flows import iter_flows
 
 
 class _Flags:
-    """A stand-in classifier artifact flagging every flow as ``family`` with certainty (only the model is
-    faked; flows, attribution, gate and folding are the real ones)."""
+    """A stand-in classifier artifact flagging every flow as ``family`` with certainty, or none when the family
+    is ``Benign`` (only the model is faked; flows, attribution, gate and folding are the real ones)."""
 
     kind = "classifier"
     features = ["dst_port"]
@@ -38,15 +40,16 @@ class _Flags:
             pass
 
         p = P()
-        p.proba = np.tile([1e-9, 1 - 1e-9], (len(x), 1)).astype(np.float32)
+        row = [1 - 1e-9, 1e-9] if self.classes[1] == "Benign" else [1e-9, 1 - 1e-9]
+        p.proba = np.tile(row, (len(x), 1)).astype(np.float32)
         p.score = p.proba[:, 1]
         p.classes = self.classes
         return p
 
 
-def _run(capture, family: str) -> DetectionEngine:
+def _run(capture, family: str, config: DetectionConfig | None = None) -> DetectionEngine:
     comp = Component("classifier", _Flags(family), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
-    engine = DetectionEngine(Detector(comp, None))
+    engine = DetectionEngine(Detector(comp, None), config=config)
     for batch in iter_flows(capture, early=10):
         engine.process(batch)
     engine.close()
@@ -81,3 +84,27 @@ def test_one_connection_of_a_vnc_scanner_is_not_enough_evidence(data_file, famil
         and engine.stats.insufficient_evidence == 1
         and engine.stats.duplicate == 1
     )
+
+
+@pytest.mark.parametrize("capture", ["http_dvwa_directorytraversal.pcapng", "http_dvwa_sqlinjection.pcapng"])
+def test_injection_in_http_requests_raises_a_web_attack_the_models_cannot_see(data_file, tmp_path, capture):
+    from iotguard.core.store import Store
+
+    path = data_file(f"pcaps/chrissanders_packets/{capture}")
+    assert _run(path, "Benign", DetectionConfig(http_indicators=None)).stats.flagged == 0
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    with Store(tmp_path / "a.db") as store:
+        engine = DetectionEngine(Detector(comp, None), store=store)
+        for batch in iter_flows(path, early=10):
+            engine.process(batch)
+        engine.close()
+        alerts = store.alerts(limit=None)
+        incidents = store.incidents(limit=None)
+    assert len(incidents) == 1 and incidents[0].family == "WebAttack"
+    assert (
+        alerts
+        and {a.family for a in alerts} == {"WebAttack"}
+        and {a.model for a in alerts} == {"http-inspection"}
+    )
+    assert all(a.top_features[0][0] == "http_indicators" and a.top_features[0][1] >= 2 for a in alerts)
+    assert {a.src_ip for a in alerts} == {"10.2.2.101"} and {a.dest_port for a in alerts} == {80}

@@ -34,6 +34,10 @@ PARTIAL_COLUMN: Final = "partial"
 
 LABEL_COLUMNS: Final = ("label", "category", "is_attack")
 
+HTTP_COLUMN: Final = "http_indicators"
+"""Optional column of extracted flow tables: the most injection indicators one HTTP request of the flow
+carried (``iotguard.flows.parse.http_indicators``). Not a model feature; the detection engine reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

@@ -4,6 +4,12 @@
           -> explanation -> evidence gate -> incident folding -> Store (alerts + incidents, one transaction)
           -> EVE file -> sinks
 
+Besides the models, the engine reads one thing the flow meter found in the payload: the injection indicators
+of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target or
+body, ``flows.parse.http_indicators``). A flow whose request carried at least ``http_indicators`` of them is a
+``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert names the
+count as its explanation and ``http-inspection`` as its model.
+
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
 family (see ``evidence``).
@@ -32,7 +38,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, PARTIAL_COLUMN
+from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.attribution import attacker_victim, self_flows
@@ -47,6 +53,15 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_BASE = 9_100_000
 """iotguard's signature ids: 9100000 + the family's index in FAMILIES; 9100099 for Anomaly; 9100098 other."""
+
+
+WEB_ATTACK = "WebAttack"
+INSPECTION = 3
+"""``Verdicts.component`` of a verdict made by the HTTP inspection (1 classifier, 2 anomaly model)."""
+INSPECTION_MODEL = "http-inspection"
+DEFAULT_HTTP_INDICATORS = 2
+"""Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
+in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
 
 
 def signature_id(family: str) -> int:
@@ -77,6 +92,9 @@ class DetectionConfig(BaseModel):
     severity: SeverityConfig = SeverityConfig()
     evidence: EvidenceConfig = EvidenceConfig()
     """Per-family evidence an attacker's alerts must show before they raise an incident."""
+    http_indicators: int | None = Field(DEFAULT_HTTP_INDICATORS, ge=1)
+    """A flow whose HTTP request carried at least this many injection indicators alerts as WebAttack (None:
+    off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -191,6 +209,7 @@ class DetectionEngine:
         t0 = time.perf_counter()
         x = self.detector.matrix(flows, where=where)
         verdicts = self.detector.score_array(x)
+        inspected = self._inspect(flows, verdicts)
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
@@ -240,6 +259,10 @@ class DetectionEngine:
             if self.config.explain_top
             else [[] for _ in keep]
         )
+        if inspected is not None:
+            for j, i in enumerate(keep):
+                if verdicts.component[i] == INSPECTION:
+                    explanations[j] = [(HTTP_COLUMN, float(inspected[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -293,6 +316,9 @@ class DetectionEngine:
             src_port, dst_port = dst_port, src_port
         comp = self.detector.classifier if verdicts.component[i] == 1 else self.detector.anomaly
         model = comp.name if comp is not None else self.detector.model_name
+        how = "unusual for this site" if fam == ANOMALY else "known attack pattern"
+        if verdicts.component[i] == INSPECTION:
+            model, how = INSPECTION_MODEL, "injection in an HTTP request"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -303,7 +329,7 @@ class DetectionEngine:
             confidence=conf,
             model=model,
             signature_id=signature_id(fam),
-            signature=f"IOTGUARD {fam} ({'unusual for this site' if fam == ANOMALY else 'known attack pattern'})",
+            signature=f"IOTGUARD {fam} ({how})",
             flow_id=_int(flow_ids[i]) if flow_ids is not None else None,
             src_port=_int(src_port),
             dest_port=_int(dst_port),
@@ -312,6 +338,24 @@ class DetectionEngine:
             top_features=top,
             device=self.assets.name(dst) or self.assets.name(src),
         )
+
+    def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> np.ndarray | None:
+        """Turn the verdicts of flows whose HTTP requests carried enough injection indicators into WebAttack
+        alerts (in place); returns the indicator counts, or None when the table has none or inspection is
+        off."""
+        need = self.config.http_indicators
+        if need is None or HTTP_COLUMN not in flows.columns:
+            return None
+        counts = _column(flows, HTTP_COLUMN)
+        hit = counts >= need
+        if not hit.any():
+            return counts
+        verdicts.family[hit] = WEB_ATTACK
+        verdicts.is_alert[hit] = True
+        verdicts.component[hit] = INSPECTION
+        verdicts.score[hit] = counts[hit]
+        verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
+        return counts
 
     def submit(self, alerts: Iterable[Alert]) -> list[Event]:
         """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then

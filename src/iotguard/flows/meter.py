@@ -263,6 +263,7 @@ class FlowMeter:
                 p.icmp_type,
                 p.icmp_code,
                 p.reason,
+                p.http if p.http is not None else np.zeros(len(p), np.int32),
                 self._S,
                 self._K,
                 self._P,

@@ -10,6 +10,10 @@ Lengths follow CICFlowMeter: ``payload`` is the transport payload computed from 
 length is shorter than its IP length is cut to the wire length), ``hdr`` is the transport
 header length (TCP data offset, 8 for UDP). ICMP packets have payload 0 and header 0, as in the CNS2022
 release of CICFlowMeter. Packets that cannot become part of a flow get a nonzero ``reason``.
+
+``http`` looks into one place of the payload: a TCP packet whose payload starts an HTTP/1.x request (a method
+token and a space) gets the number of *injection indicators* in its request target (percent-decoded) and in
+the part of its body that the packet carries; every other packet gets 0. See :func:`http_indicators`.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Packets:
     icmp_type: np.ndarray  # -1 unless ICMP/ICMPv6
     icmp_code: np.ndarray
     reason: np.ndarray  # uint8, 0 = parsed
+    http: np.ndarray | None = None  # int32 injection indicators of an HTTP request (None: all 0)
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -138,6 +143,7 @@ def parse_batch(
     icmp_type,
     icmp_code,
     reason,
+    pay_at,
 ):
     n = offset.shape[0]
     for i in range(n):
@@ -310,6 +316,7 @@ def parse_batch(
             window[i] = _be16(data, l4 + 14)
             hdr[i] = doff
             payload[i] = l4len - doff
+            pay_at[i] = l4 + doff
         elif pr == 17:
             if l4 + 4 > end:
                 reason[i] = TRUNCATED
@@ -358,8 +365,10 @@ def parse(batch: PacketBatch) -> Packets:
         icmp_type=np.full(n, -1, np.int32),
         icmp_code=np.full(n, -1, np.int32),
         reason=np.zeros(n, np.uint8),
+        http=np.zeros(n, np.int32),
     )
     if n:
+        pay_at = np.full(n, -1, np.int64)
         parse_batch(
             batch.data,
             batch.offset,
@@ -380,8 +389,125 @@ def parse(batch: PacketBatch) -> Packets:
             out.icmp_type,
             out.icmp_code,
             out.reason,
+            pay_at,
         )
+        http_indicators(batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http)
     return out
+
+
+# HTTP/1.x request methods (RFC 9110 and WebDAV's common ones), one per row, zero-padded; a request starts
+# "METHOD ".
+_METHOD_NAMES = (
+    b"GET",
+    b"POST",
+    b"PUT",
+    b"HEAD",
+    b"DELETE",
+    b"OPTIONS",
+    b"PATCH",
+    b"CONNECT",
+    b"TRACE",
+    b"PROPFIND",
+)
+_METHODS = np.zeros((len(_METHOD_NAMES), 8), dtype=np.uint8)
+for _row, _name in enumerate(_METHOD_NAMES):
+    _METHODS[_row, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
+_METHOD_LEN = np.array([len(m) for m in _METHOD_NAMES], dtype=np.int64)
+_MAX_TARGET = 4096  # bytes of a request target looked at
+_MAX_BODY = 2048  # bytes of a body looked at
+
+
+@njit(cache=True, inline="always")
+def _hex(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+@njit(cache=True)
+def _is_method(data, p, end):
+    """Length of the method token at ``p`` if the bytes there are ``METHOD `` (else 0)."""
+    k = 0
+    while p + k < end and k < 8 and 65 <= data[p + k] <= 90:
+        k += 1
+    if k < 3 or p + k >= end or data[p + k] != 32:
+        return 0
+    for r in range(_METHODS.shape[0]):
+        if _METHOD_LEN[r] == k:
+            same = True
+            for j in range(k):
+                if data[p + j] != _METHODS[r, j]:
+                    same = False
+                    break
+            if same:
+                return k
+    return 0
+
+
+@njit(cache=True)
+def _count(data, p, end, target):
+    """Injection indicators in ``data[p:end]``, percent-decoding as it goes. In a request target: the shell
+    and SQL metacharacters ``; | ` $ ' " < > \\ { }`` and each ``../`` or ``..\\``; in a body (form data,
+    XML, JSON, whose quotes and angle brackets are their syntax): only ``` ; | `` ``$(`` ``${`` and ``../``, and
+    only in a text body (none for a body with bytes outside printable ASCII, tabs and line ends)."""
+    n = 0
+    prev2 = 0
+    prev = 0
+    q = p
+    while q < end:
+        c = np.int64(data[q])
+        if not target and (c < 9 or 13 < c < 32 or c >= 127):
+            return 0  # a binary body (an upload, compressed data): its bytes are no text to inspect
+        if c == 37 and q + 2 < end and _hex(data[q + 1]) >= 0 and _hex(data[q + 2]) >= 0:
+            c = _hex(data[q + 1]) * 16 + _hex(data[q + 2])
+            q += 3
+        else:
+            q += 1
+        shell = c == 59 or c == 124 or c == 96  # ; | `
+        expansion = (c == 40 or c == 123) and prev == 36  # $( ${
+        traversal = (c == 47 or c == 92) and prev == 46 and prev2 == 46  # ../ ..\
+        quoting = target and (
+            c == 36 or c == 39 or c == 34 or c == 60 or c == 62 or c == 92 or c == 123 or c == 125
+        )  # $ ' " < > \ { }
+        if shell or expansion or traversal or quoting:
+            n += 1
+        prev2 = prev
+        prev = c
+    return n
+
+
+@njit(cache=True)
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
+    """Per packet: injection indicators of the HTTP request it starts (0 for every other packet).
+
+    Only what the packet itself carries is read (a request split over segments is judged on its first), and
+    at most :data:`_MAX_TARGET` bytes of the target and :data:`_MAX_BODY` of the body. Headers are skipped:
+    a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
+    for i in range(offset.shape[0]):
+        p = pay_at[i]
+        if reason[i] != 0 or p < 0 or payload[i] <= 0:
+            continue
+        end = min(offset[i] + caplen[i], p + payload[i])
+        k = _is_method(data, p, end)
+        if k == 0:
+            continue
+        t0 = p + k + 1
+        t1 = t0
+        while t1 < end and t1 - t0 < _MAX_TARGET and data[t1] != 32 and data[t1] != 13 and data[t1] != 10:
+            t1 += 1
+        n = _count(data, t0, t1, True)
+        # the body starts after the first empty line
+        b = t1
+        while b + 3 < end:
+            if data[b] == 13 and data[b + 1] == 10 and data[b + 2] == 13 and data[b + 3] == 10:
+                n += _count(data, b + 4, min(end, b + 4 + _MAX_BODY), False)
+                break
+            b += 1
+        out[i] = n
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:

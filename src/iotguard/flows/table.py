@@ -88,7 +88,8 @@ BK_START, BK_PKTH, BK_SIZEH, BK_LAST, BK_STATES, BK_PKTS, BK_BYTES, BK_DUR = 0, 
 FWD_BULK = 80
 BWD_BULK = 88
 SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
-NF = 97
+HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (parse.http_indicators)
+NF = 98
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -652,6 +653,7 @@ def process(
     icmp_type,
     icmp_code,
     reason,
+    http,
     S,
     K,
     P,
@@ -842,6 +844,8 @@ def process(
                 _first(S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod)
             else:
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
+        if http[i] > S[s, HTTP_IND]:
+            S[s, HTTP_IND] = http[i]
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
