@@ -68,7 +68,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from iotguard.core.records import Alert
 
-
 FLOOD_MIN_BYTES = 256
 """Payload bytes the attacker must have sent in a record for it to be a one-sided flood. Chosen on the lab
 validation scenarios: every flood record the volume criteria matched there sent more, and it cuts the benign
