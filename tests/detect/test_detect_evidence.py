@@ -234,10 +234,23 @@ def test_a_flood_from_a_million_style_spread_of_sources_releases_each_newcomer_a
         src = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
         released += _admit(gate, src, "10.0.0.9", 100.0 + i * 0.001, "DDoS")
     assert len(released) == 5000 and gate.held == 0
-    assert len(gate._by_victim[("10.0.0.9", "DDoS")]) == 5000  # all within the 10 s window
+    # all 5000 are within the 10 s window, but the group keeps only the newest it needs to know it is full
+    assert len(gate._by_victim[("10.0.0.9", "DDoS")]) == 10
     # 20 s later the flood is over: a lone source is held again, and the old ones were forgotten
     assert _admit(gate, "192.0.2.7", "10.0.0.9", 125.0, "DDoS") == []
     assert list(gate._by_victim[("10.0.0.9", "DDoS")]) == ["192.0.2.7"] and gate.held == 1
+
+
+def test_memory_stays_bounded_under_a_flood_of_distinct_sources():
+    """A spoofed flood names every source it releases; what the gate remembers stays within max_keys."""
+    gate = EvidenceGate(EvidenceConfig(max_keys=100), window=1000, fanin=10, scatter=10**9)
+    released = 0
+    for i in range(2000):
+        released += len(_admit(gate, f"10.1.{i // 256}.{i % 256}", "10.0.0.9", 100.0 + i * 0.001, "DDoS"))
+    assert released == 2000 and gate.held == 0
+    assert len(gate._keys) <= 100 and len(gate._named) <= 100
+    assert "10.1.7.207" in gate._named  # the newest source is still remembered as named
+    assert not gate._keys  # every source was released: none is still gathering evidence
 
 
 def test_an_attacker_named_by_one_incident_corroborates_its_other_alerts():

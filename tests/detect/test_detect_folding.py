@@ -130,3 +130,16 @@ def test_scattered_spoofed_flood_folds_family_wide():
     assert len(incidents) == 21
     named = {s for inc in incidents for s in inc.src_ips}
     assert named == {s for s, _ in pairs}
+
+
+def test_a_flood_past_max_sources_is_counted_as_more_and_memory_stays_bounded():
+    f = IncidentFolder(FoldConfig(window=60, fanin=10, scatter=20, max_sources=500))
+    for i in range(3000):  # one victim, then a sprayed flood: both fold, both stay bounded
+        f.fold(_alert(f"198.51.{i // 256}.{i % 256}", "10.0.1.1", 100 + i * 0.001))
+        f.fold(_alert(f"198.52.{i // 256}.{i % 256}", f"203.0.{i // 256}.{i % 256}", 100 + i * 0.001))
+    big = max(f.open_incidents(), key=lambda i: i.alert_count)
+    assert big.alert_count == 3000 - 10 and len(big.src_ips) == 500
+    assert "more than 500 sources" in big.summary
+    assert all(len(recent) <= 10 for recent in f._attackers.values())  # the fan-in rule needs only the newest
+    f.expire(1000.0)  # everything idle past the window: the per-victim memory goes too
+    assert not f._attackers and not f.open_incidents()

@@ -76,6 +76,23 @@ def test_a_capture_through_the_whole_pipeline(tmp_path, data_file, small_detecto
     assert checkpoint["source"]["packets"] == 2011 and checkpoint["inventory"]["devices"]
 
 
+def test_a_whole_flow_table_is_scored_in_bounded_pieces(tmp_path, data_file, small_detector, monkeypatch):
+    """The end of a capture hands over every open flow at once; detection takes it in pieces of at most
+    DETECT_BATCH, so no single step (EVE text, store insert) grows with the table."""
+    import iotguard.service.sensor as sensor_module
+
+    monkeypatch.setattr(sensor_module, "DETECT_BATCH", 100)
+    pcap = data_file(SYNSCAN)
+    cfg = config(tmp_path, capture={"pcap": str(pcap)}, model={"path": str(small_detector)})
+    sizes: list[int] = []
+    sensor = Sensor(cfg, exit_when_done=True)
+    score = sensor._score
+    monkeypatch.setattr(sensor, "_score", lambda flows: (sizes.append(len(flows)), score(flows)))
+    run_to_end(sensor)
+    assert max(sizes) <= 100 and len(sizes) >= 10
+    assert sum(sizes) == sensor.stats.snapshot()["counters"]["flows_scored"] > 1000
+
+
 def test_retention_with_no_alert_yet_spares_an_old_capture_s_first_alerts(
     tmp_path, data_file, small_detector
 ):

@@ -5,6 +5,7 @@ Also ``iotguard token``: print the API token (or the dashboard address with it) 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -15,6 +16,8 @@ from typing import Annotated, Any
 import typer
 
 from iotguard.cli.main import app
+
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -131,6 +134,7 @@ def run(
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+        _settle_heap()
         sensor.start()
         what = sensor.source.spec if sensor.source else "telemetry only"
         err.print(f"iotguard sensor running on {what}; state in {sensor.state_dir}", highlight=False)
@@ -177,3 +181,16 @@ def token(
         typer.echo(f"http://{host}:{cfg.api.port}/#token={secret}")
     else:
         typer.echo(secret)
+
+
+def _settle_heap() -> None:
+    """Garbage-collector settings for a long-running sensor. Full collections hold the interpreter lock for as
+    long as they walk the heap, pausing the API with everything else."""
+    # Everything loaded by now (modules, compiled parsers, the model, the API) lives as long as the process:
+    # frozen, full collections stop walking it again and again.
+    gc.collect()
+    gc.freeze()
+    # A batch of flows makes tens of thousands of objects (records, alerts, events) that die with the batch.
+    # At the default young threshold (700) collections run in the middle of them and promote them, and the
+    # promoted ones soon trigger a full pass. A larger threshold lets them die first.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

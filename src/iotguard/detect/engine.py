@@ -26,7 +26,6 @@ import ipaddress
 import itertools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
@@ -52,6 +51,7 @@ from iotguard.detect.severity import SeverityConfig, SeverityModel
 log = logging.getLogger(__name__)
 
 SIGNATURE_BASE = 9_100_000
+ALERTED_KEPT = 200_000  # most recent alerts remembered, so a flow's later record does not alert again
 """iotguard's signature ids: 9100000 + the family's index in FAMILIES; 9100099 for Anomaly; 9100098 other."""
 
 
@@ -189,7 +189,9 @@ class DetectionEngine:
         self.eve = eve
         self.sinks = list(sinks)
         self.stats = DetectionStats()
-        self._alerted: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        # flow, attacker and family already alerted on (the early and final records of one flow are one
+        # alert). Plain strings in a plain dict: the garbage collector does not track it, however many.
+        self._alerted: dict[str, None] = {}
         self._ids = itertools.count(1)  # alert and incident ids when there is no store
         self._incident_ids = itertools.count(1)
         self._incidents: dict[int, Incident] = {}
@@ -240,14 +242,14 @@ class DetectionEngine:
                 self.stats.suppressed += 1
                 continue
             if flow_ids is not None:
-                key = (flow_ids[i], attacker[i], fam)
+                key = f"{flow_ids[i]} {attacker[i]} {fam}"
                 if key in self._alerted:
                     self.stats.duplicate += 1
                     again.append(i)
                     continue
                 self._alerted[key] = None
-                if len(self._alerted) > 200_000:
-                    self._alerted.popitem(last=False)
+                if len(self._alerted) > ALERTED_KEPT:  # forget the older half at once: O(1) amortised
+                    self._alerted = dict.fromkeys(itertools.islice(self._alerted, ALERTED_KEPT // 2, None))
             keep.append(i)
         if not keep and not again:
             self._expire()

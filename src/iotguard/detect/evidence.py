@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from iotguard.core.records import Alert
+from iotguard.detect.recent import RecentSet
 
 FLOOD_MIN_BYTES = 256
 """Payload bytes the attacker must have sent in a record for it to be a one-sided flood. Chosen on the lab
@@ -174,7 +175,8 @@ class EvidenceConfig(BaseModel):
     max_held: int = Field(1000, ge=1)
     """Most alerts held per attacker and family (further ones still count as evidence)."""
     max_keys: int = Field(100_000, ge=1)
-    """Most attacker/family pairs tracked at once (the least recently active go first)."""
+    """Most attacker/family pairs tracked at once, and most attackers remembered as named by an incident
+    (the least recently active go first)."""
     distributed: list[str] = Field(default_factory=lambda: list(DISTRIBUTED_FAMILIES))
     """Families for which many attackers at once (fan-in on one victim, scatter anywhere) are evidence."""
     pooled: bool = True
@@ -196,15 +198,16 @@ class Observation:
     received_bytes: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Key:
+    """An attacker and family still gathering evidence."""
+
     rule: EvidenceRule
     last_seen: float
     flows: set[Hashable] = field(default_factory=set)
     conversations: set[Hashable] = field(default_factory=set)
     targets: set[Hashable] = field(default_factory=set)
     volume: bool = False
-    confirmed: bool = False
     held: list[Alert] = field(default_factory=list)
 
 
@@ -224,11 +227,9 @@ class EvidenceGate:
         self.fanin = fanin
         self.scatter = scatter
         self._keys: OrderedDict[tuple[str, str], _Key] = OrderedDict()
-        # Attackers recently alerting, oldest first: per (victim, family) and per family. Each is an OrderedDict
-        # kept in evidence-time order, so forgetting the stale ones is popping from the front (a flood from a
-        # million sources must cost the same per alert as from one).
-        self._by_victim: dict[tuple[str, str], OrderedDict[str, float]] = {}
-        self._by_family: dict[str, OrderedDict[str, float]] = {}
+        # Attackers recently alerting, per (victim, family) and per family: only as many as a group needs.
+        self._by_victim: dict[tuple[str, str], RecentSet] = {}
+        self._by_family: dict[str, RecentSet] = {}
         self._released_groups: set[tuple[str, ...]] = set()  # groups whose members were all released
         self._named: dict[str, float] = {}  # attacker -> last time one of its alerts raised an incident
         self._held_families: dict[str, set[str]] = {}  # attacker -> families it has held alerts of
@@ -257,6 +258,10 @@ class EvidenceGate:
         attacker = alert.src_ip
         if not self.holds(family):
             return self._raise([alert])
+        named = self._named.get(attacker)
+        if named is not None and ts - named <= self.window:
+            # named by an incident (of this family or another): its alerts need no more evidence
+            return self._raise([alert])
         rule = self.config.rules[family]
         key = (attacker, family)
         entry = self._keys.get(key)
@@ -272,15 +277,13 @@ class EvidenceGate:
         else:
             self._keys.move_to_end(key)
         entry.last_seen = max(entry.last_seen, ts)
-        if entry.confirmed:
-            return self._raise([alert])
         if len(entry.held) < self.config.max_held:
             entry.held.append(alert)
             self.held += 1
         else:
             self.dropped += 1
         self._held_families.setdefault(attacker, set()).add(family)
-        if self._enough(entry, attacker, ts, obs):
+        if self._enough(entry, attacker, obs):
             return self._raise(self._release(key, entry))
         if family not in self.config.distributed:
             return []
@@ -288,9 +291,15 @@ class EvidenceGate:
         released: list[Alert] = []
         if alert.dest_ip:
             group = ("victim", alert.dest_ip, family)
-            seen = self._recent(self._by_victim.setdefault((alert.dest_ip, family), OrderedDict()), attacker)
+            seen = self._by_victim.get((alert.dest_ip, family))
+            if seen is None:
+                seen = self._by_victim[(alert.dest_ip, family)] = RecentSet(self.fanin, self.window)
+            seen.touch(attacker, self.now)  # the evidence clock (not the alert's own time) keeps it in order
             released += self._release_group(group, seen, self.fanin, attacker, family)
-        spread = self._recent(self._by_family.setdefault(family, OrderedDict()), attacker)
+        spread = self._by_family.get(family)
+        if spread is None:
+            spread = self._by_family[family] = RecentSet(self.scatter, self.window)
+        spread.touch(attacker, self.now)
         released += self._release_group(("family", family), spread, self.scatter, attacker, family)
         return self._raise(released) if released else released
 
@@ -301,17 +310,16 @@ class EvidenceGate:
         self.now = max(self.now, ts)
         key = (attacker, family)
         entry = self._keys.get(key)
-        if not self.holds(family) or entry is None or entry.confirmed or ts - entry.last_seen > self.window:
+        if not self.holds(family) or entry is None or ts - entry.last_seen > self.window:
             return []
         entry.last_seen = max(entry.last_seen, ts)
         self._keys.move_to_end(key)
-        if self._enough(entry, attacker, ts, obs):
+        if self._enough(entry, attacker, obs):
             return self._raise(self._release(key, entry))
         return []
 
-    def _enough(self, entry: _Key, attacker: str, ts: float, obs: Observation) -> bool:
-        """Add one observation to an entry (and its attacker's pool); is the entry's rule met now, or is the
-        attacker already named by an incident?"""
+    def _enough(self, entry: _Key, attacker: str, obs: Observation) -> bool:
+        """Add one observation to an entry (and its attacker's pool); is the entry's rule met now?"""
         rule = entry.rule
         entry.flows.add(obs.flow)
         entry.conversations.add(obs.conversation)
@@ -320,10 +328,7 @@ class EvidenceGate:
         conversations, targets = len(entry.conversations), len(entry.targets)
         if self.config.pooled:
             conversations, targets = self._pooled(attacker, obs, conversations, targets)
-        named = self._named.get(attacker)
-        return rule.met(len(entry.flows), conversations, targets, entry.volume) or (
-            named is not None and ts - named <= self.window  # corroborated: an incident already names it
-        )
+        return rule.met(len(entry.flows), conversations, targets, entry.volume)
 
     def _pooled(self, attacker: str, obs: Observation, conversations: int, targets: int) -> tuple[int, int]:
         """Add one held alert to its attacker's pool; returns (conversations, targets) at least as the pool's."""
@@ -342,7 +347,7 @@ class EvidenceGate:
         return max(conversations, len(pool[1])), max(targets, len(pool[2]))
 
     def _release_group(
-        self, group: tuple[str, ...], members: OrderedDict[str, float], size: int, attacker: str, family: str
+        self, group: tuple[str, ...], members: RecentSet, size: int, attacker: str, family: str
     ) -> list[Alert]:
         """Release every member once a group reaches ``size``; after that only newcomers need releasing."""
         if len(members) < size:
@@ -352,7 +357,7 @@ class EvidenceGate:
             return self._release_attacker(attacker, family)
         self._released_groups.add(group)
         out: list[Alert] = []
-        for other in list(members):
+        for other in members:
             out += self._release_attacker(other, family)
         return out
 
@@ -363,36 +368,32 @@ class EvidenceGate:
         for alert in alerts:
             attacker = alert.src_ip
             self._named[attacker] = max(self._named.get(attacker, alert.timestamp), alert.timestamp)
+            if len(self._named) > self.config.max_keys:
+                self._forget_named()
+            self._pool.pop(attacker, None)  # named: its alerts pass without evidence from now on
             for family in self._held_families.pop(attacker, ()):
                 out += self._release_attacker(attacker, family)
         return out
 
-    def _recent(self, seen: OrderedDict[str, float], attacker: str) -> OrderedDict[str, float]:
-        # stamped with the evidence clock (not the alert's own time) so the order stays sorted
-        seen[attacker] = self.now
-        seen.move_to_end(attacker)
-        while seen:
-            first, last = next(iter(seen.items()))
-            if self.now - last <= self.window:
-                break
-            del seen[first]
-        return seen
+    def _forget_named(self) -> None:
+        # A flood from a million sources names a million attackers; keep the most recently named half of the
+        # bound. A plain dict of strings and floats is not even tracked by the garbage collector, where an
+        # object per attacker would be walked by every full collection and, churning, trigger them.
+        # Sorting once per max_keys/2 new names keeps the amortised cost per alert small.
+        keep = sorted(self._named.items(), key=lambda item: item[1])[-max(1, self.config.max_keys // 2) :]
+        self._named = dict(keep)
 
     def _release_attacker(self, attacker: str, family: str) -> list[Alert]:
         key = (attacker, family)
         entry = self._keys.get(key)
-        if entry is None or entry.confirmed:
-            return []
-        return self._release(key, entry)
+        return [] if entry is None else self._release(key, entry)
 
     def _release(self, key: tuple[str, str], entry: _Key) -> list[Alert]:
-        entry.confirmed = True
-        out, entry.held = entry.held, []
-        self.held -= len(out)
-        entry.flows.clear()
-        entry.conversations.clear()
-        entry.targets.clear()
-        return out
+        """Evidence is enough: hand back what was held. The attacker is named from now on (see ``_raise``),
+        which is what lets its further alerts pass, so the key itself is no longer needed."""
+        del self._keys[key]
+        self.held -= len(entry.held)
+        return entry.held
 
     def _drop(self, key: tuple[str, str], entry: _Key) -> None:
         self.dropped += len(entry.held)
@@ -425,8 +426,7 @@ class EvidenceGate:
             del self._held_families[attacker]
         for table in (self._by_victim, self._by_family):
             for k, seen in list(table.items()):
-                while seen and now - next(iter(seen.values())) > self.window:
-                    seen.popitem(last=False)
+                seen.prune(now)
                 if not seen:
                     del table[k]
         self._released_groups = {

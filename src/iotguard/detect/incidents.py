@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, eve_timestamp
+from iotguard.detect.recent import RecentSet
 
 
 class FoldConfig(BaseModel):
@@ -31,7 +32,8 @@ class FoldConfig(BaseModel):
     scatter: int = Field(50, ge=2)
     """Incidents of one family opened within the window before new sources fold into one family-wide incident."""
     max_sources: int = Field(100_000, ge=1)
-    """Most source addresses one distributed incident lists (its count keeps growing past it)."""
+    """Most source addresses one distributed incident lists and counts exactly; past it the summary says
+    "more than" that many (a flood of spoofed sources must not grow memory without end)."""
 
 
 @dataclass
@@ -41,6 +43,8 @@ class _Open:
     victims: set[str] = field(default_factory=set)
     sources: set[str] = field(default_factory=set)
     distributed: bool = False
+    more_sources: bool = False
+    """Sources past ``max_sources`` were seen (and not kept)."""
 
 
 class IncidentFolder:
@@ -50,14 +54,15 @@ class IncidentFolder:
         self.config = config or FoldConfig()
         self._by_src: dict[tuple[str, str], _Open] = {}
         self._by_victim: dict[tuple[str, str], _Open] = {}
-        # victim, family -> {attacker: last_seen}: who hit this victim recently (for the fan-in rule)
-        self._attackers: dict[tuple[str, str], dict[str, float]] = {}
+        # victim, family -> who hit this victim recently (for the fan-in rule)
+        self._attackers: dict[tuple[str, str], RecentSet] = {}
         self._by_family: dict[tuple[str, str], _Open] = {}
         self._opened: dict[str, deque[float]] = {}  # family -> when its recent incidents opened
         self._local_ids = itertools.count(1)
         self.alerts_in = 0
         self.incidents_opened = 0
         self.now = float("-inf")
+        self._pruned = float("-inf")
 
     def _live(self, table: dict, key: tuple[str, str], ts: float) -> _Open | None:
         entry = table.get(key)
@@ -83,10 +88,8 @@ class IncidentFolder:
                 self._by_family, ("*", family), ts
             )
             if entry is None:
-                recent = self._attackers.setdefault((victim, family), {})
-                for a, seen in list(recent.items()):
-                    if ts - seen > self.config.window:
-                        del recent[a]
+                recent = self._recent(victim, family)
+                recent.prune(self.now)
                 if victim != "*" and len(recent) >= self.config.fanin and src not in recent:
                     entry = self._open(alert, distributed=True)
                     self._by_victim[(victim, family)] = entry
@@ -103,11 +106,17 @@ class IncidentFolder:
                         self._by_src[(src, family)] = entry
                 opened = True
         if victim != "*":
-            self._attackers.setdefault((victim, family), {})[src] = ts
+            self._recent(victim, family).touch(src, self.now)
         self._add(entry, alert)
         if entry.incident.id is not None:
             alert.incident_id = entry.incident.id
         return entry.incident, opened
+
+    def _recent(self, victim: str, family: str) -> RecentSet:
+        recent = self._attackers.get((victim, family))
+        if recent is None:
+            recent = self._attackers[(victim, family)] = RecentSet(self.config.fanin, self.config.window)
+        return recent
 
     def _open(self, alert: Alert, *, distributed: bool) -> _Open:
         self.incidents_opened += 1
@@ -133,9 +142,11 @@ class IncidentFolder:
             entry.victims.add(alert.dest_ip)
             inc.dest_ips.append(alert.dest_ip)
         if alert.src_ip not in entry.sources:
-            entry.sources.add(alert.src_ip)
-            if len(inc.src_ips) < self.config.max_sources:
+            if len(entry.sources) < self.config.max_sources:
+                entry.sources.add(alert.src_ip)
                 inc.src_ips.append(alert.src_ip)
+            else:
+                entry.more_sources = True
         for name, weight in alert.top_features[:3]:
             if weight > 0:
                 entry.features[name] += 1
@@ -151,6 +162,12 @@ class IncidentFolder:
                     entry.incident.status = "closed"
                     closed.append(entry.incident)
                     del table[key]
+        if now - self._pruned >= self.config.window / 10:  # one victim per address of a sprayed flood
+            self._pruned = now
+            for key, recent in list(self._attackers.items()):
+                recent.prune(now)
+                if not recent:
+                    del self._attackers[key]
         return closed
 
     def open_incidents(self) -> list[Incident]:
@@ -166,7 +183,8 @@ def _names(items: list[str], n: int = 3) -> str:
 def _summary(entry: _Open) -> str:
     inc = entry.incident
     duration = inc.last_seen - inc.first_seen
-    who = f"{len(entry.sources)} sources ({_names(inc.src_ips)})" if entry.distributed else inc.src_ip
+    count = f"more than {len(entry.sources)}" if entry.more_sources else str(len(entry.sources))
+    who = f"{count} sources ({_names(inc.src_ips)})" if entry.distributed else inc.src_ip
     victims = f"{len(inc.dest_ips)} host(s) ({_names(inc.dest_ips)})" if inc.dest_ips else "unknown hosts"
     text = (
         f"{inc.family} from {who} against {victims}: {inc.alert_count} alert(s) over {duration:.1f} s"

@@ -49,6 +49,7 @@ from iotguard.service.stats import Stats
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "sensor-state.json"
+DETECT_BATCH = 4096  # most flow records scored in one step
 BULK_NICE = 5  # scheduling priority of capture, flows and detection relative to the API thread
 _END = object()  # end of stream marker on the queues
 
@@ -459,14 +460,19 @@ class Sensor:
                 self.stats.drop("flow_errors", len(item) if item is not None else 0)
             self._flow_stats(meter, skipped_seen)
             for frame in frames:
-                if len(frame):
-                    _put(self.flow_q, frame, threading.Event())
+                self._put_flows(frame)
         self.metered.set()  # every packet is metered and its telemetry queued
         frame = meter.flush()  # shutdown or end of capture: every flow still open is scored
         self._flow_stats(meter, skipped_seen)
-        if len(frame):
-            _put(self.flow_q, frame, threading.Event())
+        self._put_flows(frame)
         _put(self.flow_q, _END, threading.Event())
+
+    def _put_flows(self, frame: pd.DataFrame) -> None:
+        # A flush or an expiry can hand over a whole flow table at once. Scored in one piece, its alerts make
+        # single steps (joining the EVE text, one insert) that hold the GIL for a third of a second and stall
+        # the API; in pieces, every step stays short.
+        for start in range(0, len(frame), DETECT_BATCH):
+            _put(self.flow_q, frame.iloc[start : start + DETECT_BATCH], threading.Event())
 
     def _tap(self, batch: Any) -> None:
         assert self.tap is not None and self.telemetry_q is not None
