@@ -103,10 +103,13 @@ def test_reference_set_is_bounded_and_seeded():
 @pytest.mark.parametrize(
     ("k", "scaling"), [(1, "standard"), (3, "standard"), (1, "rank"), (2, "rank"), (1, "both"), (3, "both")]
 )
-def test_onnx_graph_equals_numpy(k, scaling):
+@pytest.mark.parametrize("discrete", [False, True])
+def test_onnx_graph_equals_numpy(k, scaling, discrete):
     import onnxruntime as ort
 
     benign, attack, order = blobs()
+    if discrete:  # flag counts and ports: many rows exactly on a quantile, where ranks tie
+        benign, attack = np.round(benign / 50), np.round(attack / 50)
     fit, val = benign[order[:800]], (benign[order[800:]], np.array(["Benign"] * 200))
     model = KNNDistanceModel(seed=0, k=k, scaling=scaling, max_reference=300).fit(fit, validation=val)
     session = ort.InferenceSession(model.to_onnx(6).SerializeToString(), providers=["CPUExecutionProvider"])
@@ -148,4 +151,9 @@ def test_artifact_round_trip_without_pickles_and_same_seed_same_numbers(nsl_slic
     assert manifest["model"]["name"] == "knn"
     assert 16 <= manifest["batch_rows"] < 65_536  # the artifact scores big tables in bounded calls
     artifact = load_artifact(path)
-    np.testing.assert_allclose(artifact.predict(s.test).score, first.score, rtol=1e-5, atol=1e-5)
+    whole = artifact.predict(s.test).score
+    np.testing.assert_allclose(whole, first.score, rtol=1e-5, atol=1e-5)
+    artifact.batch_rows = 7  # many small onnxruntime calls give the same scores, by table or by array
+    np.testing.assert_array_equal(artifact.predict(s.test).score, whole)
+    rows = s.test[artifact.features].to_numpy(dtype=object)
+    np.testing.assert_array_equal(artifact.predict_array(rows).score, whole)

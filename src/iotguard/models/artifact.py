@@ -219,7 +219,7 @@ class Artifact:
                     expected=f"{len(self.features)} features in the artifact's order",
                 )
         if self._numeric_only:
-            return self._run(x.astype(np.float32, copy=False), None)
+            return self._batched(x.astype(np.float32, copy=False), None)
         numeric = x[..., self._num_idx].astype(np.float32) if self.numeric else None
         categorical = None
         if self.categorical:
@@ -227,7 +227,7 @@ class Artifact:
 
             cats = x[..., self._cat_idx]
             categorical = as_strings(cats.ravel()).reshape(cats.shape)
-        return self._run(numeric, categorical)
+        return self._batched(numeric, categorical)
 
     def predict(
         self, frame: pd.DataFrame, *, where: str | None = None, first_line: int | None = None
@@ -246,9 +246,24 @@ class Artifact:
             numeric = gather_windows(numeric, index, pad=RAW_PAD)
             categorical = np.where((index < 0)[..., None], "", categorical[np.clip(index, 0, None)])
             batch = max(1, batch // self.window)
+        return self._batched(numeric, categorical, batch)
+
+    def _batched(
+        self, numeric: np.ndarray | None, categorical: np.ndarray | None, batch: int = 0
+    ) -> Prediction:
+        """Run the graph on at most ``batch`` rows at a time (default: ``batch_rows``, per window for window
+        models) and join the parts."""
+        if not batch:
+            batch = max(1, self.batch_rows // self.window) if self.window else self.batch_rows
+        n = len(numeric) if numeric is not None else len(categorical)  # type: ignore[arg-type]
+        if n <= batch:
+            return self._run(numeric, categorical)
         parts = [
-            self._run(numeric[i : i + batch], categorical[i : i + batch])
-            for i in range(0, max(len(frame), 1), batch)
+            self._run(
+                None if numeric is None else numeric[i : i + batch],
+                None if categorical is None else categorical[i : i + batch],
+            )
+            for i in range(0, n, batch)
         ]
         if len(parts) == 1:
             return parts[0]
