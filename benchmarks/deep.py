@@ -21,7 +21,8 @@ Parts (each writes OUT/<part>/results.json and report.md; the script prints a ma
               LSTM with k=16 both as a prepared window and through the sensor's ``WindowBuffer``; CNN batch
               throughput (targets: CNN p99 <= 1 ms, window LSTM p99 <= 2 ms, CNN >= 50k flows/s); wall and
               thread-CPU time side by side (a busy machine shows up as wall >> CPU); peers in the same run:
-              LightGBM and random forest artifacts, the torch models in memory, scikit-learn's MLPClassifier.
+              LightGBM and random forest artifacts, the torch models in memory, scikit-learn's MLPClassifier;
+              and the unsupervised knn, Isolation Forest and K-Means artifacts (``--latency-models`` picks).
 """
 
 from __future__ import annotations
@@ -288,7 +289,10 @@ def _latency_line(name: str, what: str, m: dict[str, Any]) -> str:
     )
 
 
-def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
+LATENCY = ["mlp", "cnn", "lstm-window", "cnn-lstm-window", "lgbm", "rf", "knn", "iforest", "kmeans"]
+
+
+def part_latency(out: Path, quick: bool, seed: int, models: list[str] | None = None) -> list[str]:
     """One-flow latency and batch throughput through artifacts trained on CICIDS2017 (numeric features).
 
     Peers in the same run: the classical models through their own artifacts (LightGBM, random forest), the
@@ -318,7 +322,7 @@ def part_latency(out: Path, quick: bool, seed: int) -> list[str]:
         " batch flows/CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ["mlp", "cnn", "lstm-window", "cnn-lstm-window", "lgbm", "rf"]:
+    for name in models or LATENCY:
         window = name in WINDOW
         params = {"epochs": 3} if name in RECORD + WINDOW else None
         pipeline = train_model(
@@ -380,6 +384,9 @@ def main() -> None:
     parser.add_argument(
         "--seeds", default="0,1,2", help="seeds of the nsl-kdd and unseen parts (the others use the first)"
     )
+    parser.add_argument(
+        "--latency-models", default=",".join(LATENCY), help="models the latency part times (comma-separated)"
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     seed = seeds[0]
@@ -402,7 +409,9 @@ def main() -> None:
         elif part == "iot23":
             lines += part_iot23(args.out, seed)
         elif part == "latency":
-            lines += part_latency(args.out, args.quick, seed)
+            lines += part_latency(
+                args.out, args.quick, seed, [m for m in args.latency_models.split(",") if m]
+            )
         lines += ["", f"_{part}: {time.perf_counter() - t:.0f} s wall._", ""]
     import torch
 

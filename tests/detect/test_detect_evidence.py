@@ -84,7 +84,10 @@ def test_a_flood_of_one_short_flow_is_not_a_flood_but_one_fast_flow_is():
     assert gate.admit(handshake, _obs("10.0.0.7", "10.0.0.9", 4000, 80, packets=3, rate=3000.0)) == []
     # a single connection's early record of 10 packets at 1,200 packets/s: a flood on its own
     flood = _alert("10.0.0.8", "10.0.0.9", 2.0, "DDoS")
-    assert gate.admit(flood, _obs("10.0.0.8", "10.0.0.9", 4001, 80, packets=10, rate=1200.0)) == [flood]
+    pushed = {"bytes": 5120, "byte_rate": 110_000.0}
+    assert gate.admit(flood, _obs("10.0.0.8", "10.0.0.9", 4001, 80, packets=10, rate=1200.0, **pushed)) == [
+        flood
+    ]
     # ... and ten flows of any size are one too; five are not (a browser opens six to one server at once)
     out = []
     for i in range(10):
@@ -94,27 +97,21 @@ def test_a_flood_of_one_short_flow_is_not_a_flood_but_one_fast_flow_is():
 
 def test_a_fast_exchange_is_no_flood_only_a_one_sided_one_is():
     """The 10 packets of a connection's set-up take milliseconds on a LAN ("thousands of packets per second"),
-    but both sides take turns; a flood's sender gets at most every second packet answered."""
+    but both sides talk; a flood's sender pushes payload and gets acknowledgements (no payload) back."""
     gate = EvidenceGate()
-    login = _alert("10.0.0.7", "10.0.0.2", 1.0, "MQTTAbuse")  # CONNECT, SUBSCRIBE ... each answered
+    poll = _alert("10.0.0.7", "10.0.0.2", 1.0, "MQTTAbuse")  # a request and its answer, ten packets in 1 ms
+    exchange = {"bytes": 12, "byte_rate": 12_000.0, "received_bytes": 11}
     assert (
-        gate.admit(
-            login, _obs("10.0.0.7", "10.0.0.2", 4000, 1883, packets=5, rate=1400.0, received_packets=5)
-        )
-        == []
+        gate.admit(poll, _obs("10.0.0.7", "10.0.0.2", 4000, 502, packets=10, rate=9000.0, **exchange)) == []
     )
-    burst = _alert("10.0.0.8", "10.0.0.2", 1.0, "MQTTAbuse")
-    assert (
-        gate.admit(
-            burst, _obs("10.0.0.8", "10.0.0.2", 4000, 1883, packets=10, rate=1400.0, received_packets=6)
-        )
-        == []
-    )
-    # a publish flood over TCP: the broker acknowledges every second segment
+    silent = _alert("10.0.0.8", "10.0.0.2", 1.0, "MQTTAbuse")  # a fast handshake that sends nothing
+    assert gate.admit(silent, _obs("10.0.0.8", "10.0.0.2", 4000, 1883, packets=10, rate=1400.0)) == []
+    # a publish flood over TCP: CONNECT and three 256-byte publishes, each acknowledged, one CONNACK back
     flood = _alert("10.0.0.9", "10.0.0.2", 2.0, "MQTTAbuse")
-    assert gate.admit(
-        flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=10, rate=600.0, received_packets=5)
-    ) == [flood]
+    pushed = {"bytes": 800, "byte_rate": 40_000.0, "received_bytes": 4}
+    assert gate.admit(flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=10, rate=500.0, **pushed)) == [
+        flood
+    ]
     assert gate.held == 2
 
 
@@ -122,14 +119,34 @@ def test_a_flood_of_few_large_messages_is_a_flood_by_its_bytes():
     gate = EvidenceGate()
     # six 11-kB publishes in a second, each acknowledged: few packets, slow in packets, but 65 kB one way
     flood = _alert("10.0.0.9", "10.0.0.2", 2.0, "MQTTAbuse")
-    big = {"received_packets": 4, "bytes": 65_557, "byte_rate": 68_000.0, "received_bytes": 4}
-    assert gate.admit(flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=6, rate=6.2, **big)) == [flood]
+    big = {"bytes": 65_557, "byte_rate": 68_000.0, "received_bytes": 4}
+    assert gate.admit(flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=10, rate=10.4, **big)) == [
+        flood
+    ]
     # the same bytes as a download the attacker *received* are no flood of its own
     fetch = _alert("10.0.0.10", "10.0.0.2", 2.0, "MQTTAbuse")
-    down = {"received_packets": 40, "bytes": 600, "byte_rate": 600.0, "received_bytes": 65_557}
-    assert gate.admit(fetch, _obs("10.0.0.10", "10.0.0.2", 4000, 1883, packets=6, rate=6.2, **down)) == []
+    down = {"bytes": 600, "byte_rate": 600.0, "received_bytes": 65_557}
+    assert gate.admit(fetch, _obs("10.0.0.10", "10.0.0.2", 4000, 1883, packets=46, rate=60.0, **down)) == []
     with pytest.raises(ValueError, match="bytes and byte_rate"):
         EvidenceRule(bytes=100)
+
+
+def test_a_later_record_of_a_held_flow_adds_its_evidence_without_a_second_alert():
+    """A flood whose first early record was slow is held; its second early record (100 packets) is fast, and
+    although the flow already alerted, that record's evidence releases the held alert."""
+    gate = EvidenceGate()
+    first = _alert("10.0.0.9", "10.0.0.2", 1.0, "DDoS")
+    slow = {"bytes": 300, "byte_rate": 600.0, "received_bytes": 4}
+    assert (
+        gate.admit(first, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, flow=7, packets=10, rate=20.0, **slow))
+        == []
+    )
+    fast = {"bytes": 25_000, "byte_rate": 50_000.0, "received_bytes": 4}
+    later = _obs("10.0.0.9", "10.0.0.2", 4000, 1883, flow=7, packets=100, rate=200.0, **fast)
+    assert gate.observe("10.0.0.9", "PortScan", 1.5, later) == []  # nothing held of that family
+    assert gate.observe("10.0.0.9", "DDoS", 1.5, later) == [first]
+    assert gate.held == 0
+    assert gate.observe("10.0.0.9", "DDoS", 1.6, later) == []  # already raised: nothing more
 
 
 def test_evidence_is_pooled_across_the_families_of_one_attacker():
@@ -241,7 +258,7 @@ def test_an_attacker_named_by_one_incident_corroborates_its_other_alerts():
     odd = _alert("10.0.0.40", "10.0.0.2", 1.0, "Anomaly")
     assert gate.admit(odd, _obs("10.0.0.40", "10.0.0.2", 4000, 1883)) == []
     flood = _alert("10.0.0.40", "10.0.0.2", 2.0, "MQTTAbuse")
-    out = gate.admit(flood, _obs("10.0.0.40", "10.0.0.2", 4001, 1883, packets=10, rate=800.0))
+    out = gate.admit(flood, _obs("10.0.0.40", "10.0.0.2", 4001, 1883, packets=10, rate=800.0, bytes=900))
     assert out == [flood, odd]
 
 
@@ -384,9 +401,10 @@ def test_engine_measures_the_attackers_side_of_each_flow():
             "bwd_bytes": [0, 900, 0], "flow_duration": [45_000, 1_000_000, 0],
         }
     )  # fmt: skip
+    # the second record is a reply-only flow: its destination is the attacker, what it sent is the bwd side
     vol = _attacker_volumes(flows, np.array([False, True, False]))
-    assert vol["packets"].tolist() == [10, 6, 5] and vol["received_packets"].tolist() == [0, 2, 0]
-    assert vol["bytes"].tolist() == [5120, 900, 100] and vol["received_bytes"].tolist() == [0, 0, 100 * 0]
+    assert vol["packets"].tolist() == [10, 8, 5] and vol["rate"][1] == pytest.approx(8.0)
+    assert vol["bytes"].tolist() == [5120, 900, 100] and vol["received_bytes"].tolist() == [0, 0, 0]
     assert vol["rate"][0] == pytest.approx(222.2, abs=0.1) and vol["byte_rate"][1] == pytest.approx(900.0)
     assert np.isinf(vol["rate"][2])  # all in one microsecond
 

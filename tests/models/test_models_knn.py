@@ -37,21 +37,57 @@ def test_fits_on_benign_rows_only_and_beats_a_trivial_baseline():
     assert np.mean(odd > np.quantile(normal, 0.99)) > 0.95  # a constant score would flag none or all
 
 
-def test_k_is_chosen_on_benign_rows_only():
+@pytest.mark.parametrize("scaling", [None, "auto"])
+def test_k_and_scale_are_chosen_on_benign_rows_only(scaling):
     benign, attack, order = blobs()
     X, y = benign[order[:800]], np.array(["Benign"] * 800)
     val = benign[order[800:]]
-    fitted = KNNDistanceModel(seed=0).fit(X, y, validation=(val, np.array(["Benign"] * 200)))
+    options = {} if scaling is None else {"scaling": scaling}
+    fitted = KNNDistanceModel(seed=0, **options).fit(X, y, validation=(val, np.array(["Benign"] * 200)))
     # the validation set with attacks added: attack rows play no part in the choice
     with_attacks = (np.vstack([val, attack]), np.array(["Benign"] * 200 + ["Attack"] * 200))
-    again = KNNDistanceModel(seed=0).fit(X, y, validation=with_attacks)
-    assert fitted.k_ == again.k_ and fitted.k_ in (1, 2, 3, 5, 10)
-    selection = fitted.hyperparameters["k_selection"]
+    again = KNNDistanceModel(seed=0, **options).fit(X, y, validation=with_attacks)
+    assert (fitted.k_, fitted.scaling_) == (again.k_, again.scaling_)
+    candidates = {"both"} if scaling is None else {"standard", "rank", "both"}
+    assert fitted.k_ in (1, 2, 3, 5, 10) and fitted.scaling_ in candidates
+    selection = fitted.hyperparameters["selection"]
     assert selection["rule"].startswith("most synthetic anomalies")
-    assert set(selection["flagged"]) == {"1", "2", "3", "5", "10"}
-    assert selection == again.hyperparameters["k_selection"]
-    assert KNNDistanceModel(seed=0, k=4).fit(X, y, validation=with_attacks).k_ == 4
-    assert KNNDistanceModel(seed=0).fit(X, y).k_ == 1  # no validation rows: the default
+    assert set(selection["flagged"]) == candidates
+    assert all(set(v) == {"1", "2", "3", "5", "10"} for v in selection["flagged"].values())
+    best = max(v for shares in selection["flagged"].values() for v in shares.values())
+    assert selection["flagged"][fitted.scaling_][str(fitted.k_)] == best
+    assert selection == again.hyperparameters["selection"]
+
+
+def test_fixed_choices_and_defaults_without_validation():
+    benign, attack, order = blobs()
+    X, y = benign[order[:800]], np.array(["Benign"] * 800)
+    with_attacks = (np.vstack([benign[order[800:]], attack]), np.array(["Benign"] * 200 + ["Attack"] * 200))
+    fixed = KNNDistanceModel(seed=0, k=4, scaling="rank").fit(X, y, validation=with_attacks)
+    assert (fixed.k_, fixed.scaling_) == (4, "rank")
+    default = KNNDistanceModel(seed=0).fit(X, y)  # no validation rows: no thresholds to combine two scales
+    assert (default.k_, default.scaling_) == (1, "standard")
+
+
+def test_rank_scaling_bounds_each_feature():
+    benign, attack, _ = blobs()
+    model = KNNDistanceModel(seed=0, scaling="rank").fit(benign)
+    ranks = model._scale(np.vstack([benign, attack, benign * 1e6]), "rank")
+    assert ranks.min() >= 0.0 and ranks.max() <= 1.0
+    assert model._scale(benign.max(axis=0, keepdims=True) + 1, "rank").tolist() == [[1.0] * 6]
+
+
+def test_both_scales_flag_what_either_flags():
+    benign, attack, order = blobs()
+    fit, val = benign[order[:800]], (benign[order[800:]], np.array(["Benign"] * 200))
+    both = KNNDistanceModel(seed=0, scaling="both").fit(fit, validation=val)
+    parts = [
+        KNNDistanceModel(seed=0, scaling=s, k=both.k_).fit(fit, validation=val) for s in ("standard", "rank")
+    ]
+    divisors = both.hyperparameters["divisors"]
+    assert len(divisors) == 2 and min(divisors) > 0
+    expected = np.maximum(*(p.attack_score(attack) / d for p, d in zip(parts, divisors, strict=True)))
+    np.testing.assert_allclose(both.attack_score(attack), expected, rtol=1e-6)
 
 
 def test_reference_set_is_bounded_and_seeded():
@@ -64,12 +100,18 @@ def test_reference_set_is_bounded_and_seeded():
     assert not np.array_equal(a.reference_, c.reference_)
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_onnx_graph_equals_numpy(k):
+@pytest.mark.parametrize(
+    ("k", "scaling"), [(1, "standard"), (3, "standard"), (1, "rank"), (2, "rank"), (1, "both"), (3, "both")]
+)
+@pytest.mark.parametrize("discrete", [False, True])
+def test_onnx_graph_equals_numpy(k, scaling, discrete):
     import onnxruntime as ort
 
-    benign, attack, _ = blobs()
-    model = KNNDistanceModel(seed=0, k=k, max_reference=300).fit(benign)
+    benign, attack, order = blobs()
+    if discrete:  # flag counts and ports: many rows exactly on a quantile, where ranks tie
+        benign, attack = np.round(benign / 50), np.round(attack / 50)
+    fit, val = benign[order[:800]], (benign[order[800:]], np.array(["Benign"] * 200))
+    model = KNNDistanceModel(seed=0, k=k, scaling=scaling, max_reference=300).fit(fit, validation=val)
     session = ort.InferenceSession(model.to_onnx(6).SerializeToString(), providers=["CPUExecutionProvider"])
     rows = np.vstack([benign[:50], attack[:50]])
     (got,) = session.run(["score"], {"x": rows})
@@ -81,6 +123,10 @@ def test_bad_options_and_inputs_are_clear_errors():
         KNNDistanceModel(neighbours=3)
     with pytest.raises(ConfigError, match="whole numbers"):
         KNNDistanceModel(k=0)
+    with pytest.raises(DataError, match="at least 20"):
+        KNNDistanceModel(scaling="both").fit(np.random.default_rng(0).normal(size=(50, 3)))
+    with pytest.raises(ConfigError, match="auto, standard, rank or both"):
+        KNNDistanceModel(scaling="minmax")
     with pytest.raises(ConfigError, match="binary"):
         KNNDistanceModel(task="multiclass")
     with pytest.raises(DataError, match="benign training row"):
@@ -103,5 +149,11 @@ def test_artifact_round_trip_without_pickles_and_same_seed_same_numbers(nsl_slic
     assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.onnx"]
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["model"]["name"] == "knn"
+    assert 16 <= manifest["batch_rows"] < 65_536  # the artifact scores big tables in bounded calls
     artifact = load_artifact(path)
-    np.testing.assert_allclose(artifact.predict(s.test).score, first.score, rtol=1e-5, atol=1e-5)
+    whole = artifact.predict(s.test).score
+    np.testing.assert_allclose(whole, first.score, rtol=1e-5, atol=1e-5)
+    artifact.batch_rows = 7  # many small onnxruntime calls give the same scores, by table or by array
+    np.testing.assert_array_equal(artifact.predict(s.test).score, whole)
+    rows = s.test[artifact.features].to_numpy(dtype=object)
+    np.testing.assert_array_equal(artifact.predict_array(rows).score, whole)

@@ -230,6 +230,7 @@ class DetectionEngine:
             return []
         conf = verdicts.confidence
         keep = []
+        again: list[int] = []  # flows that alerted before: their evidence still counts (EvidenceGate.observe)
         ts_last = flows["ts_last"].to_numpy(dtype=np.float64)
         flow_ids = flows["flow_id"].to_numpy() if "flow_id" in flows.columns else None
         for i in rows.tolist():
@@ -244,12 +245,13 @@ class DetectionEngine:
                 key = f"{flow_ids[i]} {attacker[i]} {fam}"
                 if key in self._alerted:
                     self.stats.duplicate += 1
+                    again.append(i)
                     continue
                 self._alerted[key] = None
                 if len(self._alerted) > ALERTED_KEPT:  # forget the older half at once: O(1) amortised
                     self._alerted = dict.fromkeys(itertools.islice(self._alerted, ALERTED_KEPT // 2, None))
             keep.append(i)
-        if not keep:
+        if not keep and not again:
             self._expire()
             return []
         keep_arr = np.asarray(keep, dtype=np.intp)
@@ -275,24 +277,17 @@ class DetectionEngine:
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
         vol = _attacker_volumes(flows, swapped)
         released: list[Alert] = []
-        for j, i in enumerate(keep):
-            alert = self._alert(cols, i, verdicts, partial[i], explanations[j], flow_ids)
+        explained = dict(zip(keep, explanations, strict=True))
+        for i in sorted(
+            keep + again
+        ):  # in record order: a later record's evidence after the alert it adds to
+            obs = _observation(cols, vol, i, flow_ids)
+            if i not in explained:
+                fam = str(verdicts.family[i])
+                released += self.gate.observe(str(attacker[i]), fam, float(ts_last[i]), obs)
+                continue
+            alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            conversation = (
-                cols.get("protocol", _NONE)[i], cols["src_ip"][i], cols.get("src_port", _NONE)[i],
-                cols["dst_ip"][i], cols.get("dst_port", _NONE)[i],
-            )  # fmt: skip
-            obs = Observation(
-                flow=flow_ids[i] if flow_ids is not None else conversation,
-                conversation=conversation,
-                target=(alert.dest_ip, conversation[0], alert.dest_port),  # a protocol scan touches protocols
-                packets=float(vol["packets"][i]),
-                rate=float(vol["rate"][i]),
-                received_packets=float(vol["received_packets"][i]),
-                bytes=float(vol["bytes"][i]),
-                byte_rate=float(vol["byte_rate"][i]),
-                received_bytes=float(vol["received_bytes"][i]),
-            )
             released += self.gate.admit(alert, obs)
         self.stats.held = self.gate.held
         self.stats.insufficient_evidence = self.gate.dropped
@@ -449,22 +444,46 @@ def _column(flows: pd.DataFrame, name: str) -> np.ndarray:
     return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
 
 
+def _observation(
+    cols: dict[str, np.ndarray], vol: dict[str, np.ndarray], i: int, flow_ids: np.ndarray | None
+) -> Observation:
+    """What flow record ``i`` adds to its attacker's evidence."""
+    conversation = (
+        cols.get("protocol", _NONE)[i], cols["src_ip"][i], cols.get("src_port", _NONE)[i], cols["dst_ip"][i],
+        cols.get("dst_port", _NONE)[i],
+    )  # fmt: skip
+    victim_port = conversation[2] if cols["swapped"][i] else conversation[4]
+    return Observation(
+        flow=flow_ids[i] if flow_ids is not None else conversation,
+        conversation=conversation,
+        target=(
+            str(cols["victim"][i]),
+            conversation[0],
+            _int(victim_port),
+        ),  # a protocol scan touches protocols
+        packets=float(vol["packets"][i]),
+        rate=float(vol["rate"][i]),
+        bytes=float(vol["bytes"][i]),
+        byte_rate=float(vol["byte_rate"][i]),
+        received_bytes=float(vol["received_bytes"][i]),
+    )
+
+
 def _attacker_volumes(flows: pd.DataFrame, swapped: np.ndarray) -> dict[str, np.ndarray]:
-    """Per flow record, what the attacker sent (packets, payload bytes, each per second of the record) and
-    received: the flow's forward side, or its backward side where the record is attributed to its destination
-    (reply-only flows). A record of zero duration has an infinite rate."""
-    fwd_p, bwd_p = _column(flows, "fwd_packets"), _column(flows, "bwd_packets")
+    """Per flow record: its packets (both directions) and packets per second, and the payload bytes the
+    attacker sent (and per second) and received: the flow's forward side, or its backward side where the
+    record is attributed to its destination (reply-only flows). A record of zero duration has an infinite
+    rate."""
+    packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
     fwd_b, bwd_b = _column(flows, "fwd_bytes"), _column(flows, "bwd_bytes")
-    sent_p, got_p = np.where(swapped, bwd_p, fwd_p), np.where(swapped, fwd_p, bwd_p)
     sent_b, got_b = np.where(swapped, bwd_b, fwd_b), np.where(swapped, fwd_b, bwd_b)
     seconds = _column(flows, "flow_duration") / 1e6
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(seconds > 0, sent_p / seconds, np.where(sent_p > 0, np.inf, 0.0))
+        rate = np.where(seconds > 0, packets / seconds, np.where(packets > 0, np.inf, 0.0))
         byte_rate = np.where(seconds > 0, sent_b / seconds, np.where(sent_b > 0, np.inf, 0.0))
     return {
-        "packets": sent_p,
+        "packets": packets,
         "rate": rate,
-        "received_packets": got_p,
         "bytes": sent_b,
         "byte_rate": byte_rate,
         "received_bytes": got_b,

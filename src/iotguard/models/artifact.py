@@ -76,6 +76,9 @@ def build_manifest(
         "metrics": _jsonable(metrics if metrics is not None else pipeline.metrics),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
+    batch_rows = getattr(pipeline.model, "batch_rows", None)
+    if batch_rows:  # models whose graph holds a per-row matrix (k-NN distances) bound the rows per call
+        manifest["batch_rows"] = int(batch_rows)
     if pipeline.window:
         manifest["window"] = {
             "k": pipeline.window,
@@ -142,6 +145,8 @@ class Artifact:
             int(manifest["window"]["k"]) if manifest["model"].get("input") == "window" else None
         )
         """Window models: flows per window, k (inputs ``[N, k, n]``); None for record models."""
+        self.batch_rows = int(manifest.get("batch_rows", BATCH_ROWS))
+        """Most rows per onnxruntime call in :meth:`predict` (the manifest may lower it to bound memory)."""
         position = {name: i for i, name in enumerate(self.features)}
         self._num_idx = np.array([position[c] for c in self.numeric], dtype=np.intp)
         self._cat_idx = np.array([position[c] for c in self.categorical], dtype=np.intp)
@@ -214,7 +219,7 @@ class Artifact:
                     expected=f"{len(self.features)} features in the artifact's order",
                 )
         if self._numeric_only:
-            return self._run(x.astype(np.float32, copy=False), None)
+            return self._batched(x.astype(np.float32, copy=False), None)
         numeric = x[..., self._num_idx].astype(np.float32) if self.numeric else None
         categorical = None
         if self.categorical:
@@ -222,7 +227,7 @@ class Artifact:
 
             cats = x[..., self._cat_idx]
             categorical = as_strings(cats.ravel()).reshape(cats.shape)
-        return self._run(numeric, categorical)
+        return self._batched(numeric, categorical)
 
     def predict(
         self, frame: pd.DataFrame, *, where: str | None = None, first_line: int | None = None
@@ -233,17 +238,32 @@ class Artifact:
         check_columns(frame.columns, self.features, allowed=self.ignored, where=where)
         numeric = numeric_matrix(frame, self.numeric, where=where, first_line=first_line)
         categorical = category_matrix(frame, self.categorical)
-        batch = BATCH_ROWS
+        batch = min(BATCH_ROWS, self.batch_rows)
         if self.window:
             from iotguard.models.deep.windows import RAW_PAD, gather_windows, window_index, window_keys
 
             index = window_index(*window_keys(frame, where=where), self.window)
             numeric = gather_windows(numeric, index, pad=RAW_PAD)
             categorical = np.where((index < 0)[..., None], "", categorical[np.clip(index, 0, None)])
-            batch = max(1, BATCH_ROWS // self.window)
+            batch = max(1, batch // self.window)
+        return self._batched(numeric, categorical, batch)
+
+    def _batched(
+        self, numeric: np.ndarray | None, categorical: np.ndarray | None, batch: int = 0
+    ) -> Prediction:
+        """Run the graph on at most ``batch`` rows at a time (default: ``batch_rows``, per window for window
+        models) and join the parts."""
+        if not batch:
+            batch = max(1, self.batch_rows // self.window) if self.window else self.batch_rows
+        n = len(numeric) if numeric is not None else len(categorical)  # type: ignore[arg-type]
+        if n <= batch:
+            return self._run(numeric, categorical)
         parts = [
-            self._run(numeric[i : i + batch], categorical[i : i + batch])
-            for i in range(0, max(len(frame), 1), batch)
+            self._run(
+                None if numeric is None else numeric[i : i + batch],
+                None if categorical is None else categorical[i : i + batch],
+            )
+            for i in range(0, n, batch)
         ]
         if len(parts) == 1:
             return parts[0]

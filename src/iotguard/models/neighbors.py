@@ -2,19 +2,36 @@
 
 ``knn`` keeps a bounded, seeded sample of benign training rows (the *reference*, at most ``max_reference``
 rows, default 20,000) and scores a row by its Euclidean distance to the k-th nearest reference row, after
-standardising every feature on the benign rows (mean 0, standard deviation 1): a distance method needs
-comparable feature scales, and min-max scaling divides by the most extreme training value, which squeezes
-the bulk of a heavy-tailed flow feature into a sliver of [0, 1].
+putting every feature on a common scale learnt from the benign rows (``scaling``):
 
-``k`` is chosen on benign rows only, never on attacks: from ``k_grid`` (1, 2, 3, 5, 10) the one whose
-threshold at ``target_fpr`` on the benign validation rows flags the most *synthetic* anomalies, benign
-validation rows with a random ``synthetic_fraction`` (30 %) of their features replaced by values of other
-benign rows (each feature keeps its benign range; only the joint pattern breaks). Ties go to the smaller k.
-``k`` may also be fixed (``params={"k": 1}``). Without validation rows the default is k = 1.
+``standard``  mean 0, standard deviation 1 on the benign rows. (Not the preprocessing's min-max scale, which
+              divides by the most extreme training value and squeezes most rows of a heavy-tailed feature
+              into a sliver of [0, 1].) Weakness: one feature with almost no benign spread (a second SYN
+              flag, one RST) can by itself make a rare benign flow look as odd as an attack, and such flows
+              then set the 1 % threshold.
+``rank``      the benign mid-rank of the value: ``(#{q < x} + #{q <= x}) / 2m`` against ``m`` = at most 1,000
+              benign quantiles ``q`` of the feature, in [0, 1] (values within 1e-6 of the feature's largest
+              benign magnitude count as equal). Each feature adds at most 1 to a squared distance, which
+              cures the weakness above but cannot express how far beyond the benign maximum a value lies
+              (a flood's 500 SYNs count as much as 3).
+``both``      (default) the larger of the two distances, each divided by its own threshold at ``target_fpr``
+              on the benign validation rows: far on either scale is far.
+``auto``      whichever of the three the benign-only criterion below prefers (unreliable when the synthetic
+              anomalies are hard for every scale: it then picks on noise).
 
-The model is plain numbers (the reference rows and the scaling), exported as one ONNX graph in float64
-(``|x|^2 - 2 x.r + |r|^2``, then the k-th smallest), so scoring needs numpy + onnxruntime only and the
-artifact holds no pickle.
+``k`` (and with ``auto`` the scale) is chosen on benign rows only, never on attacks: for each k of ``k_grid``
+(1, 2, 3, 5, 10), the threshold that keeps ``target_fpr`` of the benign validation rows is computed, and the
+k that flags the most *synthetic* anomalies wins: benign validation rows with a random
+``synthetic_fraction`` (30 %) of their features replaced by the values of random benign fit rows (every
+feature stays inside its benign range; only the combination is unusual). Ties go to the smaller k (and to
+``standard``, ``rank``, ``both`` in that order). Without 20 benign validation rows: ``standard`` (unless a
+scale was given) and k = 1.
+
+The model is plain numbers (scaling parameters and reference rows), exported as one ONNX graph in float64
+(rank counts or standardisation, then ``|x|^2 - 2 x.r + |r|^2`` and the k-th smallest), so scoring needs
+numpy + onnxruntime only and the artifact holds no pickle. The ranks are one exact binary search tree per
+feature (``TreeEnsembleRegressor``). The graph builds a [rows, reference] matrix, so ``batch_rows`` bounds
+the rows per onnxruntime call.
 """
 
 from __future__ import annotations
@@ -30,16 +47,22 @@ from iotguard.models.base import ModelSpec, TaskName, register
 from iotguard.models.classical import Validation, _labels, _onnx_squared_distances
 
 K_GRID = (1, 2, 3, 5, 10)
+SCALINGS = ("standard", "rank")
 MAX_REFERENCE = 20_000
+QUANTILES = 1000
+TOLERANCE = 1e-6  # relative to the feature's largest benign magnitude (at least 1)
 SYNTHETIC_FRACTION = 0.3
-BLOCK = 2048  # query rows per distance block: a [2048, 20000] float64 matrix is 330 MB at most
+BLOCK = 1024  # query rows per numpy distance block
+CALL_BYTES = 16 * 2**20  # per-call [rows, reference] distance matrix: small enough to stay in cache
 
 
 class KNNDistanceModel:
-    """Distance to the k-th nearest benign training flow (standardised features); ``k`` chosen on benign
-    validation rows against synthetic anomalies; reference bounded to ``max_reference`` rows."""
+    """Distance to the k-th nearest benign training flow, on a benign-learnt scale (standardised or benign
+    ranks); scale and ``k`` chosen on benign validation rows against synthetic anomalies; reference bounded
+    to ``max_reference`` rows."""
 
     kind = "anomaly"
+    OPTIONS = ("k", "k_grid", "scaling", "max_reference", "target_fpr", "synthetic_fraction")
 
     def __init__(self, task: TaskName = "binary", seed: int = 0, **params: Any) -> None:
         if task != "binary":
@@ -47,25 +70,26 @@ class KNNDistanceModel:
                 f"anomaly detectors score attack-vs-benign only; task {task!r} is not supported",
                 expected="task binary",
             )
-        unknown = set(params) - {"k", "k_grid", "max_reference", "target_fpr", "synthetic_fraction"}
+        unknown = set(params) - set(self.OPTIONS)
         if unknown:
-            raise ConfigError(
-                f"unknown knn option(s) {sorted(unknown)}",
-                expected="k, k_grid, max_reference, target_fpr, synthetic_fraction",
-            )
+            raise ConfigError(f"unknown knn option(s) {sorted(unknown)}", expected=", ".join(self.OPTIONS))
         self.task = task
         self.seed = seed
         self.k = params.get("k")
         self.k_grid = tuple(int(k) for k in params.get("k_grid", K_GRID))
+        self.scaling = params.get("scaling")  # None: "both", or "standard" without validation rows
         self.max_reference = int(params.get("max_reference", MAX_REFERENCE))
         self.target_fpr = float(params.get("target_fpr", 0.01))
         self.synthetic_fraction = float(params.get("synthetic_fraction", SYNTHETIC_FRACTION))
         if (self.k is not None and int(self.k) < 1) or not self.k_grid or min(self.k_grid) < 1:
             raise ConfigError(f"knn k={self.k}, k_grid={self.k_grid}", expected="whole numbers >= 1")
+        if self.scaling not in (None, *SCALINGS, "both", "auto"):
+            raise ConfigError(f"knn scaling {self.scaling!r}", expected="auto, standard, rank or both")
         if self.max_reference < 1:
             raise ConfigError(f"knn max_reference={self.max_reference}", expected="a whole number >= 1")
         self.hyperparameters: dict[str, Any] = {}
 
+    # -- fitting ------------------------------------------------------------------------------------------
     def fit(
         self,
         X: np.ndarray,
@@ -83,95 +107,222 @@ class KNNDistanceModel:
                 f"{len(X)} benign training row(s)", expected="benign rows to learn normal traffic from"
             )
         rng = np.random.default_rng(self.seed)
+        self.n_features_in_ = X.shape[1]
         with progress.task("k-nearest neighbours (benign reference)"):
-            self.mean_ = X.mean(axis=0)
             std = X.std(axis=0)
+            self.mean_ = X.mean(axis=0)
             # a feature constant on benign rows: any change in it is a deviation of one benign "unit"
             self.inv_std_ = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0)
-            keep = np.sort(rng.permutation(len(X))[: self.max_reference])
-            self.reference_ = self._scale(X[keep])
-            self.n_features_in_ = X.shape[1]
+            positions = np.round(np.linspace(0, len(X) - 1, min(QUANTILES, len(X)))).astype(np.intp)
+            self.quantiles_ = np.sort(X, axis=0)[positions]
+            # a value within a few float32 steps of a quantile counts as equal to it: the ONNX graph's
+            # preprocessing may differ from numpy's in the last bit, and flow features tie on exact values
+            self.tolerance_ = TOLERANCE * np.maximum(np.abs(self.quantiles_).max(axis=0), 1.0)
+            raw_reference = X[np.sort(rng.permutation(len(X))[: self.max_reference])]
             benign_val = None
             if validation is not None and len(validation[0]):
                 benign_val = np.asarray(validation[0], dtype=np.float64)[_labels(validation[1]) == BENIGN]
-            self.k_, self.selection_ = self._choose_k(X, benign_val, rng)
+            self.scaling_, self.k_, self.selection_, divisors = self._choose(
+                X, raw_reference, benign_val, rng
+            )
+            scalings = list(SCALINGS) if self.scaling_ == "both" else [self.scaling_]
+            self.parts_ = [
+                (scaling, self._scale(raw_reference, scaling), divisor)
+                for scaling, divisor in zip(scalings, divisors, strict=True)
+            ]
+            self.reference_ = self.parts_[0][1]
+        self.batch_rows = max(16, CALL_BYTES // (8 * len(self.reference_)))
         self.hyperparameters = {
             "k": self.k_,
+            "scaling": self.scaling_,
+            "divisors": [part[2] for part in self.parts_],
             "reference_rows": len(self.reference_),
             "benign_rows": len(X),
-            "scaling": "standardised on benign training rows",
-            "k_selection": self.selection_,
+            "selection": self.selection_,
         }
         return self
 
-    def _scale(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.mean_) * self.inv_std_
+    def _scale(self, X: np.ndarray, scaling: str) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if scaling == "standard":
+            return (X - self.mean_) * self.inv_std_
+        above, below = self.quantiles_ + self.tolerance_, self.quantiles_ - self.tolerance_
+        counts = np.empty_like(X)
+        for j in range(X.shape[1]):  # #{q + tol < x} + #{q - tol <= x}
+            counts[:, j] = np.searchsorted(above[:, j], X[:, j], "left")
+            counts[:, j] += np.searchsorted(below[:, j], X[:, j], "right")
+        return counts * (1.0 / (2.0 * len(self.quantiles_)))
 
-    def _choose_k(
-        self, X: np.ndarray, benign_val: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
-        """The k whose benign threshold flags the most synthetic anomalies (benign-only criterion)."""
+    def _choose(
+        self,
+        X: np.ndarray,
+        raw_reference: np.ndarray,
+        benign_val: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> tuple[str, int, dict[str, Any], list[float]]:
+        """The scaling and k whose benign threshold flags the most synthetic anomalies (benign rows only),
+        and the divisors of the parts' distances (``both``: each scale's own benign threshold)."""
         from iotguard.models.pipeline import fpr_threshold
 
-        grid = sorted({min(k, len(self.reference_)) for k in self.k_grid})
-        if self.k is not None:
-            return min(int(self.k), len(self.reference_)), {"rule": "fixed"}
+        scalings = [*SCALINGS, "both"] if self.scaling == "auto" else [self.scaling or "both"]
+        grid = [int(self.k)] if self.k is not None else sorted(set(self.k_grid))
+        grid = sorted({min(k, len(raw_reference)) for k in grid})
         if benign_val is None or len(benign_val) < 20:
-            return grid[0], {"rule": "default (too few benign validation rows to choose)"}
+            if self.scaling in (None, "auto"):
+                return "standard", grid[0], {"rule": "default (fewer than 20 benign validation rows)"}, [1.0]
+            if scalings == ["both"]:
+                raise DataError(
+                    f"{0 if benign_val is None else len(benign_val)} benign validation rows",
+                    expected="at least 20 to put the two scales of knn scaling 'both' on one footing",
+                )
+            return scalings[0], grid[0], {"rule": "default (fewer than 20 benign validation rows)"}, [1.0]
         mask = rng.random(benign_val.shape) < self.synthetic_fraction
         donors = X[rng.integers(0, len(X), benign_val.shape), np.arange(X.shape[1])[None, :]]
         synthetic = np.where(mask, donors, benign_val)
-        normal = self._kth_distances(benign_val, max(grid))
-        odd = self._kth_distances(synthetic, max(grid))
-        caught = {}
-        for k in grid:
-            threshold, _ = fpr_threshold(normal[:, k - 1].astype(np.float32), self.target_fpr)
-            caught[k] = float(np.mean(odd[:, k - 1].astype(np.float32) >= np.float32(threshold)))
-        best = max(grid, key=lambda k: (caught[k], -k))
-        return best, {
-            "rule": "most synthetic anomalies flagged at the benign validation threshold",
-            "synthetic_fraction": self.synthetic_fraction,
-            "target_fpr": self.target_fpr,
-            "validation_benign_rows": len(benign_val),
-            "flagged": {str(k): round(v, 4) for k, v in caught.items()},
-        }
+        normal, odd = {}, {}
+        for scaling in SCALINGS if "both" in scalings else scalings:
+            reference = self._scale(raw_reference, scaling)
+            normal[scaling] = _kth_distances(self._scale(benign_val, scaling), reference, max(grid))
+            odd[scaling] = _kth_distances(self._scale(synthetic, scaling), reference, max(grid))
+        flagged: dict[str, dict[str, float]] = {}
+        divisors: dict[tuple[str, int], list[float]] = {}
+        best = (-1.0, 0, 0, scalings[0], grid[0])
+        for s_index, scaling in enumerate(scalings):
+            flagged[scaling] = {}
+            for k in grid:
+                if scaling == "both":  # far on either scale, each measured against its own benign threshold
+                    divisors[(scaling, k)] = [
+                        fpr_threshold(normal[s][:, k - 1].astype(np.float32), self.target_fpr)[0]
+                        for s in SCALINGS
+                    ]
+                    ok = _union(normal, k, divisors[(scaling, k)])
+                    bad = _union(odd, k, divisors[(scaling, k)])
+                else:
+                    divisors[(scaling, k)] = [1.0]
+                    ok, bad = normal[scaling][:, k - 1], odd[scaling][:, k - 1]
+                threshold, _ = fpr_threshold(ok.astype(np.float32), self.target_fpr)
+                share = float(np.mean(bad.astype(np.float32) >= np.float32(threshold)))
+                flagged[scaling][str(k)] = round(share, 4)
+                if (share, -s_index, -k) > best[:3]:
+                    best = (share, -s_index, -k, scaling, k)
+        return (
+            best[3],
+            best[4],
+            {
+                "rule": "most synthetic anomalies flagged at the benign validation threshold",
+                "synthetic_fraction": self.synthetic_fraction,
+                "target_fpr": self.target_fpr,
+                "validation_benign_rows": len(benign_val),
+                "flagged": flagged,
+            },
+            divisors[(best[3], best[4])],
+        )
 
-    def _kth_distances(self, X: np.ndarray, k: int) -> np.ndarray:
-        """Sorted distances to the ``k`` nearest reference rows, shape [N, k] (float64)."""
-        x = self._scale(X)
-        out = np.empty((len(x), k))
-        rr = (self.reference_ * self.reference_).sum(axis=1)[None, :]
-        for start in range(0, len(x), BLOCK):
-            part = x[start : start + BLOCK]
-            d2 = (part * part).sum(axis=1, keepdims=True) - 2.0 * (part @ self.reference_.T) + rr
-            d2 = np.maximum(d2, 0.0)
-            nearest = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
-            out[start : start + BLOCK] = np.sqrt(np.sort(nearest, axis=1))
-        return out
-
+    # -- scoring ------------------------------------------------------------------------------------------
     def attack_score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"input of shape {X.shape}", expected=f"[N, {self.n_features_in_}] features")
         if len(X) == 0:
             return np.zeros(0, np.float32)
-        return self._kth_distances(X, self.k_)[:, -1].astype(np.float32)
+        scores = [
+            _kth_distances(self._scale(X, scaling), reference, self.k_)[:, -1] / divisor
+            for scaling, reference, divisor in self.parts_
+        ]
+        return np.max(scores, axis=0).astype(np.float32)
 
     def to_onnx(self, n_features: int) -> Any:
         from iotguard.preprocess.onnx_graph import DOUBLE, FLOAT, GraphBuilder
 
         g = GraphBuilder("knn_distance")
-        x = g.op("Cast", g.input("x", FLOAT, [None, n_features]), to=DOUBLE)
-        x = g.op("Mul", g.op("Sub", x, g.const(self.mean_, "mean")), g.const(self.inv_std_, "inv_std"))
-        d2 = _onnx_squared_distances(g, x, self.reference_)
-        if self.k_ == 1:
-            kth = g.op("ReduceMin", d2, g.const(np.array([1], np.int64), "axis"), keepdims=0)
-        else:  # the k smallest, ascending; the last of them is the k-th nearest
-            k = g.const(np.array([self.k_], np.int64), "k")
-            nearest, _ = g.op("TopK", d2, k, axis=1, largest=0, sorted=1, outputs=2)
-            kth = g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
-        g.output("score", g.op("Cast", g.op("Sqrt", kth), to=FLOAT), FLOAT, [None])
+        x_float = g.input("x", FLOAT, [None, n_features])
+        x = g.op("Cast", x_float, to=DOUBLE)
+        scores = []
+        for scaling, reference, divisor in self.parts_:
+            d2 = _onnx_squared_distances(g, self._onnx_scale(g, x, x_float, scaling), reference)
+            if self.k_ == 1:
+                kth = g.op("ReduceMin", d2, g.const(np.array([1], np.int64), "axis"), keepdims=0)
+            else:  # the k smallest, ascending; the last of them is the k-th nearest
+                k = g.const(np.array([self.k_], np.int64), "k")
+                nearest, _ = g.op("TopK", d2, k, axis=1, largest=0, sorted=1, outputs=2)
+                kth = g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
+            scores.append(g.op("Div", g.op("Sqrt", kth), g.const(np.float64(divisor), "divisor")))
+        score = scores[0] if len(scores) == 1 else g.op("Max", *scores)
+        g.output("score", g.op("Cast", score, to=FLOAT), FLOAT, [None])
         return g.model()
+
+    def _onnx_scale(self, g: Any, x: str, x_float: str, scaling: str) -> str:
+        from iotguard.preprocess.onnx_graph import DOUBLE
+
+        if scaling == "standard":
+            return g.op("Mul", g.op("Sub", x, g.const(self.mean_, "mean")), g.const(self.inv_std_, "inv_std"))
+        # ranks: one search tree per feature counts the quantile bounds the value has passed (exact for
+        # float32 inputs, a few comparisons per feature instead of 2m)
+        counts = _rank_trees(self.quantiles_, self.tolerance_).sum_node(g, x_float, self.n_features_in_)
+        scale = g.const(np.float64(1.0 / (2.0 * len(self.quantiles_))), "half_over_m")
+        return g.op("Mul", g.op("Cast", counts, to=DOUBLE), scale)
+
+
+def _rank_trees(quantiles: np.ndarray, tolerance: np.ndarray) -> Any:
+    """A ``TreeEnsembleRegressor`` whose tree ``j`` returns ``#{q + tol < x} + #{q - tol <= x}`` for feature j.
+
+    For a float32 ``x``: ``x > a`` iff not ``x <= floor32(a)`` and ``x >= b`` iff not ``x < ceil32(b)``, so
+    each bound becomes one exact float32 test; sorted (equal values: ``<`` before ``<=``), the tests are
+    nested, and the count is the number of failed tests: the leaf's place in a binary search tree."""
+    from iotguard.models.onnx_export import TreeWriter
+
+    writer = TreeWriter()
+    for j in range(quantiles.shape[1]):
+        upper = _floor32(quantiles[:, j] + tolerance[j])  # x > q + tol  <=>  not x <= upper
+        lower = _ceil32(quantiles[:, j] - tolerance[j])  # x >= q - tol <=>  not x < lower
+        tests = sorted([(float(v), 1) for v in upper] + [(float(v), 0) for v in lower])
+        keys, weights = np.unique(np.array(tests), axis=0, return_counts=True)
+        passed = np.concatenate([[0], np.cumsum(weights)])  # leaf value after i distinct failed tests
+        _search_tree(writer, j, keys, passed, 0, len(keys), 0, iter(range(1, 2 * len(keys) + 1)))
+    return writer
+
+
+def _search_tree(
+    writer: Any, tree: int, keys: np.ndarray, passed: np.ndarray, lo: int, hi: int, node: int, ids: Any
+) -> None:
+    """Nodes of a balanced binary search tree over the tests ``keys[lo:hi]`` (value, inclusive)."""
+    if lo == hi:
+        writer.leaf(tree, node, float(passed[lo]), target=tree)
+        return
+    mid = (lo + hi) // 2
+    left, right = next(ids), next(ids)
+    value, inclusive = keys[mid]
+    writer.test(tree, node, tree, float(value), "BRANCH_LEQ" if inclusive else "BRANCH_LT", left, right)
+    _search_tree(writer, tree, keys, passed, lo, mid, left, ids)
+    _search_tree(writer, tree, keys, passed, mid + 1, hi, right, ids)
+
+
+def _floor32(values: np.ndarray) -> np.ndarray:
+    f = values.astype(np.float32)
+    return np.where(f.astype(np.float64) > values, np.nextafter(f, np.float32(-np.inf)), f)
+
+
+def _ceil32(values: np.ndarray) -> np.ndarray:
+    f = values.astype(np.float32)
+    return np.where(f.astype(np.float64) < values, np.nextafter(f, np.float32(np.inf)), f)
+
+
+def _union(distances: dict[str, np.ndarray], k: int, divisors: list[float]) -> np.ndarray:
+    """The larger of the two scales' k-th distances, each divided by its own benign threshold."""
+    return np.max([distances[s][:, k - 1] / d for s, d in zip(SCALINGS, divisors, strict=True)], axis=0)
+
+
+def _kth_distances(x: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    """Sorted distances of scaled rows ``x`` to their ``k`` nearest ``reference`` rows, [N, k] (float64),
+    with the formula and precision of the ONNX graph."""
+    out = np.empty((len(x), k))
+    rr = (reference * reference).sum(axis=1)[None, :]
+    for start in range(0, len(x), BLOCK):
+        part = x[start : start + BLOCK]
+        d2 = np.maximum((part * part).sum(axis=1, keepdims=True) - 2.0 * (part @ reference.T) + rr, 0.0)
+        nearest = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
+        out[start : start + BLOCK] = np.sqrt(np.sort(nearest, axis=1))
+    return out
 
 
 SPEC = register(

@@ -96,6 +96,12 @@ class TreeWriter:
     def branch(self, tree: int, node: int, feature: int, threshold: float, left: int, right: int) -> None:
         self._node(tree, node, feature, float(_floor_float32(threshold)), "BRANCH_LEQ", left, right)
 
+    def test(
+        self, tree: int, node: int, feature: int, value: float, mode: str, left: int, right: int
+    ) -> None:
+        """A split with an exact float32 ``value`` and any ``mode`` (``BRANCH_LT``, ``BRANCH_LEQ`` ...)."""
+        self._node(tree, node, feature, value, mode, left, right)
+
     def leaf(self, tree: int, node: int, value: float, target: int = 0) -> None:
         """A leaf adding ``value`` to output ``target``; call again with another target for the same leaf."""
         a = self.attrs
