@@ -51,6 +51,18 @@ def _labels(y: Any) -> np.ndarray:
     return np.asarray(y).astype(str)
 
 
+def benign_rows(X: np.ndarray, y: Any, dtype: type) -> np.ndarray:
+    """The rows an anomaly model learns normal traffic from: the benign ones (all of them when ``y`` is None)."""
+    X = np.asarray(X, dtype=dtype)
+    if y is not None:
+        X = X[_labels(y) == BENIGN]
+    if len(X) < 2:
+        raise DataError(
+            f"{len(X)} benign training row(s)", expected="benign rows to learn normal traffic from"
+        )
+    return X
+
+
 # -- classifiers --------------------------------------------------------------------------------------------
 class Classifier:
     """Shared behaviour of the classifiers: ``attack_score = 1 - P(benign)``."""
@@ -360,13 +372,7 @@ class AnomalyDetector:
         progress: Progress = NO_PROGRESS,
         **_: Any,
     ) -> AnomalyDetector:
-        X = np.asarray(X, dtype=np.float32)
-        if y is not None:
-            X = X[_labels(y) == BENIGN]
-        if len(X) < 2:
-            raise DataError(
-                f"{len(X)} benign training row(s)", expected="benign rows to learn normal traffic from"
-            )
+        X = benign_rows(X, y, np.float32)
         self._fit(X, progress)
         return self
 

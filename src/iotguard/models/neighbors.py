@@ -44,7 +44,7 @@ from iotguard.core.errors import ConfigError, DataError
 from iotguard.core.progress import NO_PROGRESS, Progress
 from iotguard.core.schema import BENIGN
 from iotguard.models.base import ModelSpec, TaskName, register
-from iotguard.models.classical import Validation, _labels, _onnx_squared_distances
+from iotguard.models.classical import Validation, _labels, _onnx_squared_distances, benign_rows
 
 K_GRID = (1, 2, 3, 5, 10)
 SCALINGS = ("standard", "rank")
@@ -99,13 +99,7 @@ class KNNDistanceModel:
         progress: Progress = NO_PROGRESS,
         **_: Any,
     ) -> KNNDistanceModel:
-        X = np.asarray(X, dtype=np.float64)
-        if y is not None:
-            X = X[_labels(y) == BENIGN]
-        if len(X) < 2:
-            raise DataError(
-                f"{len(X)} benign training row(s)", expected="benign rows to learn normal traffic from"
-            )
+        X = benign_rows(X, y, np.float64)
         rng = np.random.default_rng(self.seed)
         self.n_features_in_ = X.shape[1]
         with progress.task("k-nearest neighbours (benign reference)"):
