@@ -51,8 +51,9 @@ from iotguard.detect.severity import SeverityConfig, SeverityModel
 log = logging.getLogger(__name__)
 
 SIGNATURE_BASE = 9_100_000
-ALERTED_KEPT = 200_000  # most recent alerts remembered, so a flow's later record does not alert again
 """iotguard's signature ids: 9100000 + the family's index in FAMILIES; 9100099 for Anomaly; 9100098 other."""
+ALERTED_KEPT = 200_000
+"""Most recent alerts remembered (flow, attacker, family), so a flow's later record does not alert again."""
 
 
 WEB_ATTACK = "WebAttack"
