@@ -413,3 +413,31 @@ def _no_gate():
     from iotguard.detect.engine import DetectionConfig
 
     return DetectionConfig(evidence=EvidenceConfig(enabled=False))
+
+
+def test_the_gate_ages_even_in_batches_that_release_alerts():
+    """A sustained attack releases alerts in every batch; a lone held alert must still be dropped once its
+    window has passed, not kept until shutdown."""
+    from iotguard.detect.engine import DetectionEngine
+
+    def row(i, src, dst, port, ts):
+        return {"flow_id": i, "src_ip": src, "src_port": 40000, "dst_ip": dst, "dst_port": port,
+                "protocol": 17, "icmp_type": -1, "ts_last": ts}  # fmt: skip
+
+    engine = DetectionEngine(_always_detector())
+    assert engine.process(pd.DataFrame([row(0, "10.0.0.5", "10.0.0.9", 80, 100.0)])) == []  # held
+    assert engine.stats.held == 1
+    # 400 s later a scanner releases alerts in the same batch that moves the clock past the window
+    scan = [row(1 + p, "10.0.0.66", "10.0.0.10", 1000 + p, 500.0) for p in range(6)]
+    assert engine.process(pd.DataFrame(scan))
+    assert engine.stats.held == 0 and engine.stats.insufficient_evidence == 1
+
+
+def test_an_attacker_s_evidence_holds_no_more_than_its_rule_reads():
+    gate = EvidenceGate(window=60)
+    for i in range(4):  # a scanner of four ports, many connections each: held, PortScan needs 5 targets
+        for k in range(50):
+            _admit(gate, "10.0.0.5", "10.0.0.9", float(i), "PortScan", 40000 + 50 * i + k, 80 + i)
+    entry = gate._keys[("10.0.0.5", "PortScan")]
+    assert len(entry.targets) == 4 and not entry.conversations and not entry.flows
+    assert len(_admit(gate, "10.0.0.5", "10.0.0.9", 5.0, "PortScan", 50000, 99)) == 201  # the fifth port

@@ -212,7 +212,7 @@ class DetectionEngine:
         t0 = time.perf_counter()
         x = self.detector.matrix(flows, where=where)
         verdicts = self.detector.score_array(x)
-        inspected = self._inspect(flows, verdicts)
+        self._inspect(flows, verdicts)
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
@@ -264,10 +264,9 @@ class DetectionEngine:
             if self.config.explain_top
             else [[] for _ in keep]
         )
-        if inspected is not None:
-            for j, i in enumerate(keep):
-                if verdicts.component[i] == INSPECTION:
-                    explanations[j] = [(HTTP_COLUMN, float(inspected[i]))]
+        for j, i in enumerate(keep):
+            if verdicts.component[i] == INSPECTION:  # its score is the indicator count
+                explanations[j] = [(HTTP_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -290,8 +289,6 @@ class DetectionEngine:
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
             released += self.gate.admit(alert, obs)
-        self.stats.held = self.gate.held
-        self.stats.insufficient_evidence = self.gate.dropped
         if not released:
             self._expire()
             return []
@@ -337,23 +334,19 @@ class DetectionEngine:
             device=self.assets.name(dst) or self.assets.name(src),
         )
 
-    def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> np.ndarray | None:
+    def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose HTTP requests carried enough injection indicators into WebAttack
-        alerts (in place); returns the indicator counts, or None when the table has none or inspection is
-        off."""
+        alerts (in place; the score is the indicator count)."""
         need = self.config.http_indicators
         if need is None or HTTP_COLUMN not in flows.columns:
-            return None
+            return
         counts = _column(flows, HTTP_COLUMN)
         hit = counts >= need
-        if not hit.any():
-            return counts
         verdicts.family[hit] = WEB_ATTACK
         verdicts.is_alert[hit] = True
         verdicts.component[hit] = INSPECTION
         verdicts.score[hit] = counts[hit]
         verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
-        return counts
 
     def submit(self, alerts: Iterable[Alert]) -> list[Event]:
         """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then
@@ -376,6 +369,7 @@ class DetectionEngine:
             self.stats.by_family[alert.family] = self.stats.by_family.get(alert.family, 0) + 1
         self.stats.alerts += len(alerts)
         self.stats.incidents += sum(e.opened for e in events)
+        self._expire_gate()  # a sustained attack releases alerts in every batch: the gate must age all the same
         closed = self.folder.expire()
         for inc in closed:
             touched[id(inc)] = inc
@@ -403,19 +397,24 @@ class DetectionEngine:
         return events
 
     def _expire(self) -> None:
-        self.gate.expire(self.folder.now if self.folder.now > self.gate.now else self.gate.now)
-        self.stats.held = self.gate.held
-        self.stats.insufficient_evidence = self.gate.dropped
+        self._expire_gate()
         closed = self.folder.expire()
         if closed and self.store is not None:
             self.store.record(closed, [])
+
+    def _expire_gate(self) -> None:
+        self.gate.expire(max(self.folder.now, self.gate.now))
+        self._gate_stats()
+
+    def _gate_stats(self) -> None:
+        self.stats.held = self.gate.held
+        self.stats.insufficient_evidence = self.gate.dropped
 
     def close(self) -> list[Incident]:
         """Close every open incident (end of a capture, or shutdown); returns them with final summaries.
         Alerts the evidence gate still holds are dropped (their evidence never became enough)."""
         self.gate.close()
-        self.stats.held = self.gate.held
-        self.stats.insufficient_evidence = self.gate.dropped
+        self._gate_stats()
         incidents = self.folder.open_incidents()
         for inc in incidents:
             inc.status = "closed"

@@ -321,9 +321,15 @@ class EvidenceGate:
     def _enough(self, entry: _Key, attacker: str, obs: Observation) -> bool:
         """Add one observation to an entry (and its attacker's pool); is the entry's rule met now?"""
         rule = entry.rule
-        entry.flows.add(obs.flow)
-        entry.conversations.add(obs.conversation)
-        entry.targets.add(obs.target)
+        # each set holds only what its criterion reads, and no more than it asks for: a long scan or brute force
+        # from one attacker must not grow its key without end
+        for seen, item, need in (
+            (entry.flows, obs.flow, rule.flows),
+            (entry.conversations, obs.conversation, rule.conversations),
+            (entry.targets, obs.target, rule.targets),
+        ):
+            if need is not None and len(seen) < need:
+                seen.add(item)
         entry.volume = entry.volume or rule.flood(obs)
         conversations, targets = len(entry.conversations), len(entry.targets)
         if self.config.pooled:

@@ -172,7 +172,7 @@ def build(
         for host in [h for h in hosts if h.kind in ("camera", "plug")][:2]:
             host.tcp_open[23] = "telnet"
     world = World(hub=hub, nvr=nvr, tablet=tablet, devices=hosts)
-    extra = _extra_hosts(scenario, net, seed, devices, hosts) if scenario.extras else {}
+    extra = _extra_hosts(scenario, net, seed, devices, nvr)
 
     with progress.task(f"{scenario.name}: simulating devices", total=len(hosts) + 2) as task:
         for i, host in enumerate(hosts):
@@ -215,7 +215,7 @@ def build(
 
 
 def _extra_hosts(
-    scenario: Scenario, net: Network, seed: int, devices: int, iot: list[Host]
+    scenario: Scenario, net: Network, seed: int, devices: int, nvr: Host
 ) -> dict[str, list[Host]]:
     """The hosts of a scenario's extra behaviours (``Scenario.extras``), by role."""
     rng = random.Random(f"{seed}/{scenario.name}/extras")
@@ -228,7 +228,7 @@ def _extra_hosts(
         out["admin"] = [net.add_local("admin", "admin", "dell", LINUX)]
         out["monitor"] = [net.add_local("monitor", "monitor", "raspberrypi", LINUX)]
         net.gateway.tcp_open[22] = "ssh"
-        net.hosts["nvr"].tcp_open[22] = "ssh"
+        nvr.tcp_open[22] = "ssh"
     if "modbus" in scenario.extras:
         out["scada"] = [net.add_local("scada", "scada", "dell", WINDOWS)]
         out["plc"] = []

@@ -451,7 +451,7 @@ class Sensor:
                     if pairs:
                         self._submit(self.inventory.observe_macs(pairs))
                     if self.tap is not None:
-                        self._tap(item)
+                        self._tap(item)  # its own failures are its own: the batch's flows are metered
                 if live and time.monotonic() - last_expire >= 1.0:
                     frames.append(meter.expire(time.time()))
                     last_expire = time.monotonic()
@@ -476,7 +476,15 @@ class Sensor:
 
     def _tap(self, batch: Any) -> None:
         assert self.tap is not None and self.telemetry_q is not None
-        for message in self.tap.messages(batch):
+        try:
+            messages = self.tap.messages(batch)
+        except Exception:
+            log.exception(
+                "reading MQTT off the wire failed on a batch of %d packets; its messages dropped", len(batch)
+            )
+            self.stats.drop("telemetry_errors", len(batch))
+            return
+        for message in messages:
             # A capture file waits for the telemetry thread as it waits for detection; a live interface
             # cannot, so there a full queue drops the message (counted).
             if not _put(self.telemetry_q, message, self.stop_event, wait=not self.source.live):  # type: ignore[union-attr]
