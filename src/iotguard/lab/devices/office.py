@@ -71,20 +71,31 @@ BUSYBOX_COMMANDS = (
 
 
 # -- ICMP echo ---------------------------------------------------------------------------------------------
+WINDOWS_ECHO = b"abcdefghijklmnopqrstuvwabcdefghi"
+
+
+def echo_data(src: Host, unix_time: float) -> bytes:
+    """An echo request's data as the sender's ``ping`` fills it by default.
+
+    Windows: 32 letters. Linux (iputils): 56 bytes, the send time as a 64-bit ``struct timeval`` (seconds and
+    microseconds, 8 bytes each, little-endian) and then the bytes 0x10 .. 0x37.
+    """
+    if src.stack.name == "windows":
+        return WINDOWS_ECHO
+    sec = int(unix_time)
+    return struct.pack("<qq", sec, int((unix_time - sec) * 1e6)) + bytes(range(0x10, 0x38))
+
+
 def ping(
     sim: Sim, src: Host, dst: Host, t: float, count: int, rng: random.Random, *, interval: float = 1.0
 ) -> float:
     """``ping -c count``: echo requests every ``interval`` seconds, each answered; returns the last reply's time."""
     ident = rng.getrandbits(16)
-    if src.stack.name == "windows":
-        data = b"abcdefghijklmnopqrstuvwabcdefghi"
-    else:  # Linux: a timeval, then the bytes 0x10 .. 0x37
-        data = struct.pack("<QQ", int(sim.base_unix + t), rng.randrange(10**6))[:8] + bytes(range(0x10, 0x38))
     src_mac, dst_mac = sim.net.macs(src, dst)
     done = t
     for seq in range(1, count + 1):
         at = t + (seq - 1) * interval * (1 + rng.uniform(-0.002, 0.002))
-        rest = struct.pack("!HH", ident, seq) + data
+        rest = struct.pack("!HH", ident, seq) + echo_data(src, sim.base_unix + at)
         sim.cap.add(at, icmp_frame(src_mac, dst_mac, src.ip_b, dst.ip_b, 8, 0, rest, src.ident(), src.ttl))
         done = at + 2 * dst.delay + rng.uniform(2e-5, 2e-4)
         sim.cap.add(done, icmp_frame(dst_mac, src_mac, dst.ip_b, src.ip_b, 0, 0, rest, dst.ident(), dst.ttl))
@@ -267,21 +278,25 @@ def administer(
     rng = sim.rng("admin", admin.name)
     t = start + rng.uniform(5, 60)
     pingable = ssh_targets + telnet_targets
+    n = 0
     while t < end:
+        # the day's plan has its own stream: what one session draws does not change the sessions after it
+        n += 1
+        act = sim.rng("admin", admin.name, n)
         roll = rng.random()
         if roll < 0.45 and ssh_targets:
             target = ssh_targets[rng.randrange(len(ssh_targets))]
-            t = ssh_session(sim, admin, target, sim.arp(t, admin, target), rng)
+            t = ssh_session(sim, admin, target, sim.arp(t, admin, target), act)
         elif roll < 0.65 and telnet_targets:
             target = telnet_targets[rng.randrange(len(telnet_targets))]
-            t = telnet_session(sim, admin, target, sim.arp(t, admin, target), rng)
+            t = telnet_session(sim, admin, target, sim.arp(t, admin, target), act)
         elif rng.random() < 0.5 and pingable:
             target = pingable[rng.randrange(len(pingable))]
-            t = ping(sim, admin, target, sim.arp(t, admin, target), rng.choice((3, 4, 5)), rng)
+            t = ping(sim, admin, target, sim.arp(t, admin, target), rng.choice((3, 4, 5)), act)
         else:  # an outside host, through the router
             name = rng.choice(("dns.google", "one.one.one.one", "www.bro.org"))
             t_dns, addresses = sim.resolve(t, admin, name)
-            t = ping(sim, admin, sim.net.by_ip(addresses[0]), t_dns + 1e-3, rng.choice((4, 5)), rng)
+            t = ping(sim, admin, sim.net.by_ip(addresses[0]), t_dns + 1e-3, rng.choice((4, 5)), act)
         t += rng.uniform(20, 240)
 
 
