@@ -6,7 +6,7 @@ import json
 import random
 
 from iotguard.lab.network import Host
-from iotguard.lab.proto import http, tls
+from iotguard.lab.proto import http, mqtt, tls
 from iotguard.lab.sim import Sim
 from iotguard.lab.tcp import TcpConn
 
@@ -95,3 +95,53 @@ def cloud_heartbeats(sim: Sim, dev: Host, start: float, end: float, cloud_name: 
             alpn=(),
         )
         t += interval * rng.uniform(0.9, 1.1)
+
+
+def mqtt_publish(
+    conn: TcpConn,
+    t: float,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    pid: int,
+    rng: random.Random,
+    *,
+    retain: bool = False,
+) -> float:
+    """A client's PUBLISH with its QoS handshake: none (0), PUBACK (1), or PUBREC, PUBREL, PUBCOMP (2)."""
+    if qos == 0:
+        return conn.send(t, True, mqtt.publish(topic, payload, retain=retain))
+    if qos == 1:
+        return conn.request(
+            t, mqtt.publish(topic, payload, 1, pid, retain), mqtt.puback(pid), think=rng.uniform(1e-4, 6e-4)
+        )
+    t = conn.request(
+        t, mqtt.publish(topic, payload, 2, pid, retain), mqtt.pubrec(pid), think=rng.uniform(1e-4, 6e-4)
+    )
+    return conn.request(
+        t + rng.uniform(5e-5, 3e-4), mqtt.pubrel(pid), mqtt.pubcomp(pid), think=rng.uniform(1e-4, 4e-4)
+    )
+
+
+def mqtt_deliver(
+    conn: TcpConn,
+    t: float,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    pid: int,
+    rng: random.Random,
+    think: tuple[float, float] = (1e-4, 1e-3),
+) -> float:
+    """The broker forwards a PUBLISH to a subscriber, which acknowledges it as its QoS asks (``think``: the
+    client's time to answer)."""
+    client, broker = conn.c.host, conn.s.host
+    t = conn.send(t, False, mqtt.publish(topic, payload, qos, pid))
+    if qos == 0:
+        return t
+    reply = mqtt.puback(pid) if qos == 1 else mqtt.pubrec(pid)
+    t = conn.send(conn.reply_at(t, client, rng.uniform(*think)), True, reply)
+    if qos == 2:
+        t = conn.send(conn.reply_at(t, broker, rng.uniform(5e-5, 3e-4)), False, mqtt.pubrel(pid))
+        t = conn.send(conn.reply_at(t, client, rng.uniform(*think)), True, mqtt.pubcomp(pid))
+    return t
