@@ -235,6 +235,18 @@ def ssh_session(sim: Sim, client: Host, server: Host, t: float, rng: random.Rand
     return conn.close(t + rng.uniform(1e-4, 2e-3), from_client=rng.random() < 0.5)
 
 
+def _type_line(
+    conn: TcpConn, server: Host, t: float, rng: random.Random, text: str, *, echo: bool = True
+) -> float:
+    """A line typed into telnet, one keystroke per packet and Enter as CR NUL; the server echoes each key
+    (CR as CR LF) unless it is a password."""
+    for gap, ch in zip(_typed(rng, text), text + "\r", strict=True):
+        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
+        if echo:
+            t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    return t
+
+
 def telnet_session(sim: Sim, client: Host, server: Host, t: float, rng: random.Random) -> float:
     """A telnet login to a device's BusyBox shell: options, user and password, a few commands, exit."""
     conn = TcpConn(sim, client, server, 23, loss=0.003, rng=rng)
@@ -247,27 +259,20 @@ def telnet_session(sim: Sim, client: Host, server: Host, t: float, rng: random.R
     )
     t = conn.send(conn.reply_at(t, client, 3e-4), True, reply)
     t = conn.send(conn.reply_at(t, server, 0.05), False, b"\r\n" + server.name.encode() + b" login: ")
-    for gap, ch in zip(_typed(rng, "admin"), "admin\r", strict=True):  # echoed by the server
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-        t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    t = _type_line(conn, server, t, rng, "admin")
     t = conn.send(conn.reply_at(t, server, 0.01), False, b"Password: ")
     secret = f"{rng.getrandbits(24):06x}"
-    for gap, ch in zip(_typed(rng, secret), secret + "\r", strict=True):  # not echoed
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
+    t = _type_line(conn, server, t, rng, secret, echo=False)
     t = conn.send(
         conn.reply_at(t, server, 0.3), False, b"\r\n\r\nBusyBox v1.31.1 built-in shell (ash)\r\n\r\n# "
     )
     for _ in range(rng.randrange(1, 6)):
         command, output = BUSYBOX_COMMANDS[rng.randrange(len(BUSYBOX_COMMANDS))]
         t += rng.uniform(1.0, 15.0)
-        for gap, ch in zip(_typed(rng, command), command + "\r", strict=True):
-            t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-            t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+        t = _type_line(conn, server, t, rng, command)
         body = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789 ./-:\r\n") for _ in range(output))
         t = conn.send(conn.reply_at(t, server, rng.uniform(5e-3, 0.05)), False, body + b"\r\n# ")
-    for gap, ch in zip(_typed(rng, "exit"), "exit\r", strict=True):
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-        t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    t = _type_line(conn, server, t, rng, "exit")
     return conn.close(conn.reply_at(t, server, 2e-3), from_client=False)
 
 
