@@ -190,3 +190,23 @@ def test_a_flood_of_made_up_devices_is_one_alert_per_kind_and_keeps_real_baselin
     assert kinds == Counter({"unknown device": 1, "message flood": 1})
     names = {d["device"] for d in detector.devices()}
     assert {"dev0", "dev1", "dev2", "dev3"} <= names  # the real devices' baselines survived
+
+
+def test_a_publisher_s_flood_is_judged_by_the_same_limit_as_a_device_s():
+    # A learned publisher at 2 msg/s, then 50 msg/s spread over ten topics of its own known devices: no device
+    # passes its own limit (20 msg/s), the publisher passes max(flood_min_rate, flood_factor x usual) = 20.
+    cfg = TelemetryConfig(global_warmup=10.0, warmup_messages=5, flood_min_rate=20.0, flood_factor=5.0)
+    detector = TelemetryDetector(cfg)
+    t = 1_700_000_000.0
+    alerts = []
+    for i in range(600):  # ten sensors behind one gateway, 2 msg/s in all, for 300 s
+        m = TelemetryMessage(f"site/s{i % 10}/t", b'{"t": 20}', t + i / 2, client="10.0.0.5")
+        alerts += detector.process(m)
+    assert alerts == []
+    t += 300
+    for i in range(1_000):  # 50 msg/s for 20 s: 5 msg/s per sensor
+        m = TelemetryMessage(f"site/s{i % 10}/t", b'{"t": 20}', t + i / 50, client="10.0.0.5")
+        alerts += detector.process(m)
+    floods = [a for a in alerts if "message flood" in a.signature]
+    assert [a.src_ip for a in floods] == ["10.0.0.5"]
+    assert floods[0].top_features[0][0] == "publisher_rate_per_s"
