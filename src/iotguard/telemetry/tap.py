@@ -4,10 +4,13 @@ account on the broker, or where the broker is not the operator's.
 
 Only what a sensor can read without reassembling TCP streams: unencrypted MQTT 3.1, 3.1.1 and 5 on the broker
 port, client to broker, in Ethernet (one VLAN tag at most), Linux cooked (SLL, SLL2) or raw IP frames, over
-IPv4 or IPv6 without extension headers. Each
-TCP segment is read as a sequence of whole MQTT packets; a segment that does not start at a packet
-boundary (a large message split over segments, a retransmission of a part) is skipped and counted, never
-guessed at. The protocol version of a connection (MQTT 5 adds properties to PUBLISH) is learned from its
+IPv4 or IPv6 without extension headers. Each TCP segment is read as a sequence of whole MQTT packets, and
+each connection's sequence numbers are followed: when a packet runs past the end of its segment (a large
+message split over segments), the rest of it is skipped as continuation, never read as packets of its own,
+and reading resumes where the next packet starts, even in the middle of a segment; a segment read before (a
+retransmission) is not read twice. A segment that starts neither at a packet boundary nor where one was
+expected is skipped and counted, never guessed at. The protocol version of a connection (MQTT 5 adds
+properties to PUBLISH) is learned from its
 CONNECT; a connection whose CONNECT was not seen is read as 3.1.1.
 
 A message keeps its publisher's address and the broker's, so telemetry anomalies name the host that sent
@@ -34,6 +37,7 @@ from iotguard.telemetry.detector import TelemetryMessage
 
 MQTT_PORT = 1883
 MAX_CONNECTIONS = 65_536  # remembered protocol versions (least recently seen forgotten first)
+_SEQ_SPACE = 1 << 32
 _RAW_TYPES = (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6)
 
 
@@ -41,9 +45,13 @@ def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (data[at].astype(np.int64) << 8) | data[at + 1]
 
 
-def _tcp_payloads(batch: PacketBatch, port: int) -> list[tuple[int, int, int, str, str, int]]:
-    """(payload start, payload end, timestamp µs, client address, broker address, client port) of the TCP
-    segments with data sent to ``port``, found with array operations (most packets are not MQTT)."""
+Segment = tuple[int, int, int, str, str, int, int]
+
+
+def _tcp_payloads(batch: PacketBatch, port: int) -> list[Segment]:
+    """(payload start, payload end, timestamp µs, client address, broker address, client port, sequence
+    number) of the TCP segments with data sent to ``port``, found with array operations (most packets are
+    not MQTT)."""
     n = len(batch)
     if n == 0:
         return []
@@ -94,14 +102,16 @@ def _tcp_payloads(batch: PacketBatch, port: int) -> list[tuple[int, int, int, st
     end = np.minimum(end, ip + total)
     start = tcp + (data[tcp + 12] >> 4).astype(np.int64) * 4
     sport = _u16(data, tcp)
+    seq = (_u16(data, tcp + 4) << 16) | _u16(data, tcp + 6)
     ok = start < end
     out = []
-    for i, s, e, a, tv4, p in zip(idx[ok], start[ok], end[ok], ip[ok], v4[ok], sport[ok], strict=True):
+    rows = zip(idx[ok], start[ok], end[ok], ip[ok], v4[ok], sport[ok], seq[ok], strict=True)
+    for i, s, e, a, tv4, p, q in rows:
         if tv4:
             src, dst = _v4(data, a + 12), _v4(data, a + 16)
         else:
             src, dst = _v6(data, a + 8), _v6(data, a + 24)
-        out.append((int(s), int(e), int(batch.ts_us[i]), src, dst, int(p)))
+        out.append((int(s), int(e), int(batch.ts_us[i]), src, dst, int(p), int(q)))
     return out
 
 
@@ -137,15 +147,45 @@ class MqttTap:
         self.skipped: Counter[str] = Counter()
         self.messages_seen = 0
         self._versions: OrderedDict[tuple[str, int], int] = OrderedDict()
+        # connection -> (sequence number where its next packet starts, whether a split packet comes first);
+        # least recently seen first
+        self._next: OrderedDict[tuple[str, int], tuple[int, bool]] = OrderedDict()
 
     def messages(self, batch: PacketBatch) -> list[TelemetryMessage]:
         out: list[TelemetryMessage] = []
         data = batch.data
-        for start, end, ts_us, client, broker, client_port in _tcp_payloads(batch, self.port):
-            segment = data[start:end].tobytes()
-            self._segment(segment, ts_us / 1e6, client, broker, (client, client_port), out)
+        for start, end, ts_us, client, broker, client_port, seq in _tcp_payloads(batch, self.port):
+            conn = (client, client_port)
+            at = self._resume_at(conn, seq, end - start)
+            if at is None:
+                continue
+            segment = data[start + at : end].tobytes()
+            read = self._segment(segment, ts_us / 1e6, client, broker, conn, out)
+            if read is None:
+                self._next.pop(conn, None)
+            else:
+                self._next[conn] = ((seq + at + read[0]) % _SEQ_SPACE, read[1])
+                self._next.move_to_end(conn)
+                while len(self._next) > MAX_CONNECTIONS:
+                    self._next.popitem(last=False)
         self.messages_seen += len(out)
         return out
+
+    def _resume_at(self, conn: tuple[str, int], seq: int, length: int) -> int | None:
+        """Where in a segment the connection's next packet starts: the offset of the expected next packet
+        when it lies inside the segment, 0 when nothing is expected (or a segment went unseen), None when
+        the whole segment was read before or is the rest of a split packet (counted)."""
+        expected = self._next.get(conn)
+        if expected is None:
+            return 0
+        next_seq, split = expected
+        ahead = (next_seq - seq) % _SEQ_SPACE  # how far the next packet starts after the segment's start
+        if ahead >= _SEQ_SPACE // 2:  # the segment starts after it: a segment went unseen
+            return 0
+        if ahead >= length:
+            self.skipped["continuation" if split else "retransmission"] += 1
+            return None
+        return ahead
 
     def _segment(
         self,
@@ -155,14 +195,20 @@ class MqttTap:
         broker: str,
         conn: tuple[str, int],
         out: list[TelemetryMessage],
-    ) -> None:
+    ) -> tuple[int, bool] | None:
+        """Read the whole MQTT packets of one segment into ``out``. Return how many bytes after the
+        segment's start the next packet starts, and whether the last packet runs past the segment; None
+        when that is not known (bytes that are not a packet)."""
         pos = 0
         while pos < len(buf):
             kind = buf[pos] >> 4
             head = _varint(buf, pos + 1)
-            if kind == 0 or head is None or head[0] + head[1] > len(buf):
+            if kind != 0 and head is not None and head[0] + head[1] > len(buf):
+                self.skipped["cut_packet"] += 1  # its header tells where the next packet starts
+                return head[0] + head[1], True
+            if kind == 0 or head is None:
                 self.skipped["not_at_packet_boundary" if pos == 0 else "cut_packet"] += 1
-                return
+                return None
             length, body = head
             packet_end = body + length
             if kind == 1:  # CONNECT: protocol name (length-prefixed), then the protocol level
@@ -178,6 +224,7 @@ class MqttTap:
                 else:
                     out.append(message)
             pos = packet_end
+        return pos, False
 
     def _publish(
         self,
