@@ -90,14 +90,16 @@ def _ipv4(src: str, dst: str, payload: bytes) -> bytes:
     return header + payload
 
 
-def _tcp(sport: int, dport: int, data: bytes, seq: int) -> bytes:
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, 0x18, 65535, 0, 0) + data
+def _tcp(sport: int, dport: int, data: bytes, seq: int, flags: int) -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, flags, 65535, 0, 0) + data
 
 
-def frame(data: bytes, *, sport=40000, dport=1883, src=CLIENT, dst=BROKER, vlan=False, seq=1) -> bytes:
+def frame(
+    data: bytes, *, sport=40000, dport=1883, src=CLIENT, dst=BROKER, vlan=False, seq=1, flags=0x18
+) -> bytes:
     eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
     eth += (b"\x81\x00\x00\x07" if vlan else b"") + b"\x08\x00"
-    return eth + _ipv4(src, dst, _tcp(sport, dport, data, seq))
+    return eth + _ipv4(src, dst, _tcp(sport, dport, data, seq, flags))
 
 
 def _varint(n: int) -> bytes:
@@ -252,3 +254,18 @@ def test_a_split_message_s_rest_is_never_read_as_packets_and_reading_resumes_aft
         batch(frame(big[:cut], seq=start), frame(big[cut:] + after, seq=(start + cut) % (1 << 32)))
     )
     assert [m.topic for m in got] == ["cam/2"]
+
+    # a new connection on the same client port (a SYN, then another initial sequence number) is read afresh
+    tap = MqttTap()
+    got = tap.messages(
+        batch(
+            frame(big[:cut], seq=9000),
+            frame(b"", seq=8000, flags=0x02),  # SYN: its data starts at 8001
+            frame(connect(4) + publish("new/1", b"1"), seq=8001),
+        )
+    )
+    assert [m.topic for m in got] == ["new/1"]
+    # without the SYN, a segment far before the expected one is still read (a reused port, SYN unseen)
+    tap = MqttTap()
+    got = tap.messages(batch(frame(publish("a/1", b"1"), seq=5_000_000), frame(publish("b/1", b"1"), seq=7)))
+    assert [m.topic for m in got] == ["a/1", "b/1"]

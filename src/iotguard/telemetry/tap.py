@@ -38,6 +38,9 @@ from iotguard.telemetry.detector import TelemetryMessage
 MQTT_PORT = 1883
 MAX_CONNECTIONS = 65_536  # remembered protocol versions (least recently seen forgotten first)
 _SEQ_SPACE = 1 << 32
+MAX_BEHIND = 1 << 20
+"""A segment starting at most this many bytes before where the next packet was expected was read before or
+continues a split message; one starting farther back is of another connection that reused the client port."""
 _RAW_TYPES = (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6)
 
 
@@ -46,12 +49,13 @@ def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 Segment = tuple[int, int, int, str, str, int, int]
+"""(payload start, payload end, timestamp µs, client address, broker address, client port, sequence number
+of the first payload byte, as -1 - it for a SYN)."""
 
 
 def _tcp_payloads(batch: PacketBatch, port: int) -> list[Segment]:
-    """(payload start, payload end, timestamp µs, client address, broker address, client port, sequence
-    number) of the TCP segments with data sent to ``port``, found with array operations (most packets are
-    not MQTT)."""
+    """The TCP segments sent to ``port`` that carry data or open a connection, found with array operations
+    (most packets are not MQTT)."""
     n = len(batch)
     if n == 0:
         return []
@@ -103,7 +107,11 @@ def _tcp_payloads(batch: PacketBatch, port: int) -> list[Segment]:
     start = tcp + (data[tcp + 12] >> 4).astype(np.int64) * 4
     sport = _u16(data, tcp)
     seq = (_u16(data, tcp + 4) << 16) | _u16(data, tcp + 6)
-    ok = start < end
+    syn = (data[tcp + 13] & 0x02) != 0
+    # a SYN's sequence number is the one before its first data byte; it starts a new connection (a reused
+    # client port), so it is kept even without data: -1 marks it
+    seq = np.where(syn, -1 - ((seq + 1) % _SEQ_SPACE), seq)
+    ok = (start < end) | syn
     out = []
     rows = zip(idx[ok], start[ok], end[ok], ip[ok], v4[ok], sport[ok], seq[ok], strict=True)
     for i, s, e, a, tv4, p, q in rows:
@@ -156,6 +164,11 @@ class MqttTap:
         data = batch.data
         for start, end, ts_us, client, broker, client_port, seq in _tcp_payloads(batch, self.port):
             conn = (client, client_port)
+            if seq < 0:  # a new connection: what was expected of an old one on this port is void
+                self._next.pop(conn, None)
+                seq = -1 - seq
+                if start >= end:
+                    continue
             at = self._resume_at(conn, seq, end - start)
             if at is None:
                 continue
@@ -180,7 +193,7 @@ class MqttTap:
             return 0
         next_seq, split = expected
         ahead = (next_seq - seq) % _SEQ_SPACE  # how far the next packet starts after the segment's start
-        if ahead >= _SEQ_SPACE // 2:  # the segment starts after it: a segment went unseen
+        if ahead > MAX_BEHIND:  # the segment starts after it (a segment went unseen), or far before it
             return 0
         if ahead >= length:
             self.skipped["continuation" if split else "retransmission"] += 1
