@@ -269,3 +269,11 @@ def test_a_split_message_s_rest_is_never_read_as_packets_and_reading_resumes_aft
     tap = MqttTap()
     got = tap.messages(batch(frame(publish("a/1", b"1"), seq=5_000_000), frame(publish("b/1", b"1"), seq=7)))
     assert [m.topic for m in got] == ["a/1", "b/1"]
+
+
+def test_every_frame_the_flow_meter_reads_is_read_here_too():
+    # two stacked VLAN tags (QinQ), which the flow parser skips: the tap reuses its headers
+    qinq = frame(publish("q/1", b"1"))
+    qinq = qinq[:12] + b"\x88\xa8\x00\x05\x81\x00\x00\x07" + qinq[12:]
+    got = MqttTap().messages(batch(qinq))
+    assert [(m.topic, m.client) for m in got] == [("q/1", CLIENT)]
