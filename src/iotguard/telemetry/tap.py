@@ -28,7 +28,7 @@ from iotguard.flows.parse import OK, Packets, parse
 from iotguard.telemetry.detector import TelemetryMessage
 
 MQTT_PORT = 1883
-MAX_CONNECTIONS = 65_536  # remembered protocol versions (least recently seen forgotten first)
+MAX_CONNECTIONS = 65_536  # connections remembered (version, next packet): least recently seen forgotten first
 _SEQ_SPACE = 1 << 32
 MAX_BEHIND = 1 << 20
 """A segment starting at most this many bytes before where the next packet was expected was read before or
