@@ -2,12 +2,14 @@
 benign-only captures raise none at the default threshold?
 
     IOTGUARD_DATA_DIR=/work/shared/data PYTHONPATH=src python benchmarks/response_captures.py [--out FILE.json]
-        [--detector DIR] [--lab-duration S] [--no-lab]
+        [--detector DIR] [--lab-duration S] [--no-lab] [--flows-only]
 
 Captures: the lab's ``test`` scenario (episodes from the lab's ground truth; its attack families partly unseen
 in training) and its ``benign`` scenario with another seed, and every capture in ``$IOTGUARD_DATA_DIR/pcaps``
 and the IoT-23 pcaps, each labelled attack or benign from its SOURCE.md. Prints a Markdown table; nothing is
 tuned here (the detector is the cached default one, built from lab scenarios with other seeds, docs/detection.md).
+Each capture goes through ``iotguard detect``'s path: the flow detector, the MQTT telemetry read off the wire and
+the device inventory (``--flows-only``: the flow detector alone).
 """
 
 from __future__ import annotations
@@ -69,20 +71,15 @@ CAPTURES: dict[str, tuple[str, str]] = {
 }
 
 
-def run_capture(detector, capture: Path, store_dir: Path):
-    """Detect in one capture with a fresh engine and store; returns (stats, incidents)."""
-    from iotguard.core.store import Store
-    from iotguard.detect.engine import DetectionEngine
-    from iotguard.flows import iter_flows
+def run_capture(detector, capture: Path, store_dir: Path, flows_only: bool):
+    """Detect in one capture as ``iotguard detect`` does (a fresh engine and store, the log-only policy);
+    returns (stats, incidents)."""
+    from iotguard.respond.policy import default_policy
+    from iotguard.service.offline import detect_source
 
     db = store_dir / f"{capture.stem}-{time.monotonic_ns()}.db"
-    with Store(db, synchronous="NORMAL") as store:
-        engine = DetectionEngine(detector, store=store)
-        for batch in iter_flows(capture, early=10):
-            engine.process(batch, where=str(capture))
-        engine.close()
-        incidents = store.incidents(limit=None)
-    return engine.stats, incidents
+    run = detect_source(capture, detector, policy=default_policy(), db=db, early=10, flows_only=flows_only)
+    return run.stats, run.incidents
 
 
 def main() -> int:
@@ -91,6 +88,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--lab-duration", type=float, default=None, help="lab scenario duration (s)")
     parser.add_argument("--no-lab", action="store_true", help="only the captures from the data directory")
+    parser.add_argument(
+        "--flows-only", action="store_true", help="the flow detector alone (no MQTT telemetry, no inventory)"
+    )
     args = parser.parse_args()
 
     from iotguard.core.paths import data_dir
@@ -115,7 +115,7 @@ def main() -> int:
                 run = generate(name, duration=args.lab_duration, seed=seed, out_dir=work / name, flows=False)
                 episodes = read_episodes(run.episodes_path)
                 t0 = time.perf_counter()
-                stats, incidents = run_capture(detector, run.capture, work)
+                stats, incidents = run_capture(detector, run.capture, work, args.flows_only)
                 hits = [r.detected for r in match_episodes(episodes, incidents)]
                 kind = "attack" if episodes else "benign"
                 results.append(
@@ -146,7 +146,7 @@ def main() -> int:
                 results.append({"capture": rel, "kind": kind, "what": what, "error": "absent"})
                 continue
             t0 = time.perf_counter()
-            stats, incidents = run_capture(detector, path, work)
+            stats, incidents = run_capture(detector, path, work, args.flows_only)
             results.append(
                 {
                     "capture": rel.removeprefix("pcaps/"),

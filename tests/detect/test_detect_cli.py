@@ -86,6 +86,25 @@ def test_detect_flow_table(detector_dir, data_file, tmp_path):
     assert f"{len(flows)}" in proc.stdout
 
 
+def test_detect_on_a_capture_reads_mqtt_telemetry_off_the_wire_as_the_sensor_does(
+    detector_dir, data_file, tmp_path
+):
+    # MQTTset's publish flood: a few large messages at a high rate, which the MQTT telemetry detector sees
+    capture = data_file("pcaps/mqttset_reduced/flood.pcap")
+
+    def alerts(*extra: str):
+        db = tmp_path / f"s{len(extra)}.db"
+        proc = _cli("detect", str(capture), "--model", str(detector_dir), "--db", str(db), *extra)
+        assert proc.returncode == 0, proc.stderr
+        with Store(db) as store:
+            return store.alerts(limit=None)
+
+    telemetry = [a for a in alerts() if a.source == "telemetry"]
+    assert telemetry and {a.src_ip for a in telemetry} == {"192.168.1.100"}  # the flooder (SOURCE.md)
+    assert all(a.family == "MQTTAbuse" for a in telemetry)
+    assert not [a for a in alerts("--flows-only") if a.source != "flow"]
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -34,7 +34,10 @@ def detect(
         Path | None, typer.Option("--policy", help="Response policy (YAML). Default: log only.")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Sensor configuration (its detect:, model: and devices:).")
+        Path | None,
+        typer.Option(
+            "--config", help="Sensor configuration (its detect:, telemetry:, inventory: and devices:)."
+        ),
     ] = None,
     eve: Annotated[Path | None, typer.Option("--eve", help="Append alerts to this EVE JSON file.")] = None,
     db: Annotated[
@@ -58,6 +61,13 @@ def detect(
     early: Annotated[
         int, typer.Option("--early", help="Early record after N packets of a flow (0: off).")
     ] = 10,
+    flows_only: Annotated[
+        bool,
+        typer.Option(
+            "--flows-only",
+            help="Score flows only: no MQTT telemetry read off the capture, no device inventory.",
+        ),
+    ] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the default detector first.")] = False,
     incidents_shown: Annotated[int, typer.Option("--show", help="Incidents listed in the summary.")] = 15,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
@@ -106,7 +116,10 @@ def detect(
             db = state_dir() / "iotguard.db"
         run = detect_source(
             source, detector, policy=pol, config=det_cfg, assets=Assets(devices), db=db, eve=eve,
-            apply=apply, early=early, progress=progress,
+            apply=apply, early=early, flows_only=flows_only, progress=progress,
+            telemetry=cfg.telemetry if cfg is not None else None,
+            inventory=cfg.inventory if cfg is not None else None,
+            devices=cfg.devices if cfg is not None else (),
         )  # fmt: skip
     finally:
         work.close()

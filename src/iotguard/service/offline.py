@@ -1,19 +1,25 @@
 """Detection and response over a capture or flow table, start to end: what ``iotguard detect`` and the demo
-run. The live sensor wires the same detection and response engines to a packet stream instead."""
+run. The live sensor wires the same detection and response engines to a packet stream instead.
+
+On a capture, the same detectors as the sensor's watch the packets, unless ``flows_only``: the flow detector,
+the MQTT telemetry read off the wire (:class:`~iotguard.telemetry.MqttTap`, as with the sensor's
+``telemetry.from_capture``) and the device inventory (ARP and MAC checks, behaviour drift). A flow table
+carries flows only."""
 
 from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from iotguard.core.config import DeviceConfig, InventoryConfig, TelemetryConfig
 from iotguard.core.errors import DataError
 from iotguard.core.progress import NO_PROGRESS, Progress
-from iotguard.core.records import Incident
+from iotguard.core.records import Alert, Incident
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.detector import Detector
@@ -37,6 +43,48 @@ def flow_batches(path: Path, early: int) -> Iterator[pd.DataFrame]:
         yield read_flow_table(path)
     else:
         yield from iter_flows(path, early=early or None)
+
+
+def capture_records(
+    path: Path,
+    early: int,
+    *,
+    telemetry: TelemetryConfig | None = None,
+    inventory: InventoryConfig | None = None,
+    devices: Sequence[DeviceConfig] = (),
+) -> Iterator[tuple[pd.DataFrame, list[Alert]]]:
+    """A capture's flow records batch by batch (early ones included), each with the alerts the sensor's
+    other detectors raise on the same packets: MQTT telemetry read off the wire and the device inventory."""
+    from iotguard.capture import open_source
+    from iotguard.flows import FlowMeter
+    from iotguard.flows.parse import parse
+    from iotguard.service.inventory import Inventory
+    from iotguard.service.macs import mac_pairs
+    from iotguard.telemetry import MqttTap, TelemetryDetector
+
+    telemetry = telemetry or TelemetryConfig()
+    tap = MqttTap(telemetry.capture_port)
+    watcher = TelemetryDetector(telemetry, list(devices))
+    devices_seen = Inventory(inventory, list(devices))
+    meter = FlowMeter(early_packets=early or None)
+    now = 0.0  # the capture's clock: its newest packet so far
+    source = open_source(path)
+    try:
+        for batch in source:
+            packets = parse(batch)  # once, for the flow meter and the MQTT tap
+            flows = meter.feed(batch, packets)
+            # the inventory sees the batch's flows first, as in the sensor, so their devices exist
+            alerts = devices_seen.observe_flows(flows) if len(flows) else []
+            alerts += devices_seen.observe_macs(mac_pairs(batch))
+            for message in tap.messages(batch, packets):
+                alerts += watcher.process(message)
+            if len(batch):
+                now = max(now, float(batch.ts_us.max()) / 1e6)
+            yield flows, alerts + devices_seen.tick(now)
+    finally:
+        source.close()
+    flows = meter.flush()
+    yield flows, devices_seen.observe_flows(flows) if len(flows) else []
 
 
 def capture_flows(path: Path, early: int) -> pd.DataFrame:
@@ -66,11 +114,16 @@ def detect_source(
     eve: Path | None = None,
     apply: bool = False,
     early: int = 10,
+    flows_only: bool = False,
+    telemetry: TelemetryConfig | None = None,
+    inventory: InventoryConfig | None = None,
+    devices: Sequence[DeviceConfig] = (),
     progress: Progress = NO_PROGRESS,
 ) -> OfflineRun:
     """Score every flow of ``source``, fold alerts into incidents, run ``policy`` (a dry run unless
-    ``apply``), and record alerts, incidents and actions in ``db`` and ``eve`` when given. Returns every
-    incident of the run, in order of first activity."""
+    ``apply``), and record alerts, incidents and actions in ``db`` and ``eve`` when given. On a capture, the
+    MQTT telemetry and the device inventory watch its packets too (configured by ``telemetry``, ``inventory``
+    and ``devices``), unless ``flows_only``. Returns every incident of the run, in order of first activity."""
     if not source.exists():
         raise DataError("no such file", where=str(source))
     # Incidents close as the capture's clock moves on, so the store is where all of them end up: without
@@ -84,9 +137,18 @@ def detect_source(
             detector, config=config, assets=assets, store=store, eve=writer, sinks=[responder.handle]
         )
         with progress.task(f"detecting in {source.name}") as task:
-            for batch in flow_batches(source, early):
-                engine.process(batch, where=str(source))
-                task.advance(len(batch))
+            if flows_only or is_flow_table(source):
+                for batch in flow_batches(source, early):
+                    engine.process(batch, where=str(source))
+                    task.advance(len(batch))
+            else:
+                records = capture_records(
+                    source, early, telemetry=telemetry, inventory=inventory, devices=devices
+                )
+                for batch, alerts in records:
+                    engine.submit(alerts)
+                    engine.process(batch, where=str(source))
+                    task.advance(len(batch))
         engine.close()
         responder.close()
         incidents = sorted(store.incidents(limit=None), key=lambda i: (i.first_seen, i.id or 0))
