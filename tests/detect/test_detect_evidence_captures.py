@@ -20,6 +20,7 @@ import pytest
 
 from iotguard.detect.detector import Calibration, Component, Detector
 from iotguard.detect.engine import DetectionConfig, DetectionEngine
+from iotguard.detect.evidence import EvidenceConfig
 from iotguard.flows import iter_flows
 
 
@@ -84,6 +85,31 @@ def test_one_connection_of_a_vnc_scanner_is_not_enough_evidence(data_file, famil
         and engine.stats.insufficient_evidence == 1
         and engine.stats.duplicate == 1
     )
+
+
+def test_an_os_fingerprint_names_the_prober_even_where_its_syn_was_not_captured(data_file):
+    """nmap -O against 172.16.16.150: two flows start with the victim's SYN-ACK (the prober's SYNs are not in
+    the capture) and one with its echo reply. Every flow flagged, no evidence gate: every alert still names the
+    prober, never the victim."""
+    from iotguard.core.schema import FIRST_FLAGS_COLUMN
+    from iotguard.flows import read_flows
+
+    path = data_file("pcaps/chrissanders_packets/activeosfingerprinting.pcapng")
+    flows = read_flows(path)
+    syn_ack_first = flows[(flows["src_ip"] == "172.16.16.150") & (flows[FIRST_FLAGS_COLUMN] == 0x12)]
+    assert len(syn_ack_first) == 2
+    engine = DetectionEngine(
+        Detector(
+            Component(
+                "classifier", _Flags("PortScan"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0))
+            ),
+            None,
+        ),
+        config=DetectionConfig(evidence=EvidenceConfig(enabled=False)),
+    )
+    events = [e for batch in iter_flows(path, early=10) for e in engine.process(batch)]
+    assert {e.alert.src_ip for e in events} == {"172.16.16.128"}
+    assert engine.stats.reply_flows == 3 and engine.stats.unattributed == 0
 
 
 @pytest.mark.parametrize("capture", ["http_dvwa_directorytraversal.pcapng", "http_dvwa_sqlinjection.pcapng"])

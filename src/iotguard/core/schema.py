@@ -38,6 +38,12 @@ HTTP_COLUMN: Final = "http_indicators"
 """Optional column of extracted flow tables: the most injection indicators one HTTP request of the flow
 carried (``iotguard.flows.parse.http_indicators``). Not a model feature; the detection engine reads it."""
 
+FIRST_FLAGS_COLUMN: Final = "tcp_first_flags"
+"""Optional column of extracted flow tables: the TCP flags byte of the first packet of the flow's connection
+that the meter saw, sent by the flow's source (-1 for other protocols). Tells a flow opened by its source (a
+SYN) from one whose first packet was an answer (a SYN-ACK or a RST: the peer's opening packet was not seen).
+Not a model feature; attribution reads it (``iotguard.detect.attribution``)."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

@@ -40,7 +40,8 @@ from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
-from iotguard.detect.attribution import attacker_victim, self_flows
+from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
+from iotguard.detect.attribution import attribute, numeric
 from iotguard.detect.detector import ANOMALY, Detector
 from iotguard.detect.eve import EveWriter
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, Observation
@@ -129,9 +130,12 @@ class DetectionStats:
     held: int = 0
     """Alerts the evidence gate holds right now (they raise an incident once the evidence is enough)."""
     reply_flows: int = 0
-    """Alerts on reply-only flows (ICMP errors ...), attributed to the flow's destination."""
+    """Alerts on reply-only flows (ICMP errors, SYN-ACKs ...), attributed to the flow's destination."""
     self_flows: int = 0
     """Flagged two-way flows between an address and itself: no attacker to name, dropped (``attribution``)."""
+    unattributed: int = 0
+    """Flagged TCP flows whose first packet seen was a RST: an answer or a forgery, no attacker to name,
+    dropped (``attribution``)."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -216,11 +220,17 @@ class DetectionEngine:
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
-        attacker, victim, swapped = attacker_victim(flows)
-        selfish = flagged & self_flows(flows)
-        if selfish.any():
-            self.stats.self_flows += int(selfish.sum())
-            flagged = flagged & ~selfish
+        # address strings and numeric columns read once, for attribution and the evidence's volumes
+        src = flows["src_ip"].astype(str).to_numpy(dtype=object)
+        dst = flows["dst_ip"].astype(str).to_numpy(dtype=object)
+        num = numeric(flows, ATTRIBUTION_COLUMNS + VOLUME_COLUMNS)
+        who = attribute(src, dst, num)
+        attacker, victim, swapped = who.attacker, who.victim, who.swapped
+        nobody = flagged & who.nobody
+        if nobody.any():
+            self.stats.self_flows += int((nobody & who.self_flow).sum())
+            self.stats.unattributed += int((nobody & ~who.self_flow).sum())
+            flagged = flagged & ~nobody
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -271,11 +281,12 @@ class DetectionEngine:
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
             c: flows[c].to_numpy(dtype=object)
-            for c in ("ts_last", "src_ip", "dst_ip", "src_port", "dst_port", "protocol")
+            for c in ("ts_last", "src_port", "dst_port", "protocol")
             if c in flows.columns
         }
+        cols["src_ip"], cols["dst_ip"] = src, dst
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
-        vol = _attacker_volumes(flows, swapped)
+        vol = _attacker_volumes(num, swapped)
         released: list[Alert] = []
         explained = dict(zip(keep, explanations, strict=True))
         for i in sorted(
@@ -469,15 +480,26 @@ def _observation(
     )
 
 
-def _attacker_volumes(flows: pd.DataFrame, swapped: np.ndarray) -> dict[str, np.ndarray]:
+VOLUME_COLUMNS = ("fwd_packets", "fwd_bytes", "bwd_bytes", "flow_duration")
+"""Numeric columns the evidence's volumes read besides attribution's (``bwd_packets``)."""
+
+
+def _attacker_volumes(columns: Any, swapped: np.ndarray) -> dict[str, np.ndarray]:
     """Per flow record: its packets (both directions) and packets per second, and the payload bytes the
     attacker sent (and per second) and received: the flow's forward side, or its backward side where the
     record is attributed to its destination (reply-only flows). A record of zero duration has an infinite
-    rate."""
-    packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
-    fwd_b, bwd_b = _column(flows, "fwd_bytes"), _column(flows, "bwd_bytes")
+    rate. ``columns``: the numeric columns by name (a flow table will do)."""
+
+    def col(name: str) -> np.ndarray:
+        if name not in columns:
+            return np.zeros(len(swapped))
+        values = np.asarray(columns[name], dtype=np.float64)
+        return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
+
+    packets = col("fwd_packets") + col("bwd_packets")
+    fwd_b, bwd_b = col("fwd_bytes"), col("bwd_bytes")
     sent_b, got_b = np.where(swapped, bwd_b, fwd_b), np.where(swapped, fwd_b, bwd_b)
-    seconds = _column(flows, "flow_duration") / 1e6
+    seconds = col("flow_duration") / 1e6
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(seconds > 0, packets / seconds, np.where(packets > 0, np.inf, 0.0))
         byte_rate = np.where(seconds > 0, sent_b / seconds, np.where(sent_b > 0, np.inf, 0.0))

@@ -438,7 +438,8 @@ class EvidenceGate:
         self._released_groups = {
             g
             for g in self._released_groups
-            if (g[1], g[2]) in self._by_victim or (g[0] == "family" and g[1] in self._by_family)
+            if (g[0] == "victim" and (g[1], g[2]) in self._by_victim)
+            or (g[0] == "family" and g[1] in self._by_family)
         }
         return self.dropped - before
 

@@ -89,7 +89,8 @@ FWD_BULK = 80
 BWD_BULK = 88
 SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
 HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (parse.http_indicators)
-NF = 98
+FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
+NF = 99
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -299,6 +300,7 @@ def _first(S, s, meta, cfg, wheel, W, src_is_a, fwd, cum, ts, proto, pay, hdr, f
     S[s, CUM_TCP] = cum
     S[s, ICMP_TYPE] = ityp
     S[s, ICMP_CODE] = icod
+    S[s, FIRST_FL] = fl if proto == 6 else -1.0
     if fwd:
         _bulk(S, s, FWD_BULK, BWD_BULK, ts, pay)
     else:
@@ -763,6 +765,9 @@ def process(
             else:
                 old_a = S[s, SRC_IS_A] != 0.0
                 cum = S[s, CUM_TCP] + (ts - S[s, TS_LAST])
+                opened = S[
+                    s, FIRST_FL
+                ]  # a continuation: the connection was opened by the earlier flow's packet
                 _first(
                     S,
                     s,
@@ -782,6 +787,7 @@ def process(
                     ityp,
                     icod,
                 )
+                S[s, FIRST_FL] = opened
         else:
             src_a = S[s, SRC_IS_A] != 0.0
             fwd = from_a == src_a
@@ -813,9 +819,11 @@ def process(
                         )
                     else:
                         cum = S[s, CUM_TCP] + (S[s, TS_LAST] - S[s, TS_FIRST]) + (ts - S[s, TS_LAST])
+                        opened = S[s, FIRST_FL]
                         _first(
                             S, s, meta, cfg, wheel, W, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod
                         )
+                        S[s, FIRST_FL] = opened
                 else:
                     _first(
                         S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod
