@@ -413,8 +413,26 @@ _METHODS = np.zeros((len(_METHOD_NAMES), 8), dtype=np.uint8)
 for _row, _name in enumerate(_METHOD_NAMES):
     _METHODS[_row, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
 _METHOD_LEN = np.array([len(m) for m in _METHOD_NAMES], dtype=np.int64)
-_MAX_TARGET = 4096  # bytes of a request target looked at
+_MAX_TARGET = 4096  # bytes of a request target (or an inspected header's value) looked at
 _MAX_BODY = 2048  # bytes of a body looked at
+
+# Request headers whose value the protocol defines as a URI or command, never free text, and that an exploit
+# can carry its command in; each is inspected like a request target (lower-case names):
+# * SOAPAction (SOAP 1.1, section 6.1.1; UPnP device control; D-Link HNAP): a quoted URI naming the operation
+#   to run. The D-Link HNAP exploits that Mirai variants spread with (CVE-2015-2051, CVE-2019-10891) put a
+#   shell command in it, in backquotes; a real one is "urn:...#Action" or "http://purenetworks.com/HNAP1/Name",
+#   with no shell or SQL metacharacter. One pair of enclosing quotes is its syntax and is not counted.
+# * Host (RFC 9110, section 7.2): uri-host [":" port], whose syntax admits none of the indicators (an IPv6
+#   literal's brackets are none either), so any indicator in it is an injection (host header injection into
+#   a CGI or a log that reaches a shell or SQL).
+# Not inspected: User-Agent, Cookie, Accept*, Content-Type (free text and parameter lists full of ";()'"), and
+# Referer/Origin/Location: URIs, but copies of another page's URL (its target was inspected in its own request).
+_HEADER_NAMES = (b"soapaction", b"host")
+_HEADER_QUOTED = np.array([True, False])  # the value is a quoted string whose enclosing quotes are syntax
+_HEADERS = np.zeros((len(_HEADER_NAMES), 16), dtype=np.uint8)
+for _row, _name in enumerate(_HEADER_NAMES):
+    _HEADERS[_row, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
+_HEADER_LEN = np.array([len(h) for h in _HEADER_NAMES], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
@@ -446,6 +464,26 @@ def _is_method(data, p, end):
             if same:
                 return k
     return 0
+
+
+@njit(cache=True)
+def _header(data, p, end):
+    """Row of :data:`_HEADER_NAMES` whose name (any case) and a colon start the line at ``p`` (else -1)."""
+    for r in range(_HEADERS.shape[0]):
+        k = _HEADER_LEN[r]
+        if p + k >= end or data[p + k] != 58:  # ':'
+            continue
+        same = True
+        for j in range(k):
+            c = data[p + j]
+            if 65 <= c <= 90:
+                c += 32
+            if c != _HEADERS[r, j]:
+                same = False
+                break
+        if same:
+            return r
+    return -1
 
 
 @njit(cache=True)
@@ -485,8 +523,9 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
     """Per packet: injection indicators of the HTTP request it starts (0 for every other packet).
 
     Only what the packet itself carries is read (a request split over segments is judged on its first), and
-    at most :data:`_MAX_TARGET` bytes of the target and :data:`_MAX_BODY` of the body. Headers are skipped:
-    a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
+    at most :data:`_MAX_TARGET` bytes of the target and of each inspected header, :data:`_MAX_BODY` of the
+    body. Of the headers only those the protocol defines as a URI (:data:`_HEADER_NAMES`: ``SOAPAction``,
+    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
     for i in range(offset.shape[0]):
         p = pay_at[i]
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
@@ -500,13 +539,32 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
         while t1 < end and t1 - t0 < _MAX_TARGET and data[t1] != 32 and data[t1] != 13 and data[t1] != 10:
             t1 += 1
         n = _count(data, t0, t1, True)
-        # the body starts after the first empty line
-        b = t1
-        while b + 3 < end:
-            if data[b] == 13 and data[b + 1] == 10 and data[b + 2] == 13 and data[b + 3] == 10:
-                n += _count(data, b + 4, min(end, b + 4 + _MAX_BODY), False)
+        # header lines follow the request line; the body starts after the first empty line
+        q = t1
+        while q < end and data[q] != 10:
+            q += 1
+        q += 1
+        while q < end:
+            if data[q] == 10 or (data[q] == 13 and q + 1 < end and data[q + 1] == 10):
+                b = q + 1 if data[q] == 10 else q + 2
+                n += _count(data, b, min(end, b + _MAX_BODY), False)
                 break
-            b += 1
+            e = q
+            while e < end and data[e] != 10:
+                e += 1
+            r = _header(data, q, e)
+            if r >= 0:
+                v0 = q + _HEADER_LEN[r] + 1
+                v1 = e
+                while v0 < v1 and (data[v0] == 32 or data[v0] == 9):
+                    v0 += 1
+                while v1 > v0 and (data[v1 - 1] == 13 or data[v1 - 1] == 32 or data[v1 - 1] == 9):
+                    v1 -= 1
+                if _HEADER_QUOTED[r] and v1 - v0 >= 2 and data[v0] == 34 and data[v1 - 1] == 34:
+                    v0 += 1
+                    v1 -= 1
+                n += _count(data, v0, min(v1, v0 + _MAX_TARGET), True)
+            q = e + 1
         out[i] = n
 
 
