@@ -112,6 +112,23 @@ def test_an_os_fingerprint_names_the_prober_even_where_its_syn_was_not_captured(
     assert engine.stats.reply_flows == 3 and engine.stats.unattributed == 0
 
 
+def test_icmp_fingerprinting_probes_raise_a_scan_the_models_need_not_see(data_file):
+    """Xprobe-style ICMP OS fingerprinting of one host: four ICMP flows, one target, no volume; with models
+    that flag nothing, the probe packets (undefined codes, deprecated request types) still raise one PortScan
+    incident naming the prober, at once (a rule's match is its own evidence)."""
+    path = data_file("pcaps/markofu_pcaps/osfingerprinting.pcap")
+    assert _run(path, "Benign", DetectionConfig(probe_packets=None)).stats.flagged == 0
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    events = [e for batch in iter_flows(path, early=10) for e in engine.process(batch)]
+    engine.close()
+    assert engine.stats.incidents == 1 and engine.stats.insufficient_evidence == 0
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip, e.alert.dest_ip) for e in events} == {
+        ("PortScan", "probe-check", "10.0.0.29", "10.0.0.2")
+    }
+    assert all(e.alert.top_features[0][0] == "probe_packets" for e in events)
+
+
 @pytest.mark.parametrize("capture", ["http_dvwa_directorytraversal.pcapng", "http_dvwa_sqlinjection.pcapng"])
 def test_injection_in_http_requests_raises_a_web_attack_the_models_cannot_see(data_file, tmp_path, capture):
     from iotguard.core.store import Store

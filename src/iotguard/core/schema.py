@@ -44,6 +44,12 @@ that the meter saw, sent by the flow's source (-1 for other protocols). Tells a 
 SYN) from one whose first packet was an answer (a SYN-ACK or a RST: the peer's opening packet was not seen).
 Not a model feature; attribution reads it (``iotguard.detect.attribution``)."""
 
+PROBES_COLUMN: Final = "probe_packets"
+"""Optional column of extracted flow tables: packets the flow's source sent of a shape that no ordinary IP stack
+sends, only probing tools (ICMP requests with undefined codes or of deprecated types, TCP segments without ACK
+that are neither SYN nor RST, SYN with FIN or RST; ``iotguard.flows.table._probe``). Not a model feature; the
+detection engine reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

@@ -4,11 +4,14 @@
           -> explanation -> evidence gate -> incident folding -> Store (alerts + incidents, one transaction)
           -> EVE file -> sinks
 
-Besides the models, the engine reads one thing the flow meter found in the payload: the injection indicators
-of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target or
-body, ``flows.parse.http_indicators``). A flow whose request carried at least ``http_indicators`` of them is a
-``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert names the
-count as its explanation and ``http-inspection`` as its model.
+Besides the models, the engine reads two things the flow meter found in the packets. The injection indicators
+of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target,
+URI header or body, ``flows.parse.http_indicators``): a flow whose request carried at least ``http_indicators``
+of them is a ``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert
+names the count as its explanation and ``http-inspection`` as its model. And probe packets (``probe_packets``:
+packets of a shape only probing tools send, ``flows.table._probe``): a flow whose source sent at least
+``probe_packets`` of them is a ``PortScan`` (reconnaissance), model ``probe-check``. Both are matches of a
+fixed rule, their own evidence: the evidence gate does not hold them.
 
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
@@ -37,7 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN
+from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
@@ -61,6 +64,13 @@ WEB_ATTACK = "WebAttack"
 INSPECTION = 3
 """``Verdicts.component`` of a verdict made by the HTTP inspection (1 classifier, 2 anomaly model)."""
 INSPECTION_MODEL = "http-inspection"
+PROBE = 4
+"""``Verdicts.component`` of a verdict made by the probe check."""
+PROBE_MODEL = "probe-check"
+PROBE_FAMILY = "PortScan"
+"""OS fingerprinting and stealth scans are reconnaissance, which ``FAMILIES`` calls PortScan."""
+DEFAULT_PROBE_PACKETS = 1
+"""One packet is enough: no ordinary stack sends any (``flows.table._probe`` argues each shape)."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -97,6 +107,8 @@ class DetectionConfig(BaseModel):
     http_indicators: int | None = Field(DEFAULT_HTTP_INDICATORS, ge=1)
     """A flow whose HTTP request carried at least this many injection indicators alerts as WebAttack (None:
     off)."""
+    probe_packets: int | None = Field(DEFAULT_PROBE_PACKETS, ge=1)
+    """A flow whose source sent at least this many probe packets alerts as PortScan (None: off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -274,9 +286,11 @@ class DetectionEngine:
             if self.config.explain_top
             else [[] for _ in keep]
         )
-        for j, i in enumerate(keep):
-            if verdicts.component[i] == INSPECTION:  # its score is the indicator count
+        for j, i in enumerate(keep):  # a rule's score is its count
+            if verdicts.component[i] == INSPECTION:
                 explanations[j] = [(HTTP_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == PROBE:
+                explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -299,7 +313,7 @@ class DetectionEngine:
                 continue
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            released += self.gate.admit(alert, obs)
+            released += self.gate.admit(alert, obs, proven=bool(verdicts.component[i] in (INSPECTION, PROBE)))
         if not released:
             self._expire()
             return []
@@ -325,6 +339,8 @@ class DetectionEngine:
         how = "unusual for this site" if fam == ANOMALY else "known attack pattern"
         if verdicts.component[i] == INSPECTION:
             model, how = INSPECTION_MODEL, "injection in an HTTP request"
+        elif verdicts.component[i] == PROBE:
+            model, how = PROBE_MODEL, "a packet only probing tools send"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -346,18 +362,22 @@ class DetectionEngine:
         )
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
-        """Turn the verdicts of flows whose HTTP requests carried enough injection indicators into WebAttack
-        alerts (in place; the score is the indicator count)."""
-        need = self.config.http_indicators
-        if need is None or HTTP_COLUMN not in flows.columns:
-            return
-        counts = _column(flows, HTTP_COLUMN)
-        hit = counts >= need
-        verdicts.family[hit] = WEB_ATTACK
-        verdicts.is_alert[hit] = True
-        verdicts.component[hit] = INSPECTION
-        verdicts.score[hit] = counts[hit]
-        verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
+        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
+        whose HTTP requests carried enough injection indicators into WebAttack alerts (in place; the score is
+        the count)."""
+        for column, need, family, component in (
+            (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
+            (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),
+        ):
+            if need is None or column not in flows.columns:
+                continue
+            counts = _column(flows, column)
+            hit = counts >= need
+            verdicts.family[hit] = family
+            verdicts.is_alert[hit] = True
+            verdicts.component[hit] = component
+            verdicts.score[hit] = counts[hit]
+            verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
 
     def submit(self, alerts: Iterable[Alert]) -> list[Event]:
         """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then

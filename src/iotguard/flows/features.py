@@ -20,16 +20,18 @@ from iotguard.core.schema import (
     HTTP_COLUMN,
     IDENTITY_COLUMNS,
     PARTIAL_COLUMN,
+    PROBES_COLUMN,
 )
 from iotguard.flows import table as t
 
 END_REASON_COLUMN = "end_reason"
 APP_PROTO_COLUMN = "app_proto"
-OPTIONAL_EXTRAS = (END_REASON_COLUMN, APP_PROTO_COLUMN, HTTP_COLUMN, FIRST_FLAGS_COLUMN)
+OPTIONAL_EXTRAS = (END_REASON_COLUMN, APP_PROTO_COLUMN, HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN)
 """Columns after ``partial``: why the record was emitted, the application protocol its port suggests, the
 most injection indicators one HTTP request of the flow carried (``flows.parse.http_indicators``; 0 for flows
-without an HTTP request), and the TCP flags of the connection's first packet seen (-1 for other protocols).
-Not model features: the detection engine reads the last two directly."""
+without an HTTP request), the TCP flags of the connection's first packet seen (-1 for other protocols), and
+the packets of the flow's source that only probing tools send (``flows.table._probe``). Not model features:
+the detection engine reads the last three directly."""
 
 FLOW_COLUMNS = tuple(
     dict.fromkeys((*IDENTITY_COLUMNS, *FLOW_FEATURES, *EXTRA_FEATURES, PARTIAL_COLUMN, *OPTIONAL_EXTRAS))
@@ -336,6 +338,7 @@ def records(out_f: np.ndarray, out_k: np.ndarray, out_i: np.ndarray) -> pd.DataF
     cols[APP_PROTO_COLUMN] = _app_proto(out_i[:, t.O_SPORT], out_i[:, t.O_DPORT], proto)
     cols[HTTP_COLUMN] = f[:, t.HTTP_IND].astype(np.int64)
     cols[FIRST_FLAGS_COLUMN] = f[:, t.FIRST_FL].astype(np.int64)
+    cols[PROBES_COLUMN] = f[:, t.PROBES].astype(np.int64)
     for name in INT_FEATURES:
         cols[name] = np.asarray(cols[name]).astype(np.int64)
     return pd.DataFrame(cols, columns=list(FLOW_COLUMNS))
@@ -367,7 +370,10 @@ def _empty() -> pd.DataFrame:
             dtype: object = "str"
         elif name == PARTIAL_COLUMN:
             dtype = bool
-        elif name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN) or name in INT_FEATURES:
+        elif (
+            name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN)
+            or name in INT_FEATURES
+        ):
             dtype = np.int64
         else:
             dtype = np.float64

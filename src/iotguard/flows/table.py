@@ -90,7 +90,8 @@ BWD_BULK = 88
 SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
 HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (parse.http_indicators)
 FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
-NF = 99
+PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (_probe)
+NF = 100
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -283,6 +284,29 @@ def _schedule(s, due, wheel, W, cfg):
     wheel[b] = s
     W[W_DUE, s] = d
     W[W_IN, s] = 1
+
+
+@njit(cache=True, inline="always")
+def _probe(pr, fl, ityp, icod):
+    """A packet of a shape no ordinary IP stack sends, only probing tools (OS fingerprinting, stealth scans).
+
+    * ICMPv4 echo (8) or timestamp (13) request with a nonzero code: RFC 792 defines only code 0. nmap's OS
+      detection sends an echo request with code 9 (its IE probe), Xprobe2 ones with other codes; Snort's
+      community rule 365 "ICMP PING undefined code".
+    * ICMPv4 information (15) or address mask (17) request: deprecated (RFC 6918) and answered only by old
+      stacks, which is what fingerprinting tools (Xprobe2) ask them for; Snort rules 417 and 388.
+    * TCP without ACK that is neither an opening SYN nor a RST (a bare FIN, no flags at all, FIN+PSH+URG):
+      after the SYN every segment carries ACK (RFC 9293, 3.10.7), so these are the FIN, NULL and XMAS scans'
+      probes and nmap's T2/T7 OS-detection probes (Snort "SCAN FIN", "SCAN NULL", "SCAN nmap XMAS").
+    * TCP with SYN and FIN, or SYN and RST: opening and closing at once (nmap's T3 probe; Snort "SCAN SYN FIN").
+    """
+    if pr == 1:
+        return ((ityp == 8.0 or ityp == 13.0) and icod != 0.0) or ityp == 15.0 or ityp == 17.0
+    if pr == 6:
+        if fl & F_SYN:
+            return (fl & F_FIN) != 0 or (fl & F_RST) != 0
+        return (fl & F_ACK) == 0 and (fl & F_RST) == 0
+    return False
 
 
 @njit(cache=True)
@@ -854,6 +878,8 @@ def process(
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
         if http[i] > S[s, HTTP_IND]:
             S[s, HTTP_IND] = http[i]
+        if _probe(pr, fl, ityp, icod) and from_a == (S[s, SRC_IS_A] != 0.0):
+            S[s, PROBES] += 1.0
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
