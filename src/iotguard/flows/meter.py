@@ -212,15 +212,14 @@ class FlowMeter:
         return self._meta[t.M_NOW] / 1e6 if self._meta[t.M_STARTED] else None
 
     # -- the API ----------------------------------------------------------------------------------------
-    def feed(self, batch: PacketBatch | Packets) -> pd.DataFrame:
-        """Add a batch of packets; returns the records emitted meanwhile (maybe none)."""
-        if isinstance(batch, PacketBatch):
-            self.stats.bytes += batch.wire_bytes
-            packets = parse(batch)
-        elif isinstance(batch, Packets):
-            packets = batch
-        else:
+    def feed(self, batch: PacketBatch, packets: Packets | None = None) -> pd.DataFrame:
+        """Add a batch of packets; returns the records emitted meanwhile (maybe none). ``packets``: the batch
+        already parsed (:func:`iotguard.flows.parse.parse`), for a caller that reads its headers too."""
+        if not isinstance(batch, PacketBatch):
             raise TypeError(f"feed() takes a PacketBatch, not {type(batch).__name__}")
+        self.stats.bytes += batch.wire_bytes
+        if packets is None:
+            packets = parse(batch)
         self.stats.packets += len(packets)
         self.stats.skipped.update(reason_counts(packets.reason))
         return self._run(packets)

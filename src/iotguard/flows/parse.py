@@ -69,6 +69,7 @@ class Packets:
     icmp_code: np.ndarray
     reason: np.ndarray  # uint8, 0 = parsed
     http: np.ndarray | None = None  # int32 injection indicators of an HTTP request (None: all 0)
+    pay_at: np.ndarray | None = None  # int64 offset of the TCP payload in the batch's data (-1: not TCP)
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -366,9 +367,10 @@ def parse(batch: PacketBatch) -> Packets:
         icmp_code=np.full(n, -1, np.int32),
         reason=np.zeros(n, np.uint8),
         http=np.zeros(n, np.int32),
+        pay_at=np.full(n, -1, np.int64),
     )
     if n:
-        pay_at = np.full(n, -1, np.int64)
+        pay_at = out.pay_at
         parse_batch(
             batch.data,
             batch.offset,

@@ -426,6 +426,7 @@ class Sensor:
 
     def _flow_loop(self) -> None:
         from iotguard.flows import FlowMeter
+        from iotguard.flows.parse import parse
         from iotguard.service.macs import mac_pairs
 
         meter = FlowMeter(self._flow_config())
@@ -445,13 +446,14 @@ class Sensor:
             frames = []
             try:
                 if item is not None and len(item):
-                    frames.append(meter.feed(item))
+                    packets = parse(item)  # once, for the flow meter and the MQTT tap
+                    frames.append(meter.feed(item, packets))
                     self.packets_done += len(item)
                     pairs = mac_pairs(item)
                     if pairs:
                         self._submit(self.inventory.observe_macs(pairs))
-                    if self.tap is not None:
-                        self._tap(item)  # its own failures are its own: the batch's flows are metered
+                    if self.tap is not None:  # its own failures are its own: the batch's flows are metered
+                        self._tap(item, packets)
                 if live and time.monotonic() - last_expire >= 1.0:
                     frames.append(meter.expire(time.time()))
                     last_expire = time.monotonic()
@@ -474,10 +476,10 @@ class Sensor:
         for start in range(0, len(frame), DETECT_BATCH):
             _put(self.flow_q, frame.iloc[start : start + DETECT_BATCH], threading.Event())
 
-    def _tap(self, batch: Any) -> None:
+    def _tap(self, batch: Any, packets: Any) -> None:
         assert self.tap is not None and self.telemetry_q is not None
         try:
-            messages = self.tap.messages(batch)
+            messages = self.tap.messages(batch, packets)
         except Exception:
             log.exception(
                 "reading MQTT off the wire failed on a batch of %d packets; its messages dropped", len(batch)

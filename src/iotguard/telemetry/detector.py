@@ -229,13 +229,7 @@ class TelemetryDetector:
         # rate
         rate = device.rate.observe(now, learn=not device.flooding)
         usual = device.rate.usual
-        # A device still learning has no usual rate of its own to compare with: only a rate far above
-        # anything a sensor sends (factor x the minimum flood rate) counts then.
-        limit = (
-            max(cfg.flood_min_rate, cfg.flood_factor * usual)
-            if warm
-            else cfg.flood_factor * cfg.flood_min_rate
-        )
+        limit = _flood_limit(cfg, usual, learned=warm)
         device.flooding = rate > limit
         if device.flooding:
             found.append(_flood(rate, limit, usual, "rate_per_s", f"{rate:.0f} msg/s, usually {usual:.2f}"))
@@ -355,8 +349,7 @@ class TelemetryDetector:
             self._publishers.move_to_end(publisher)
         rate = baseline.observe(now, learn=publisher not in self._flooding)  # a flood is not learned
         usual = baseline.usual
-        learned = baseline.seconds_learned >= cfg.global_warmup
-        limit = cfg.flood_factor * (max(cfg.flood_min_rate, usual) if learned else cfg.flood_min_rate)
+        limit = _flood_limit(cfg, usual, learned=baseline.seconds_learned >= cfg.global_warmup)
         if rate <= limit:
             self._flooding.discard(publisher)
             return
@@ -453,6 +446,15 @@ class TelemetryDetector:
             self._devices[d.name] = d
             if d.messages == 1:
                 self._once[d.name] = None
+
+
+def _flood_limit(cfg: TelemetryConfig, usual: float, *, learned: bool) -> float:
+    """The message rate above which a device or a publisher floods."""
+    if learned:
+        return max(cfg.flood_min_rate, cfg.flood_factor * usual)
+    # Still learning, there is no usual rate of its own to compare with: only a rate far above anything a
+    # sensor sends (factor x the minimum flood rate) counts then.
+    return cfg.flood_factor * cfg.flood_min_rate
 
 
 def _flood(

@@ -3,12 +3,14 @@ captured packets, for sites where the sensor sees the traffic (a mirror port, a 
 account on the broker, or where the broker is not the operator's.
 
 Only what a sensor can read without reassembling TCP streams: unencrypted MQTT 3.1, 3.1.1 and 5 on the broker
-port, client to broker, in Ethernet (one VLAN tag at most), Linux cooked (SLL, SLL2) or raw IP frames, over
-IPv4 or IPv6 without extension headers. Each
-TCP segment is read as a sequence of whole MQTT packets; a segment that does not start at a packet
-boundary (a large message split over segments, a retransmission of a part) is skipped and counted, never
-guessed at. The protocol version of a connection (MQTT 5 adds properties to PUBLISH) is learned from its
-CONNECT; a connection whose CONNECT was not seen is read as 3.1.1.
+port, client to broker, in any packet the flow parser (:mod:`iotguard.flows.parse`) understands, whose
+headers it reuses. Each TCP segment is read as a sequence of whole MQTT packets, and
+each connection's sequence numbers are followed: when a packet runs past the end of its segment (a large
+message split over segments), the rest of it is skipped as continuation, never read as packets of its own,
+and reading resumes where the next packet starts, even in the middle of a segment; a segment read before (a
+retransmission) is not read twice. A segment that starts neither at a packet boundary nor where one was
+expected is skipped and counted, never guessed at. The protocol version of a connection (MQTT 5 adds
+properties to PUBLISH) is learned from its CONNECT; a connection whose CONNECT was not seen is read as 3.1.1.
 
 A message keeps its publisher's address and the broker's, so telemetry anomalies name the host that sent
 them, as flow alerts do.
@@ -16,101 +18,60 @@ them, as flow alerts do.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, OrderedDict
 
 import numpy as np
 
-from iotguard.capture.batch import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_RAW,
-    PacketBatch,
-)
+from iotguard.capture.batch import PacketBatch
+from iotguard.flows.features import format_addresses
+from iotguard.flows.parse import OK, Packets, parse
 from iotguard.telemetry.detector import TelemetryMessage
 
 MQTT_PORT = 1883
-MAX_CONNECTIONS = 65_536  # remembered protocol versions (least recently seen forgotten first)
-_RAW_TYPES = (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6)
+MAX_CONNECTIONS = 65_536  # connections remembered (version, next packet): least recently seen forgotten first
+_SEQ_SPACE = 1 << 32
+MAX_BEHIND = 1 << 20
+"""A segment starting at most this many bytes before where the next packet was expected was read before or
+continues a split message; one starting farther back is of another connection that reused the client port."""
+Segment = tuple[int, int, int, str, str, int, int]
+"""(payload start, payload end, timestamp µs, client address, broker address, client port, sequence number
+of the first payload byte, as -1 - it for a SYN)."""
+
+
+def _tcp_payloads(batch: PacketBatch, packets: Packets, port: int) -> list[Segment]:
+    """The TCP segments sent to ``port`` that carry data or open a connection, from the flow parser's headers
+    (array operations: most packets are not MQTT)."""
+    if len(packets) == 0:
+        return []
+    assert packets.pay_at is not None
+    syn = (packets.flags & 0x02) != 0
+    sel = np.flatnonzero(
+        (packets.reason == OK)
+        & (packets.proto == 6)
+        & (packets.dport == port)
+        & ((packets.payload > 0) | syn)
+    )
+    if len(sel) == 0:
+        return []
+    data = batch.data
+    start = packets.pay_at[sel]
+    # the payload the IP header announces, as far as it was captured
+    end = np.minimum(start + packets.payload[sel], batch.offset[sel].astype(np.int64) + batch.caplen[sel])
+    keep = (start < end) | syn[sel]
+    sel, start, end = sel[keep], start[keep], end[keep]
+    tcp = start - packets.hdr[sel]
+    seq = (_u16(data, tcp + 4) << 16) | _u16(data, tcp + 6)
+    # a SYN's sequence number is the one before its first data byte; it starts a new connection (a reused
+    # client port), so it is kept even without data: -1 - seq marks it
+    seq = np.where(syn[sel], -1 - ((seq + 1) % _SEQ_SPACE), seq)
+    clients = format_addresses(packets.src_hi[sel], packets.src_lo[sel])
+    brokers = format_addresses(packets.dst_hi[sel], packets.dst_lo[sel])
+    rows = zip(start, end, packets.ts_us[sel], clients, brokers, packets.sport[sel], seq, strict=True)
+    return [(int(s), int(e), int(t), c, b, int(p), int(q)) for s, e, t, c, b, p, q in rows]
 
 
 def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (data[at].astype(np.int64) << 8) | data[at + 1]
-
-
-def _tcp_payloads(batch: PacketBatch, port: int) -> list[tuple[int, int, int, str, str, int]]:
-    """(payload start, payload end, timestamp µs, client address, broker address, client port) of the TCP
-    segments with data sent to ``port``, found with array operations (most packets are not MQTT)."""
-    n = len(batch)
-    if n == 0:
-        return []
-    data = batch.data
-    caplen = batch.caplen.astype(np.int64)
-    off = batch.offset.astype(np.int64)
-    link = batch.linktype
-    l3 = np.full(n, -1, dtype=np.int64)
-    # (link type, offset of the EtherType/protocol field, offset of the IP header)
-    for linktype, type_at, ip_at in (
-        (LINKTYPE_ETHERNET, 12, 14),
-        (LINKTYPE_LINUX_SLL, 14, 16),
-        (LINKTYPE_LINUX_SLL2, 0, 20),
-    ):
-        sel = np.flatnonzero((link == linktype) & (caplen >= ip_at + 24))
-        if len(sel) == 0:
-            continue
-        etype = _u16(data, off[sel] + type_at)
-        ip_off = np.full(len(sel), ip_at, dtype=np.int64)
-        if linktype == LINKTYPE_ETHERNET:  # one 802.1Q tag
-            tagged = etype == 0x8100
-            etype = np.where(tagged, _u16(data, off[sel] + 16), etype)
-            ip_off = np.where(tagged, ip_at + 4, ip_off)
-        is_ip = (etype == 0x0800) | (etype == 0x86DD)
-        l3[sel[is_ip]] = ip_off[is_ip]
-    l3[np.isin(link, _RAW_TYPES) & (caplen >= 20)] = 0
-    idx = np.flatnonzero(l3 >= 0)
-    if len(idx) == 0:
-        return []
-    ip = off[idx] + l3[idx]
-    version = data[ip] >> 4
-    v4 = version == 4
-    v6 = version == 6
-    ihl = np.where(v4, (data[ip] & 0x0F).astype(np.int64) * 4, 40)
-    proto = np.where(v4, data[ip + 9], data[ip + 6])  # the first 20 bytes are there (checked above)
-    # IPv4: not a fragment after the first (the TCP header is only in the first one)
-    frag_ok = ~v4 | ((_u16(data, ip + 6) & 0x1FFF) == 0)
-    end = off[idx] + caplen[idx]
-    tcp = ip + ihl
-    ok = (v4 | v6) & (proto == 6) & frag_ok & (tcp + 20 <= end)
-    idx, ip, tcp, end, v4 = idx[ok], ip[ok], tcp[ok], end[ok], v4[ok]
-    if len(idx) == 0:
-        return []
-    ok = _u16(data, tcp + 2) == port
-    idx, ip, tcp, end, v4 = idx[ok], ip[ok], tcp[ok], end[ok], v4[ok]
-    # the IP total length bounds the payload (Ethernet pads short frames)
-    total = np.where(v4, _u16(data, ip + 2), _u16(data, ip + 4) + 40)
-    end = np.minimum(end, ip + total)
-    start = tcp + (data[tcp + 12] >> 4).astype(np.int64) * 4
-    sport = _u16(data, tcp)
-    ok = start < end
-    out = []
-    for i, s, e, a, tv4, p in zip(idx[ok], start[ok], end[ok], ip[ok], v4[ok], sport[ok], strict=True):
-        if tv4:
-            src, dst = _v4(data, a + 12), _v4(data, a + 16)
-        else:
-            src, dst = _v6(data, a + 8), _v6(data, a + 24)
-        out.append((int(s), int(e), int(batch.ts_us[i]), src, dst, int(p)))
-    return out
-
-
-def _v4(data: np.ndarray, at: int) -> str:
-    return ".".join(str(int(b)) for b in data[at : at + 4])
-
-
-def _v6(data: np.ndarray, at: int) -> str:
-    return str(ipaddress.IPv6Address(data[at : at + 16].tobytes()))
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
@@ -137,15 +98,53 @@ class MqttTap:
         self.skipped: Counter[str] = Counter()
         self.messages_seen = 0
         self._versions: OrderedDict[tuple[str, int], int] = OrderedDict()
+        # connection -> (sequence number where its next packet starts, whether a split packet comes first);
+        # least recently seen first
+        self._next: OrderedDict[tuple[str, int], tuple[int, bool]] = OrderedDict()
 
-    def messages(self, batch: PacketBatch) -> list[TelemetryMessage]:
+    def messages(self, batch: PacketBatch, packets: Packets | None = None) -> list[TelemetryMessage]:
+        """The PUBLISH messages of a batch; ``packets``: the batch already parsed by the flow parser."""
         out: list[TelemetryMessage] = []
         data = batch.data
-        for start, end, ts_us, client, broker, client_port in _tcp_payloads(batch, self.port):
-            segment = data[start:end].tobytes()
-            self._segment(segment, ts_us / 1e6, client, broker, (client, client_port), out)
+        if packets is None:
+            packets = parse(batch)
+        for start, end, ts_us, client, broker, client_port, seq in _tcp_payloads(batch, packets, self.port):
+            conn = (client, client_port)
+            if seq < 0:  # a new connection: what was expected of an old one on this port is void
+                self._next.pop(conn, None)
+                seq = -1 - seq
+                if start >= end:
+                    continue
+            at = self._resume_at(conn, seq, end - start)
+            if at is None:
+                continue
+            segment = data[start + at : end].tobytes()
+            read = self._segment(segment, ts_us / 1e6, client, broker, conn, out)
+            if read is None:
+                self._next.pop(conn, None)
+            else:
+                self._next[conn] = ((seq + at + read[0]) % _SEQ_SPACE, read[1])
+                self._next.move_to_end(conn)
+                while len(self._next) > MAX_CONNECTIONS:
+                    self._next.popitem(last=False)
         self.messages_seen += len(out)
         return out
+
+    def _resume_at(self, conn: tuple[str, int], seq: int, length: int) -> int | None:
+        """Where in a segment the connection's next packet starts: the offset of the expected next packet
+        when it lies inside the segment, 0 when nothing is expected (or a segment went unseen), None when
+        the whole segment was read before or is the rest of a split packet (counted)."""
+        expected = self._next.get(conn)
+        if expected is None:
+            return 0
+        next_seq, split = expected
+        ahead = (next_seq - seq) % _SEQ_SPACE  # how far the next packet starts after the segment's start
+        if ahead > MAX_BEHIND:  # the segment starts after it (a segment went unseen), or far before it
+            return 0
+        if ahead >= length:
+            self.skipped["continuation" if split else "retransmission"] += 1
+            return None
+        return ahead
 
     def _segment(
         self,
@@ -155,14 +154,20 @@ class MqttTap:
         broker: str,
         conn: tuple[str, int],
         out: list[TelemetryMessage],
-    ) -> None:
+    ) -> tuple[int, bool] | None:
+        """Read the whole MQTT packets of one segment into ``out``. Return how many bytes after the
+        segment's start the next packet starts, and whether the last packet runs past the segment; None
+        when that is not known (bytes that are not a packet)."""
         pos = 0
         while pos < len(buf):
             kind = buf[pos] >> 4
             head = _varint(buf, pos + 1)
-            if kind == 0 or head is None or head[0] + head[1] > len(buf):
+            if kind != 0 and head is not None and head[0] + head[1] > len(buf):
+                self.skipped["cut_packet"] += 1  # its header tells where the next packet starts
+                return head[0] + head[1], True
+            if kind == 0 or head is None:
                 self.skipped["not_at_packet_boundary" if pos == 0 else "cut_packet"] += 1
-                return
+                return None
             length, body = head
             packet_end = body + length
             if kind == 1:  # CONNECT: protocol name (length-prefixed), then the protocol level
@@ -178,6 +183,7 @@ class MqttTap:
                 else:
                     out.append(message)
             pos = packet_end
+        return pos, False
 
     def _publish(
         self,
