@@ -19,6 +19,21 @@ putting every feature on a common scale learnt from the benign rows (``scaling``
 ``auto``      whichever of the three the benign-only criterion below prefers (unreliable when the synthetic
               anomalies are hard for every scale: it then picks on noise).
 
+**Service identity** (``service="auto"``, the default): when the features include ``dst_port`` (and
+``protocol``) -- the canonical flow table, CICIDS2017 -- the destination service is treated as an identity,
+not a magnitude. Each (port, protocol) pair among the benign reference rows is a known service; a flow is
+compared only with reference rows of its own service (exact equality of the preprocessed value, up to a few
+float32 steps so that the ONNX graph's preprocessing agrees with numpy's). A flow whose service has fewer than
+k benign reference rows scores ``U`` + its distance to all reference rows, where ``U`` is the largest
+same-service score of any benign calibration row: it ranks above every benign flow to a known service, and
+the benign threshold still bounds how many such flows alert. Without a ``dst_port`` feature (NSL-KDD,
+UNSW-NB15, a matrix without column names) or with ``service="none"``: every reference row counts.
+
+**Calibration**: every benign reference row is also scored leave-one-out (against the other reference rows,
+at most ``max_reference``); :func:`iotguard.models.pipeline.train_model` adds these ``calibration_scores_``
+to the benign validation scores when it sets the alert threshold, so the 1 % threshold rests on several
+thousand benign scores instead of the validation rows alone.
+
 ``k`` (and with ``auto`` the scale) is chosen on benign rows only, never on attacks: for each k of ``k_grid``
 (1, 2, 3, 5, 10), the threshold that keeps ``target_fpr`` of the benign validation rows is computed, and the
 k that flags the most *synthetic* anomalies wins: benign validation rows with a random
@@ -30,7 +45,8 @@ scale was given) and k = 1.
 The model is plain numbers (scaling parameters and reference rows), exported as one ONNX graph in float64
 (rank counts or standardisation, then ``|x|^2 - 2 x.r + |r|^2`` and the k-th smallest), so scoring needs
 numpy + onnxruntime only and the artifact holds no pickle. The ranks are one exact binary search tree per
-feature (``TreeEnsembleRegressor``). The graph builds a [rows, reference] matrix, so ``batch_rows`` bounds
+feature (``TreeEnsembleRegressor``); the service of a row is found by comparing its service columns with the
+benign values (first match, as numpy). The graph builds a [rows, reference] matrix, so ``batch_rows`` bounds
 the rows per onnxruntime call.
 """
 
@@ -54,6 +70,8 @@ TOLERANCE = 1e-6  # relative to the feature's largest benign magnitude (at least
 SYNTHETIC_FRACTION = 0.3
 BLOCK = 1024  # query rows per numpy distance block
 CALL_BYTES = 16 * 2**20  # per-call [rows, reference] distance matrix: small enough to stay in cache
+SERVICE_COLUMNS = ("dst_port", "protocol")  # canonical flow-table names of the destination service
+SERVICE_ULPS = 6  # float32 steps within which two preprocessed service values are the same service
 
 
 class KNNDistanceModel:
@@ -62,7 +80,7 @@ class KNNDistanceModel:
     to ``max_reference`` rows."""
 
     kind = "anomaly"
-    OPTIONS = ("k", "k_grid", "scaling", "max_reference", "target_fpr", "synthetic_fraction")
+    OPTIONS = ("k", "k_grid", "scaling", "max_reference", "target_fpr", "synthetic_fraction", "service")
 
     def __init__(self, task: TaskName = "binary", seed: int = 0, **params: Any) -> None:
         if task != "binary":
@@ -85,6 +103,9 @@ class KNNDistanceModel:
             raise ConfigError(f"knn k={self.k}, k_grid={self.k_grid}", expected="whole numbers >= 1")
         if self.scaling not in (None, *SCALINGS, "both", "auto"):
             raise ConfigError(f"knn scaling {self.scaling!r}", expected="auto, standard, rank or both")
+        self.service = params.get("service", "auto")
+        if self.service not in ("auto", "none"):
+            raise ConfigError(f"knn service {self.service!r}", expected="auto or none")
         if self.max_reference < 1:
             raise ConfigError(f"knn max_reference={self.max_reference}", expected="a whole number >= 1")
         self.hyperparameters: dict[str, Any] = {}
@@ -97,11 +118,16 @@ class KNNDistanceModel:
         *,
         validation: Validation = None,
         progress: Progress = NO_PROGRESS,
+        feature_names: Any = None,
         **_: Any,
     ) -> KNNDistanceModel:
         X = benign_rows(X, y, np.float64)
         rng = np.random.default_rng(self.seed)
         self.n_features_in_ = X.shape[1]
+        if feature_names is not None and len(feature_names) != X.shape[1]:
+            raise DataError(
+                f"{len(feature_names)} feature names for {X.shape[1]} columns", expected="one name per column"
+            )
         with progress.task("k-nearest neighbours (benign reference)"):
             std = X.std(axis=0)
             self.mean_ = X.mean(axis=0)
@@ -113,9 +139,11 @@ class KNNDistanceModel:
             # preprocessing may differ from numpy's in the last bit, and flow features tie on exact values
             self.tolerance_ = TOLERANCE * np.maximum(np.abs(self.quantiles_).max(axis=0), 1.0)
             raw_reference = X[np.sort(rng.permutation(len(X))[: self.max_reference])]
+            self._fit_services(raw_reference, feature_names)
             benign_val = None
             if validation is not None and len(validation[0]):
                 benign_val = np.asarray(validation[0], dtype=np.float64)[_labels(validation[1]) == BENIGN]
+            self.unseen_offset_ = 0.0
             self.scaling_, self.k_, self.selection_, divisors = self._choose(
                 X, raw_reference, benign_val, rng
             )
@@ -125,6 +153,7 @@ class KNNDistanceModel:
                 for scaling, divisor in zip(scalings, divisors, strict=True)
             ]
             self.reference_ = self.parts_[0][1]
+            self._calibrate(benign_val)
         self.batch_rows = max(16, CALL_BYTES // (8 * len(self.reference_)))
         self.hyperparameters = {
             "k": self.k_,
@@ -133,8 +162,108 @@ class KNNDistanceModel:
             "reference_rows": len(self.reference_),
             "benign_rows": len(X),
             "selection": self.selection_,
+            "service": None
+            if self.service_ is None
+            else {
+                "columns": self.service_["names"],
+                "known_services": int(len(np.unique(self.reference_service_))),
+                "unseen_offset": self.unseen_offset_,
+            },
+            "calibration_rows": len(self.calibration_scores_),
         }
         return self
+
+    def _fit_services(self, raw_reference: np.ndarray, feature_names: Any) -> None:
+        """Which columns name the destination service, the benign values of each, and each reference row's
+        service id (``service_`` is None when there is no ``dst_port`` column or the option is off)."""
+        self.service_: dict[str, Any] | None = None
+        names = [str(n) for n in feature_names] if feature_names is not None else []
+        if self.service == "none" or SERVICE_COLUMNS[0] not in names:
+            self.reference_service_ = np.zeros(len(raw_reference), np.int64)
+            return
+        columns = [names.index(c) for c in SERVICE_COLUMNS if c in names]
+        values = [np.unique(raw_reference[:, c]) for c in columns]
+        strides = np.cumprod([1] + [len(v) for v in values[:-1]]).astype(np.int64)
+        self.service_ = {
+            "names": [names[c] for c in columns],
+            "columns": columns,
+            "values": values,
+            # a few float32 steps: the graph's float32 preprocessing may differ from numpy's in the last bit,
+            # while two distinct ports stay many steps apart after log1p and min-max scaling
+            "tolerances": [SERVICE_ULPS * 2.0**-23 * np.maximum(np.abs(v), 1.0) for v in values],
+            "strides": strides,
+        }
+        self.reference_service_ = self._service_ids(raw_reference)
+
+    def _service_ids(self, X: np.ndarray) -> np.ndarray | None:
+        """The service id of each row (-1: a service no benign reference row has), or None without services."""
+        if self.service_ is None:
+            return None
+        ids = np.zeros(len(X), np.int64)
+        known = np.ones(len(X), bool)
+        for column, values, tolerance, stride in zip(
+            self.service_["columns"],
+            self.service_["values"],
+            self.service_["tolerances"],
+            self.service_["strides"],
+            strict=True,
+        ):
+            for start in range(0, len(X), BLOCK):  # first matching benign value, as the graph's ArgMax
+                part = np.asarray(X[start : start + BLOCK, column], dtype=np.float64)
+                match = np.abs(part[:, None] - values[None, :]) <= tolerance[None, :]
+                ids[start : start + BLOCK] += match.argmax(axis=1) * stride
+                known[start : start + BLOCK] &= match.any(axis=1)
+        return np.where(known, ids, -1)
+
+    def _calibrate(self, benign_val: np.ndarray | None) -> None:
+        """Leave-one-out scores of the benign reference rows (``calibration_scores_``) and the offset of flows
+        to unseen services (the largest same-service score of a benign calibration row)."""
+        raw = self._distances_parts(None, exclude_self=True)
+        scores = [self._combine(*raw)]
+        if benign_val is not None and len(benign_val):
+            scores.append(self._combine(*self._distances_parts(benign_val)))
+        same = np.concatenate([s[1] for s in scores]) if self.service_ is not None else np.zeros(0)
+        finite = same[np.isfinite(same)]
+        self.unseen_offset_ = float(finite.max()) if len(finite) else 0.0
+        all_, same_ = scores[0]
+        self.calibration_scores_ = self._final(all_, same_, self.unseen_offset_).astype(np.float32)
+
+    def _distances_parts(
+        self, X: np.ndarray | None, exclude_self: bool = False
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """k-th distances of raw rows ``X`` (None: the reference rows, leave-one-out) per part: to all
+        reference rows, and to those of the same service (None without services)."""
+        ids = self.reference_service_ if X is None else self._service_ids(X)
+        all_, same = [], []
+        for scaling, reference, _ in self.parts_:
+            x = reference if X is None else self._scale(X, scaling)
+            a, s = _kth_distances(
+                x,
+                reference,
+                self.k_,
+                ids if self.service_ is not None else None,
+                self.reference_service_ if self.service_ is not None else None,
+                exclude_self,
+            )
+            all_.append(a[:, -1])
+            if s is not None:
+                same.append(s[:, -1])
+        return all_, same if self.service_ is not None else None
+
+    def _combine(
+        self, all_: list[np.ndarray], same: list[np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Parts' distances over their divisors, the larger part: (to all reference rows, same service)."""
+        divisors = [part[2] for part in self.parts_]
+        a = np.max([d / div for d, div in zip(all_, divisors, strict=True)], axis=0)
+        if same is None:
+            return a, a
+        return a, np.max([d / div for d, div in zip(same, divisors, strict=True)], axis=0)
+
+    def _final(self, all_: np.ndarray, same: np.ndarray, offset: float) -> np.ndarray:
+        if self.service_ is None:
+            return all_
+        return np.where(np.isfinite(same), same, offset + all_)
 
     def _scale(self, X: np.ndarray, scaling: str) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -173,11 +302,16 @@ class KNNDistanceModel:
         mask = rng.random(benign_val.shape) < self.synthetic_fraction
         donors = X[rng.integers(0, len(X), benign_val.shape), np.arange(X.shape[1])[None, :]]
         synthetic = np.where(mask, donors, benign_val)
-        normal, odd = {}, {}
+        r_ids = self.reference_service_ if self.service_ is not None else None
+        normal, odd = {}, {}  # per scale: sorted distances to all reference rows, and to the same service
         for scaling in SCALINGS if "both" in scalings else scalings:
             reference = self._scale(raw_reference, scaling)
-            normal[scaling] = _kth_distances(self._scale(benign_val, scaling), reference, max(grid))
-            odd[scaling] = _kth_distances(self._scale(synthetic, scaling), reference, max(grid))
+            normal[scaling] = _kth_distances(
+                self._scale(benign_val, scaling), reference, max(grid), self._service_ids(benign_val), r_ids
+            )
+            odd[scaling] = _kth_distances(
+                self._scale(synthetic, scaling), reference, max(grid), self._service_ids(synthetic), r_ids
+            )
         flagged: dict[str, dict[str, float]] = {}
         divisors: dict[tuple[str, int], list[float]] = {}
         best = (-1.0, 0, 0, scalings[0], grid[0])
@@ -185,17 +319,19 @@ class KNNDistanceModel:
             flagged[scaling] = {}
             for k in grid:
                 if scaling == "both":  # far on either scale, each measured against its own benign threshold
-                    divisors[(scaling, k)] = [
-                        fpr_threshold(normal[s][:, k - 1].astype(np.float32), self.target_fpr)[0]
-                        for s in SCALINGS
-                    ]
-                    ok = _union(normal, k, divisors[(scaling, k)])
-                    bad = _union(odd, k, divisors[(scaling, k)])
+                    divisors[(scaling, k)] = [_divisor(normal[s], k, self.target_fpr) for s in SCALINGS]
+                    ok = _union(normal, k, divisors[(scaling, k)], SCALINGS)
+                    bad = _union(odd, k, divisors[(scaling, k)], SCALINGS)
                 else:
                     divisors[(scaling, k)] = [1.0]
-                    ok, bad = normal[scaling][:, k - 1], odd[scaling][:, k - 1]
-                threshold, _ = fpr_threshold(ok.astype(np.float32), self.target_fpr)
-                share = float(np.mean(bad.astype(np.float32) >= np.float32(threshold)))
+                    ok = _union(normal, k, [1.0], (scaling,))
+                    bad = _union(odd, k, [1.0], (scaling,))
+                # flows to unseen services above every benign validation flow to a known service
+                finite = ok[1][np.isfinite(ok[1])]
+                offset = float(finite.max()) if len(finite) else 0.0
+                ok_score, bad_score = self._final(*ok, offset), self._final(*bad, offset)
+                threshold, _ = fpr_threshold(ok_score.astype(np.float32), self.target_fpr)
+                share = float(np.mean(bad_score.astype(np.float32) >= np.float32(threshold)))
                 flagged[scaling][str(k)] = round(share, 4)
                 if (share, -s_index, -k) > best[:3]:
                     best = (share, -s_index, -k, scaling, k)
@@ -219,11 +355,7 @@ class KNNDistanceModel:
             raise DataError(f"input of shape {X.shape}", expected=f"[N, {self.n_features_in_}] features")
         if len(X) == 0:
             return np.zeros(0, np.float32)
-        scores = [
-            _kth_distances(self._scale(X, scaling), reference, self.k_)[:, -1] / divisor
-            for scaling, reference, divisor in self.parts_
-        ]
-        return np.max(scores, axis=0).astype(np.float32)
+        return self._final(*self._combine(*self._distances_parts(X)), self.unseen_offset_).astype(np.float32)
 
     def to_onnx(self, n_features: int) -> Any:
         from iotguard.preprocess.onnx_graph import DOUBLE, FLOAT, GraphBuilder
@@ -231,19 +363,64 @@ class KNNDistanceModel:
         g = GraphBuilder("knn_distance")
         x_float = g.input("x", FLOAT, [None, n_features])
         x = g.op("Cast", x_float, to=DOUBLE)
-        scores = []
+        same = None
+        if self.service_ is not None:
+            ids = self._onnx_service_ids(g, x)
+            unsqueezed = g.op("Unsqueeze", ids, g.const(np.array([1], np.int64), "axis"))
+            same = g.op("Equal", unsqueezed, g.const(self.reference_service_[None, :], "reference_service"))
+        scores, same_scores = [], []
         for scaling, reference, divisor in self.parts_:
             d2 = _onnx_squared_distances(g, self._onnx_scale(g, x, x_float, scaling), reference)
-            if self.k_ == 1:
-                kth = g.op("ReduceMin", d2, g.const(np.array([1], np.int64), "axis"), keepdims=0)
-            else:  # the k smallest, ascending; the last of them is the k-th nearest
-                k = g.const(np.array([self.k_], np.int64), "k")
-                nearest, _ = g.op("TopK", d2, k, axis=1, largest=0, sorted=1, outputs=2)
-                kth = g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
-            scores.append(g.op("Div", g.op("Sqrt", kth), g.const(np.float64(divisor), "divisor")))
+            divisor_const = g.const(np.float64(divisor), "divisor")
+            scores.append(g.op("Div", g.op("Sqrt", self._onnx_kth(g, d2)), divisor_const))
+            if same is not None:
+                d2_same = g.op("Where", same, d2, g.const(np.float64(np.inf), "inf"))
+                same_scores.append(g.op("Div", g.op("Sqrt", self._onnx_kth(g, d2_same)), divisor_const))
         score = scores[0] if len(scores) == 1 else g.op("Max", *scores)
+        if same is not None:  # a service with fewer than k benign reference rows: offset + distance to all
+            same_score = same_scores[0] if len(same_scores) == 1 else g.op("Max", *same_scores)
+            unseen = g.op("Add", g.const(np.float64(self.unseen_offset_), "unseen_offset"), score)
+            score = g.op("Where", g.op("IsInf", same_score), unseen, same_score)
         g.output("score", g.op("Cast", score, to=FLOAT), FLOAT, [None])
         return g.model()
+
+    def _onnx_kth(self, g: Any, d2: str) -> str:
+        if self.k_ == 1:
+            return g.op("ReduceMin", d2, g.const(np.array([1], np.int64), "axis"), keepdims=0)
+        # the k smallest, ascending; the last of them is the k-th nearest
+        k = g.const(np.array([self.k_], np.int64), "k")
+        nearest, _ = g.op("TopK", d2, k, axis=1, largest=0, sorted=1, outputs=2)
+        return g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
+
+    def _onnx_service_ids(self, g: Any, x: str) -> str:
+        """Service id per row as :meth:`_service_ids`: per service column, the first benign value within
+        tolerance (ArgMax of the matches), -1 when a column matches none."""
+        from iotguard.preprocess.onnx_graph import DOUBLE
+
+        assert self.service_ is not None
+        ids, known = None, None
+        axis = g.const(np.array([1], np.int64), "axis")
+        for column, values, tolerance, stride in zip(
+            self.service_["columns"],
+            self.service_["values"],
+            self.service_["tolerances"],
+            self.service_["strides"],
+            strict=True,
+        ):
+            value = g.op("Gather", x, g.const(np.array([column], np.int64), "service_column"), axis=1)
+            diff = g.op("Abs", g.op("Sub", value, g.const(values[None, :], "service_values")))
+            match = g.op(
+                "Cast", g.op("LessOrEqual", diff, g.const(tolerance[None, :], "tolerance")), to=DOUBLE
+            )
+            index = g.op(
+                "Mul", g.op("ArgMax", match, axis=1, keepdims=0), g.const(np.int64(stride), "stride")
+            )
+            found = g.op(
+                "Greater", g.op("ReduceMax", match, axis, keepdims=0), g.const(np.float64(0.5), "half")
+            )
+            ids = index if ids is None else g.op("Add", ids, index)
+            known = found if known is None else g.op("And", known, found)
+        return g.op("Where", known, ids, g.const(np.int64(-1), "unknown"))
 
     def _onnx_scale(self, g: Any, x: str, x_float: str, scaling: str) -> str:
         from iotguard.preprocess.onnx_graph import DOUBLE
@@ -301,22 +478,68 @@ def _ceil32(values: np.ndarray) -> np.ndarray:
     return np.where(f.astype(np.float64) < values, np.nextafter(f, np.float32(np.inf)), f)
 
 
-def _union(distances: dict[str, np.ndarray], k: int, divisors: list[float]) -> np.ndarray:
-    """The larger of the two scales' k-th distances, each divided by its own benign threshold."""
-    return np.max([distances[s][:, k - 1] / d for s, d in zip(SCALINGS, divisors, strict=True)], axis=0)
+def _divisor(distances: tuple[np.ndarray, np.ndarray | None], k: int, target_fpr: float) -> float:
+    """One scale's benign threshold at ``target_fpr``, over the benign rows of known services (all rows
+    without services, or when none has a known service)."""
+    from iotguard.models.pipeline import fpr_threshold
+
+    all_, same = distances
+    kth = all_[:, k - 1] if same is None else same[:, k - 1]
+    if same is not None:
+        kth = kth[np.isfinite(kth)]
+        if not len(kth):
+            kth = all_[:, k - 1]
+    return fpr_threshold(kth.astype(np.float32), target_fpr)[0]
 
 
-def _kth_distances(x: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+def _union(
+    distances: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    k: int,
+    divisors: list[float],
+    scalings: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The larger of the scales' k-th distances, each divided by its own divisor: (to all reference rows,
+    to the same service; the first again without services)."""
+    a = np.max([distances[s][0][:, k - 1] / d for s, d in zip(scalings, divisors, strict=True)], axis=0)
+    if distances[scalings[0]][1] is None:
+        return a, a
+    same = np.max([distances[s][1][:, k - 1] / d for s, d in zip(scalings, divisors, strict=True)], axis=0)  # type: ignore[index]
+    return a, same
+
+
+def _kth_distances(
+    x: np.ndarray,
+    reference: np.ndarray,
+    k: int,
+    ids: np.ndarray | None = None,
+    reference_ids: np.ndarray | None = None,
+    exclude_self: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted distances of scaled rows ``x`` to their ``k`` nearest ``reference`` rows, [N, k] (float64),
-    with the formula and precision of the ONNX graph."""
+    with the formula and precision of the ONNX graph; and (with service ids) to their ``k`` nearest
+    reference rows of the same service (``inf`` where there are fewer). ``exclude_self``: ``x`` is
+    ``reference`` and row i does not count as its own neighbour (leave-one-out)."""
     out = np.empty((len(x), k))
+    same = None if ids is None else np.empty((len(x), k))
     rr = (reference * reference).sum(axis=1)[None, :]
     for start in range(0, len(x), BLOCK):
         part = x[start : start + BLOCK]
         d2 = np.maximum((part * part).sum(axis=1, keepdims=True) - 2.0 * (part @ reference.T) + rr, 0.0)
-        nearest = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
-        out[start : start + BLOCK] = np.sqrt(np.sort(nearest, axis=1))
-    return out
+        if exclude_self:
+            rows = np.arange(len(part))
+            d2[rows, start + rows] = np.inf
+        out[start : start + BLOCK] = _k_smallest(d2, k)
+        if same is not None and ids is not None and reference_ids is not None:
+            mine = ids[start : start + BLOCK, None] == reference_ids[None, :]
+            same[start : start + BLOCK] = _k_smallest(np.where(mine, d2, np.inf), k)
+    return out, same
+
+
+def _k_smallest(d2: np.ndarray, k: int) -> np.ndarray:
+    if k > d2.shape[1]:  # fewer reference rows than k (leave-one-out on a tiny reference)
+        d2 = np.hstack([d2, np.full((len(d2), k - d2.shape[1]), np.inf)])
+    nearest = np.partition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
+    return np.sqrt(np.sort(nearest, axis=1))
 
 
 SPEC = register(

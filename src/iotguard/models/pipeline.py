@@ -9,7 +9,12 @@ Protocol inside the training data (nothing here ever sees a test set)::
     training rows --stratified split--> fit rows (1 - validation_fraction) | validation rows
     preprocessing and model: fitted on the fit rows
     hyper-parameters (where a model chooses them) and early stopping: on the validation rows
-    threshold: on the validation rows' benign scores, so that at most target_fpr of them alert
+    threshold: on the validation rows' benign scores, so that at most target_fpr of them alert; a model
+               may add benign scores of its own (``calibration_scores_``: benign fit rows, each scored
+               out-of-sample, e.g. leave-one-out), pooled with them
+
+``model.fit`` also receives ``feature_names`` (the preprocessed column names), so that a model can treat a
+column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only).
 """
 
 from __future__ import annotations
@@ -197,16 +202,29 @@ def train_model(
     benign_val = X_val[y_val == BENIGN]
     attack_val = X_val[y_val != BENIGN]
     with _blas_single_thread():
-        model.fit(X_fit, y_fit, validation=validation, progress=progress)
+        model.fit(
+            X_fit,
+            y_fit,
+            validation=validation,
+            progress=progress,
+            feature_names=list(pre.get_feature_names_out()),
+        )
         benign_scores = attack_scores = None
-        if len(benign_val) and threshold is None:
-            benign_scores = model.attack_score(benign_val)
+        calibration = getattr(model, "calibration_scores_", None)
+        calibration = None if calibration is None else np.asarray(calibration, dtype=np.float32)
+        if threshold is None and (len(benign_val) or (calibration is not None and len(calibration))):
+            benign_scores = model.attack_score(benign_val) if len(benign_val) else np.zeros(0, np.float32)
+            if calibration is not None:  # more benign scores: a steadier threshold
+                benign_scores = np.concatenate([np.asarray(benign_scores, dtype=np.float32), calibration])
             attack_scores = model.attack_score(attack_val) if len(attack_val) else None
 
     if threshold is not None:
         info: dict[str, Any] = {"rule": "fixed", "value": float(threshold)}
     elif benign_scores is not None:
         info = choose_threshold(benign_scores, attack_scores, target_fpr)
+        if calibration is not None:
+            info["calibration_rows"] = len(calibration)
+            info["validation_benign_rows"] = len(benign_val)
         threshold = info["value"]
         if not info.get("target_met", True):
             log.warning(
