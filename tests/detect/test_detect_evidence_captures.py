@@ -16,6 +16,7 @@ every flow as one family: what the gate lets through then depends only on the tr
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iotguard.detect.detector import Calibration, Component, Detector
@@ -151,3 +152,41 @@ def test_injection_in_http_requests_raises_a_web_attack_the_models_cannot_see(da
     )
     assert all(a.top_features[0][0] == "http_indicators" and a.top_features[0][1] >= 2 for a in alerts)
     assert {a.src_ip for a in alerts} == {"10.2.2.101"} and {a.dest_port for a in alerts} == {80}
+
+
+def _slow_rows(n: int, head_open: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"flow_id": i, "src_ip": "198.51.100.23", "src_port": 40000 + i, "dst_ip": "192.168.50.36",
+             "dst_port": 80, "protocol": 6, "ts_last": 100.0 + i, "fwd_packets": 6, "bwd_packets": 4,
+             "http_head_open": head_open, "partial": True}
+            for i in range(n)
+        ]
+    )  # fmt: skip
+
+
+def test_unfinished_request_heads_of_many_connections_raise_a_slow_http_dos():
+    """One connection with an unfinished head is a slow client; ten from one source (more than a browser's six
+    parallel connections, the DoS rule) are a slow-HTTP DoS, whatever the models say."""
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    assert engine.process(_slow_rows(9, 45.0)) == [] and engine.stats.held == 9
+    events = engine.process(_slow_rows(10, 45.0).assign(flow_id=lambda f: f.flow_id + 100))
+    assert len(events) == 19 and engine.stats.incidents == 1
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip) for e in events} == {
+        ("DoS", "slow-http-check", "198.51.100.23")
+    }
+    assert events[0].alert.top_features == [("http_head_open", 45.0)]
+    # under the threshold (or with the check off) nothing alerts
+    assert DetectionEngine(Detector(comp, None)).process(_slow_rows(20, 19.0)) == []
+    off = DetectionEngine(Detector(comp, None), config=DetectionConfig(slow_http_seconds=None))
+    assert off.process(_slow_rows(20, 45.0)) == [] and off.stats.flagged == 0
+
+
+def test_the_slow_http_check_leaves_a_models_verdict_alone():
+    comp = Component("classifier", _Flags("Botnet"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(
+        Detector(comp, None), config=DetectionConfig(evidence=EvidenceConfig(enabled=False))
+    )
+    events = engine.process(_slow_rows(3, 45.0))
+    assert {(e.alert.family, e.alert.model) for e in events} == {("Botnet", "always-Botnet")}

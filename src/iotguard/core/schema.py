@@ -50,6 +50,11 @@ sends, only probing tools (ICMP requests with undefined codes or of deprecated t
 that are neither SYN nor RST, SYN with FIN or RST; ``iotguard.flows.table._probe``). Not a model feature; the
 detection engine reads it."""
 
+HEAD_OPEN_COLUMN: Final = "http_head_open"
+"""Optional column of extracted flow tables: seconds the flow source's HTTP request head had stayed unfinished
+(request line sent, the blank line ending its headers not yet, no answer from the server) at the record's last
+packet; 0 when none is open. Not a model feature; the detection engine's slow-HTTP check reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

@@ -11,7 +11,10 @@ of them is a ``WebAttack`` whatever the models say (they see only sizes and timi
 names the count as its explanation and ``http-inspection`` as its model. And probe packets (``probe_packets``:
 packets of a shape only probing tools send, ``flows.table._probe``): a flow whose source sent at least
 ``probe_packets`` of them is a ``PortScan`` (reconnaissance), model ``probe-check``. Both are matches of a
-fixed rule, their own evidence: the evidence gate does not hold them.
+fixed rule, their own evidence: the evidence gate does not hold them. And a third, weaker look: a flow that no
+model flagged whose client has left an HTTP request head unfinished for ``slow_http_seconds``
+(``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
+so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
 
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
@@ -40,7 +43,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
+from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
@@ -71,6 +74,15 @@ PROBE_FAMILY = "PortScan"
 """OS fingerprinting and stealth scans are reconnaissance, which ``FAMILIES`` calls PortScan."""
 DEFAULT_PROBE_PACKETS = 1
 """One packet is enough: no ordinary stack sends any (``flows.table._probe`` argues each shape)."""
+SLOW_HTTP = 5
+"""``Verdicts.component`` of a verdict made by the slow-HTTP check."""
+SLOW_HTTP_MODEL = "slow-http-check"
+SLOW_HTTP_FAMILY = "DoS"
+DEFAULT_SLOW_HTTP_SECONDS = 20.0
+"""A request head unfinished this long is one a server would have dropped: Apache httpd's mod_reqtimeout gives a
+client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
+head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
+more header line every 15 s to stay under such limits.)"""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -109,6 +121,9 @@ class DetectionConfig(BaseModel):
     off)."""
     probe_packets: int | None = Field(DEFAULT_PROBE_PACKETS, ge=1)
     """A flow whose source sent at least this many probe packets alerts as PortScan (None: off)."""
+    slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
+    """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
+    subject to the DoS evidence rule (None: off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -291,6 +306,8 @@ class DetectionEngine:
                 explanations[j] = [(HTTP_COLUMN, float(verdicts.score[i]))]
             elif verdicts.component[i] == PROBE:
                 explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == SLOW_HTTP:
+                explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -341,6 +358,8 @@ class DetectionEngine:
             model, how = INSPECTION_MODEL, "injection in an HTTP request"
         elif verdicts.component[i] == PROBE:
             model, how = PROBE_MODEL, "a packet only probing tools send"
+        elif verdicts.component[i] == SLOW_HTTP:
+            model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -364,7 +383,17 @@ class DetectionEngine:
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
         whose HTTP requests carried enough injection indicators into WebAttack alerts (in place; the score is
-        the count)."""
+        the count); flows no model flagged whose HTTP request head stayed unfinished long enough become DoS
+        alerts (the score is the seconds)."""
+        need_s = self.config.slow_http_seconds
+        if need_s is not None and HEAD_OPEN_COLUMN in flows.columns:
+            seconds = _column(flows, HEAD_OPEN_COLUMN)
+            slow = (seconds >= need_s) & ~verdicts.is_alert
+            verdicts.family[slow] = SLOW_HTTP_FAMILY
+            verdicts.is_alert[slow] = True
+            verdicts.component[slow] = SLOW_HTTP
+            verdicts.score[slow] = seconds[slow]
+            verdicts.confidence[slow] = 1.0 - 0.5 ** (seconds[slow] / need_s)
         for column, need, family, component in (
             (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
             (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),

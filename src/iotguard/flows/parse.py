@@ -42,6 +42,11 @@ REASON_NAMES = {
     MALFORMED_L4: "malformed_transport",
 }
 
+# ``Packets.http_head``: a packet that starts an HTTP request whose header block it does not finish, and one whose
+# payload ends with the blank line that ends a header block.
+HEAD_OPEN = 1
+HEAD_END = 2
+
 # TCP flag bits, as in the TCP header's flags byte.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
@@ -70,6 +75,7 @@ class Packets:
     reason: np.ndarray  # uint8, 0 = parsed
     http: np.ndarray | None = None  # int32 injection indicators of an HTTP request (None: all 0)
     pay_at: np.ndarray | None = None  # int64 offset of the TCP payload in the batch's data (-1: not TCP)
+    http_head: np.ndarray | None = None  # int8 HEAD_OPEN / HEAD_END / 0 (None: all 0), see http_indicators
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -368,6 +374,7 @@ def parse(batch: PacketBatch) -> Packets:
         reason=np.zeros(n, np.uint8),
         http=np.zeros(n, np.int32),
         pay_at=np.full(n, -1, np.int64),
+        http_head=np.zeros(n, np.int8),
     )
     if n:
         pay_at = out.pay_at
@@ -393,7 +400,9 @@ def parse(batch: PacketBatch) -> Packets:
             out.reason,
             pay_at,
         )
-        http_indicators(batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http)
+        http_indicators(
+            batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http, out.http_head
+        )
     return out
 
 
@@ -521,8 +530,10 @@ def _count(data, p, end, target):
 
 
 @njit(cache=True)
-def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
-    """Per packet: injection indicators of the HTTP request it starts (0 for every other packet).
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
+    """Per packet: injection indicators of the HTTP request it starts (0 for every other packet), and in
+    ``head`` whether it starts a request whose header block it does not finish (:data:`HEAD_OPEN`) or its
+    payload ends with the blank line that ends a header block (:data:`HEAD_END`), for the slow-HTTP check.
 
     Only what the packet itself carries is read (a request split over segments is judged on its first), and
     at most :data:`_MAX_TARGET` bytes of the target and of each inspected header, :data:`_MAX_BODY` of the
@@ -533,6 +544,12 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
             continue
         end = min(offset[i] + caplen[i], p + payload[i])
+        if (
+            end - p >= 2
+            and data[end - 1] == 10
+            and (data[end - 2] == 10 or (end - p >= 4 and data[end - 2] == 13 and data[end - 3] == 10))
+        ):
+            head[i] = HEAD_END  # ends in LF LF or LF CR LF: the blank line after the last header
         k = _is_method(data, p, end)
         if k == 0:
             continue
@@ -546,10 +563,12 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
         while q < end and data[q] != 10:
             q += 1
         q += 1
+        finished = False
         while q < end:
             if data[q] == 10 or (data[q] == 13 and q + 1 < end and data[q + 1] == 10):
                 b = q + 1 if data[q] == 10 else q + 2
                 n += _count(data, b, min(end, b + _MAX_BODY), False)
+                finished = True
                 break
             e = q
             while e < end and data[e] != 10:
@@ -568,6 +587,8 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
                 n += _count(data, v0, min(v1, v0 + _MAX_TARGET), True)
             q = e + 1
         out[i] = n
+        if not finished and end == p + payload[i]:  # (a snapped packet may have had the rest)
+            head[i] = HEAD_OPEN
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:

@@ -91,7 +91,8 @@ SEQ = 96  # the meter's count of flows started before this one (makes flow ids u
 HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (parse.http_indicators)
 FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
 PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (_probe)
-NF = 100
+HEAD_AT = 100  # when the source's HTTP request head still unfinished began (0: none; parse.HEAD_OPEN)
+NF = 101
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -680,6 +681,7 @@ def process(
     icmp_code,
     reason,
     http,
+    head,
     S,
     K,
     P,
@@ -878,8 +880,19 @@ def process(
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
         if http[i] > S[s, HTTP_IND]:
             S[s, HTTP_IND] = http[i]
-        if _probe(pr, fl, ityp, icod) and from_a == (S[s, SRC_IS_A] != 0.0):
+        fwd_now = from_a == (S[s, SRC_IS_A] != 0.0)
+        if _probe(pr, fl, ityp, icod) and fwd_now:
             S[s, PROBES] += 1.0
+        if pr == 6:
+            # a request head the client left unfinished: open until the client ends it or the server answers
+            if not fwd_now:
+                if pay > 0:
+                    S[s, HEAD_AT] = 0.0
+            elif head[i] == 1:
+                if S[s, HEAD_AT] == 0.0:
+                    S[s, HEAD_AT] = ts
+            elif head[i] == 2:
+                S[s, HEAD_AT] = 0.0
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
