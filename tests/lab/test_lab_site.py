@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import re
+import struct
 
 import pytest
 from lab_helpers import built_capture, tshark
@@ -19,13 +20,14 @@ from iotguard.lab import SCENARIOS, build, generate
 from iotguard.lab.scenarios import EXTRAS
 
 SITE_SECONDS = 600.0
+SITE_SEED = 10  # the admin's day is random: in this one it opens both SSH and telnet sessions
 RST = "Connection reset (RST)"
 SSH_SIGNATURE_BUG = re.compile(r"Decoded \d+ bytes, but packet legnth is \d+ bytes")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    return built_capture(tmp_path_factory.mktemp("site"), "site", SITE_SECONDS)
+    return built_capture(tmp_path_factory.mktemp("site"), "site", SITE_SECONDS, SITE_SEED)
 
 
 def test_site_is_benign_with_every_extra(site):
@@ -133,3 +135,35 @@ def test_site_same_seed_same_bytes(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert hashlib.sha256(a.capture.read_bytes()).digest() != hashlib.sha256(c.capture.read_bytes()).digest()
     assert a.packets == b.packets and c.packets != a.packets
+
+
+def _echo_requests(path, tmp) -> list[tuple[str, float, bytes]]:
+    """(source, capture time, ICMP data after identifier and sequence) of every echo request.
+
+    tshark picks them out, scapy reads their data: Wireshark takes only 8 bytes of a 16-byte timeval as the
+    time stamp and shows the rest as data.
+    """
+    from scapy.layers.inet import ICMP, IP
+    from scapy.utils import rdpcap
+
+    echo = tmp / f"echo-{path.stem}.pcap"
+    tshark("-r", str(path), "-Y", "icmp.type == 8", "-w", str(echo), "-F", "pcap")
+    return [(p[IP].src, float(p.time), bytes(p[ICMP].payload)) for p in rdpcap(str(echo))]
+
+
+def test_linux_pings_carry_what_iputils_ping_sends(site, data_file, tmp_path):
+    """Real iputils ping (zeek's icmp_5-pings.pcap): 56 data bytes, a 16-byte timeval of the send time, 0x10..0x37."""
+    real = _echo_requests(data_file("pcaps/zeek/icmp_5-pings.pcap"), tmp_path)
+    assert real and all(len(d) == 56 and d[16:] == bytes(range(0x10, 0x38)) for _, _, d in real)
+    built, path = site
+    linux = {h.ip for h in built.hosts if h.stack.name == "linux"}
+    windows = {h.ip for h in built.hosts if h.stack.name == "windows"}
+    lab = _echo_requests(path, tmp_path)
+    ours = [(when, d) for src, when, d in lab if src in linux]
+    assert ours, "the site scenario's admin and monitor (Linux) ping"
+    for when, d in ours:
+        assert len(d) == 56 and d[16:] == bytes(range(0x10, 0x38))
+        sec, usec = struct.unpack("<qq", d[:16])
+        assert 0 <= usec < 1_000_000 and abs(sec + usec / 1e6 - when) < 1e-3  # stamped when sent
+    assert len({d[:16] for _, d in ours}) == len(ours)  # each request its own time stamp
+    assert all(len(d) == 32 for src, _, d in lab if src in windows)

@@ -43,7 +43,7 @@ DEFAULT_SCENARIOS: tuple[LabSpec, ...] = (
     ("site", 203, 900.0, 32),
 )
 EARLY_PACKETS = 10
-RECIPE = 2
+RECIPE = 3
 """Version of the recipe (scenarios, models, thresholds); a cached detector built by another is rebuilt."""
 
 

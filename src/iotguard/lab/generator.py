@@ -27,6 +27,7 @@ from iotguard.lab.devices import (
     dashboard,
     gateway,
     mqtt_client,
+    mqtt_node,
     mqtt_sensor,
     office,
     phone,
@@ -55,6 +56,7 @@ ELEMENTS = {
     "plug": ("tplink", LWIP, {80: "http"}, {}),
     "camera": ("hikvision", EMBEDDED_LINUX, {80: "http", 554: "rtsp", 8000: "hik-sdk"}, {}),
     "coap": ("ti", LWIP, {}, {5683: "coap"}),
+    "mqtt-node": ("espressif", LWIP, {}, {}),  # vendor and stack: those of its client library
 }
 
 
@@ -115,10 +117,11 @@ def _check(
 
 
 def _device_kinds(scenario: Scenario, devices: int, rng: random.Random) -> list[str]:
-    """One of each kind first (attacks need cameras and plugs), the rest drawn from the scenario's mix."""
+    """One of each kind the mix has first (attacks need cameras and plugs), the rest drawn from the mix."""
     kinds = list(DEVICE_KINDS)
     weights = [scenario.mix.get(k, 0.0) for k in kinds]
-    chosen = list(kinds) + rng.choices(kinds, weights=weights, k=devices - len(kinds))
+    present = [k for k, w in zip(kinds, weights, strict=True) if w > 0]
+    chosen = present[:devices] + rng.choices(kinds, weights=weights, k=max(0, devices - len(present)))
     rng.shuffle(chosen)
     return chosen
 
@@ -162,7 +165,11 @@ def build(
     for kind in kinds:
         vendor, stack, tcp_open, udp_open = ELEMENTS[kind]
         counts[kind] = counts.get(kind, 0) + 1
-        host = net.add_local(f"{kind}-{counts[kind]}", kind, vendor, stack)
+        name = f"{kind}-{counts[kind]}"
+        if kind == "mqtt-node":
+            lib = mqtt_node.library(sim, name)
+            vendor, stack = lib.vendor, lib.stack
+        host = net.add_local(name, kind, vendor, stack)
         host.tcp_open.update(tcp_open)
         host.udp_open.update(udp_open)
         if (kind == "camera" and root.random() < 0.7) or (kind == "plug" and root.random() < 0.3):
@@ -179,6 +186,8 @@ def build(
             boot_at = root.uniform(0.0, min(8.0, duration / 10))
             if host.kind == "mqtt-sensor":
                 mqtt_sensor.simulate(sim, host, hub, i, boot_at, duration)
+            elif host.kind == "mqtt-node":
+                mqtt_node.simulate(sim, host, hub, i, boot_at, duration)
             elif host.kind == "plug":
                 smart_plug.simulate(sim, host, hub, boot_at, duration)
             elif host.kind == "camera":

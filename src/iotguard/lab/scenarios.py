@@ -25,7 +25,8 @@ from iotguard.lab.attacks import (
     web_exploits,
 )
 
-DEVICE_KINDS = ("mqtt-sensor", "plug", "camera", "coap")
+DEVICE_KINDS = ("mqtt-sensor", "plug", "camera", "coap", "mqtt-node")
+"""Device kinds a scenario's ``mix`` weighs; each kind with a weight appears at least once."""
 EXTRAS = ("office", "modbus", "mqtt-clients")
 """Benign behaviours a scenario can add to the home network (see ``docs/lab.md``): ``office`` (PCs browsing over
 HTTP and HTTPS, an admin's SSH and telnet sessions and pings, a monitoring server's pings and TCP checks),
@@ -168,13 +169,13 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             Scenario(
                 name="benign",
                 role="benign",
-                description="A home IoT network with no attacks: sensors, plugs, cameras, CoAP nodes, hub, NVR, tablet.",
+                description="A home IoT network with no attacks: sensors, plugs, cameras, CoAP nodes, MQTT devices of other client libraries, hub, NVR, tablet.",
                 start_time="2024-05-13T18:00:00+00:00",
                 subnet="192.168.1.0/24",
                 duration=300.0,
                 devices=16,
                 seed=7,
-                mix={"mqtt-sensor": 0.45, "plug": 0.2, "camera": 0.1, "coap": 0.25},
+                mix={"mqtt-sensor": 0.45, "plug": 0.2, "camera": 0.1, "coap": 0.25, "mqtt-node": 0.3},
             ),
             Scenario(
                 name="site",
@@ -185,7 +186,7 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                 duration=600.0,
                 devices=16,
                 seed=5,
-                mix={"mqtt-sensor": 0.4, "plug": 0.2, "camera": 0.15, "coap": 0.25},
+                mix={"mqtt-sensor": 0.4, "plug": 0.2, "camera": 0.15, "coap": 0.25, "mqtt-node": 0.3},
                 extras=EXTRAS,
             ),
             Scenario(

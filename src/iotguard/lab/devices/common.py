@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 
 from iotguard.lab.network import Host
-from iotguard.lab.proto import http, tls
+from iotguard.lab.proto import http, mqtt, tls
 from iotguard.lab.sim import Sim
 from iotguard.lab.tcp import TcpConn
 
@@ -95,3 +96,91 @@ def cloud_heartbeats(sim: Sim, dev: Host, start: float, end: float, cloud_name: 
             alpn=(),
         )
         t += interval * rng.uniform(0.9, 1.1)
+
+
+def mqtt_publish(
+    conn: TcpConn,
+    t: float,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    pid: int,
+    rng: random.Random,
+    *,
+    retain: bool = False,
+) -> float:
+    """A client's PUBLISH with its QoS handshake: none (0), PUBACK (1), or PUBREC, PUBREL, PUBCOMP (2)."""
+    if qos == 0:
+        return conn.send(t, True, mqtt.publish(topic, payload, retain=retain))
+    if qos == 1:
+        return conn.request(
+            t, mqtt.publish(topic, payload, 1, pid, retain), mqtt.puback(pid), think=rng.uniform(1e-4, 6e-4)
+        )
+    t = conn.request(
+        t, mqtt.publish(topic, payload, 2, pid, retain), mqtt.pubrec(pid), think=rng.uniform(1e-4, 6e-4)
+    )
+    return conn.request(
+        t + rng.uniform(5e-5, 3e-4), mqtt.pubrel(pid), mqtt.pubcomp(pid), think=rng.uniform(1e-4, 4e-4)
+    )
+
+
+def mqtt_deliver(
+    conn: TcpConn,
+    t: float,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    pid: int,
+    rng: random.Random,
+    think: tuple[float, float] = (1e-4, 1e-3),
+) -> float:
+    """The broker forwards a PUBLISH to a subscriber, which acknowledges it as its QoS asks (``think``: the
+    client's time to answer)."""
+    client, broker = conn.c.host, conn.s.host
+    t = conn.send(t, False, mqtt.publish(topic, payload, qos, pid))
+    if qos == 0:
+        return t
+    reply = mqtt.puback(pid) if qos == 1 else mqtt.pubrec(pid)
+    t = conn.send(conn.reply_at(t, client, rng.uniform(*think)), True, reply)
+    if qos == 2:
+        t = conn.send(conn.reply_at(t, broker, rng.uniform(5e-5, 3e-4)), False, mqtt.pubrel(pid))
+        t = conn.send(conn.reply_at(t, client, rng.uniform(*think)), True, mqtt.pubcomp(pid))
+    return t
+
+
+def mqtt_forwarded(
+    sim: Sim,
+    conn: TcpConn,
+    filters: list[tuple[str, int]],
+    t: float,
+    end: float,
+    keepalive: float,
+    rng: random.Random,
+    *,
+    pid: int = 0,
+    before: Callable[[float, float], float | None] | None = None,
+) -> tuple[float, float]:
+    """A subscriber's session after SUBSCRIBE: the broker forwards every publication in ``sim.publishes`` that
+    matches one of ``filters`` (topic filter, QoS; the first match decides) and the client sends PINGREQ after
+    each keep-alive without one. ``before(t, at)`` may send the client's own messages before a forward at
+    ``at`` (returns when it finished, or None). Returns the time of the last packet and of the last ping.
+
+    Run it after every publisher has run (it reads what they published)."""
+    broker = conn.s.host
+    last = t
+    for pub in sorted(sim.publishes, key=lambda p: p.t):
+        qos = next((q for f, q in filters if mqtt.topic_matches(f, pub.topic)), None)
+        if pub.t <= t or qos is None:
+            continue
+        while last + keepalive < pub.t:
+            last = max(last + keepalive, t + 1e-3)
+            t = conn.request(last, mqtt.pingreq(), mqtt.pingresp(), 2e-4)
+        if before is not None and (sent := before(t, pub.t)) is not None:
+            t = last = sent
+        at = max(pub.t + 2 * broker.delay + rng.uniform(1e-4, 4e-4), t + 1e-4)
+        if at >= end:
+            break
+        if qos:
+            pid = pid % 65535 + 1
+        t = mqtt_deliver(conn, at, pub.topic, pub.payload, qos, pid, rng)
+    return t, last

@@ -3,6 +3,7 @@ broker and receives every matching message the sensors publish (QoS 0 forwarding
 
 from __future__ import annotations
 
+from iotguard.lab.devices.common import mqtt_forwarded
 from iotguard.lab.network import Host
 from iotguard.lab.proto import mqtt
 from iotguard.lab.sim import Sim
@@ -30,17 +31,7 @@ def simulate(sim: Sim, tablet: Host, broker: Host, start: float, end: float) -> 
         3e-4,
     )
     t = conn.request(t + 2e-3, mqtt.subscribe(1, [(TOPIC_FILTER, 0)]), mqtt.suback(1, [0]), 3e-4)
-    last_ping = t
-    for pub in sorted(sim.publishes, key=lambda p: p.t):
-        if pub.t <= t or not mqtt.topic_matches(TOPIC_FILTER, pub.topic):
-            continue
-        while last_ping + keepalive < pub.t:
-            last_ping = max(last_ping + keepalive, t + 1e-3)
-            t = conn.request(last_ping, mqtt.pingreq(), mqtt.pingresp(), 2e-4)
-        at = max(pub.t + 2 * broker.delay + rng.uniform(1e-4, 4e-4), t + 1e-4)
-        if at >= end:
-            break
-        t = conn.send(at, False, mqtt.publish(pub.topic, pub.payload))
+    t, last_ping = mqtt_forwarded(sim, conn, [(TOPIC_FILTER, 0)], t, end, keepalive, rng)
     while max(last_ping + keepalive, t + 1e-3) < end:
         last_ping = max(last_ping + keepalive, t + 1e-3)
         t = conn.request(last_ping, mqtt.pingreq(), mqtt.pingresp(), 2e-4)

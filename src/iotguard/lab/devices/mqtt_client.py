@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 
+from iotguard.lab.devices.common import mqtt_forwarded, mqtt_publish
 from iotguard.lab.network import Host
 from iotguard.lab.proto import mqtt, tls
 from iotguard.lab.sim import Publish, Sim
@@ -35,31 +36,6 @@ def _session(
     )
     return conn, conn.request(
         t + rng.uniform(2e-4, 2e-3), hello, mqtt.connack(), think=rng.uniform(1e-4, 1e-3)
-    )
-
-
-def _publish(
-    conn: TcpConn,
-    t: float,
-    topic: str,
-    payload: bytes,
-    qos: int,
-    pid: int,
-    rng: random.Random,
-    *,
-    retain: bool = False,
-) -> float:
-    if qos == 0:
-        return conn.send(t, True, mqtt.publish(topic, payload, retain=retain))
-    if qos == 1:
-        return conn.request(
-            t, mqtt.publish(topic, payload, 1, pid, retain), mqtt.puback(pid), think=rng.uniform(1e-4, 6e-4)
-        )
-    t = conn.request(
-        t, mqtt.publish(topic, payload, 2, pid, retain), mqtt.pubrec(pid), think=rng.uniform(1e-4, 6e-4)
-    )
-    return conn.request(
-        t + rng.uniform(5e-5, 3e-4), mqtt.pubrel(pid), mqtt.pubcomp(pid), think=rng.uniform(1e-4, 4e-4)
     )
 
 
@@ -90,7 +66,7 @@ def telemetry_gateway(sim: Sim, gw: Host, broker: Host, start: float, end: float
             payload = json.dumps({"v": round(values[topic], 3), "ts": int(sim.base_unix + at)}).encode()
             sim.publishes.append(Publish(at, topic, payload))
             pid = pid % 65535 + 1
-            t = _publish(conn, at, topic, payload, qos, pid, rng)
+            t = mqtt_publish(conn, at, topic, payload, qos, pid, rng)
             at = t + rng.uniform(1e-4, 2e-3)
         last = t
         t_next += interval * (1 + rng.uniform(-0.02, 0.02))
@@ -114,7 +90,7 @@ def scripts(sim: Sim, host: Host, broker: Host, start: float, end: float) -> Non
                 topic = f"site/{rng.choice(AREAS)}/report/{rng.choice(METRICS)}"
                 payload = json.dumps({"status": "ok", "n": rng.randrange(1000)}).encode()
                 sim.publishes.append(Publish(at, topic, payload))
-                at = _publish(conn, at + rng.uniform(1e-3, 1e-2), topic, payload, qos, k + 1, rng)
+                at = mqtt_publish(conn, at + rng.uniform(1e-3, 1e-2), topic, payload, qos, k + 1, rng)
         at = conn.send(at + rng.uniform(1e-4, 2e-3), True, mqtt.disconnect())
         conn.close(at + rng.uniform(1e-4, 1e-3), from_client=True)
         t += rng.uniform(30, 600)
@@ -130,42 +106,25 @@ def automation(sim: Sim, server: Host, broker: Host, start: float, end: float) -
     t = conn.request(
         t + 2e-3, mqtt.subscribe(1, [("site/#", 1), ("home/+/+/+", 0)]), mqtt.suback(1, [1, 0]), 3e-4
     )
-    last = t
     pid_b = rng.randrange(1, 1000)
     pid = 1
     next_cmd = t + rng.uniform(60, 600)
-    for pub in sorted(sim.publishes, key=lambda p: p.t):
-        if pub.t <= t or not (
-            mqtt.topic_matches("site/#", pub.topic) or mqtt.topic_matches("home/+/+/+", pub.topic)
-        ):
-            continue
-        while last + keepalive < pub.t:
-            last = max(last + keepalive, t + 1e-3)
-            t = conn.request(last, mqtt.pingreq(), mqtt.pingresp(), 2e-4)
-        if next_cmd < pub.t:
-            pid = pid % 65535 + 1
-            body = json.dumps({"setpoint": rng.randrange(15, 25)}).encode()
-            t = _publish(
-                conn,
-                max(next_cmd, t + 1e-3),
-                f"site/{rng.choice(AREAS)}/setpoint",
-                body,
-                2,
-                pid,
-                rng,
-                retain=True,
-            )
-            last = t
-            next_cmd += rng.uniform(120, 900)
-        at = max(pub.t + 2 * broker.delay + rng.uniform(1e-4, 4e-4), t + 1e-4)
-        if at >= end:
-            break
-        if mqtt.topic_matches("site/#", pub.topic):
-            pid_b = pid_b % 65535 + 1
-            t = conn.send(at, False, mqtt.publish(pub.topic, pub.payload, 1, pid_b))
-            t = conn.send(conn.reply_at(t, server, rng.uniform(1e-4, 1e-3)), True, mqtt.puback(pid_b))
-        else:
-            t = conn.send(at, False, mqtt.publish(pub.topic, pub.payload))
+
+    def command(t: float, until: float) -> float | None:
+        """Now and then a retained set point with QoS 2, between forwards."""
+        nonlocal pid, next_cmd
+        if next_cmd >= until:
+            return None
+        pid = pid % 65535 + 1
+        body = json.dumps({"setpoint": rng.randrange(15, 25)}).encode()
+        topic = f"site/{rng.choice(AREAS)}/setpoint"
+        t = mqtt_publish(conn, max(next_cmd, t + 1e-3), topic, body, 2, pid, rng, retain=True)
+        next_cmd += rng.uniform(120, 900)
+        return t
+
+    mqtt_forwarded(
+        sim, conn, [("site/#", 1), ("home/+/+/+", 0)], t, end, keepalive, rng, pid=pid_b, before=command
+    )
     conn.finish()
 
 

@@ -14,7 +14,7 @@ import json
 import random
 from dataclasses import dataclass
 
-from iotguard.lab.devices.common import boot
+from iotguard.lab.devices.common import boot, mqtt_publish
 from iotguard.lab.network import Host
 from iotguard.lab.proto import mqtt
 from iotguard.lab.sim import Publish, Sim
@@ -139,11 +139,7 @@ def _publish(
     sim: Sim, conn: TcpConn, prof: Profile, t: float, payload: bytes, pid: int, rng: random.Random
 ) -> float:
     sim.publishes.append(Publish(t, prof.topic, payload))
-    if prof.qos:
-        return conn.request(
-            t, mqtt.publish(prof.topic, payload, 1, pid), mqtt.puback(pid), think=rng.uniform(1e-4, 6e-4)
-        )
-    return conn.send(t, True, mqtt.publish(prof.topic, payload))
+    return mqtt_publish(conn, t, prof.topic, payload, prof.qos, pid, rng)
 
 
 def _always_on(

@@ -71,20 +71,31 @@ BUSYBOX_COMMANDS = (
 
 
 # -- ICMP echo ---------------------------------------------------------------------------------------------
+WINDOWS_ECHO = b"abcdefghijklmnopqrstuvwabcdefghi"
+
+
+def echo_data(src: Host, unix_time: float) -> bytes:
+    """An echo request's data as the sender's ``ping`` fills it by default.
+
+    Windows: 32 letters. Linux (iputils): 56 bytes, the send time as a 64-bit ``struct timeval`` (seconds and
+    microseconds, 8 bytes each, little-endian) and then the bytes 0x10 .. 0x37.
+    """
+    if src.stack.name == "windows":
+        return WINDOWS_ECHO
+    sec = int(unix_time)
+    return struct.pack("<qq", sec, int((unix_time - sec) * 1e6)) + bytes(range(0x10, 0x38))
+
+
 def ping(
     sim: Sim, src: Host, dst: Host, t: float, count: int, rng: random.Random, *, interval: float = 1.0
 ) -> float:
     """``ping -c count``: echo requests every ``interval`` seconds, each answered; returns the last reply's time."""
     ident = rng.getrandbits(16)
-    if src.stack.name == "windows":
-        data = b"abcdefghijklmnopqrstuvwabcdefghi"
-    else:  # Linux: a timeval, then the bytes 0x10 .. 0x37
-        data = struct.pack("<QQ", int(sim.base_unix + t), rng.randrange(10**6))[:8] + bytes(range(0x10, 0x38))
     src_mac, dst_mac = sim.net.macs(src, dst)
     done = t
     for seq in range(1, count + 1):
         at = t + (seq - 1) * interval * (1 + rng.uniform(-0.002, 0.002))
-        rest = struct.pack("!HH", ident, seq) + data
+        rest = struct.pack("!HH", ident, seq) + echo_data(src, sim.base_unix + at)
         sim.cap.add(at, icmp_frame(src_mac, dst_mac, src.ip_b, dst.ip_b, 8, 0, rest, src.ident(), src.ttl))
         done = at + 2 * dst.delay + rng.uniform(2e-5, 2e-4)
         sim.cap.add(done, icmp_frame(dst_mac, src_mac, dst.ip_b, src.ip_b, 0, 0, rest, dst.ident(), dst.ttl))
@@ -224,6 +235,18 @@ def ssh_session(sim: Sim, client: Host, server: Host, t: float, rng: random.Rand
     return conn.close(t + rng.uniform(1e-4, 2e-3), from_client=rng.random() < 0.5)
 
 
+def _type_line(
+    conn: TcpConn, server: Host, t: float, rng: random.Random, text: str, *, echo: bool = True
+) -> float:
+    """A line typed into telnet, one keystroke per packet and Enter as CR NUL; the server echoes each key
+    (CR as CR LF) unless it is a password."""
+    for gap, ch in zip(_typed(rng, text), text + "\r", strict=True):
+        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
+        if echo:
+            t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    return t
+
+
 def telnet_session(sim: Sim, client: Host, server: Host, t: float, rng: random.Random) -> float:
     """A telnet login to a device's BusyBox shell: options, user and password, a few commands, exit."""
     conn = TcpConn(sim, client, server, 23, loss=0.003, rng=rng)
@@ -236,27 +259,20 @@ def telnet_session(sim: Sim, client: Host, server: Host, t: float, rng: random.R
     )
     t = conn.send(conn.reply_at(t, client, 3e-4), True, reply)
     t = conn.send(conn.reply_at(t, server, 0.05), False, b"\r\n" + server.name.encode() + b" login: ")
-    for gap, ch in zip(_typed(rng, "admin"), "admin\r", strict=True):  # echoed by the server
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-        t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    t = _type_line(conn, server, t, rng, "admin")
     t = conn.send(conn.reply_at(t, server, 0.01), False, b"Password: ")
     secret = f"{rng.getrandbits(24):06x}"
-    for gap, ch in zip(_typed(rng, secret), secret + "\r", strict=True):  # not echoed
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
+    t = _type_line(conn, server, t, rng, secret, echo=False)
     t = conn.send(
         conn.reply_at(t, server, 0.3), False, b"\r\n\r\nBusyBox v1.31.1 built-in shell (ash)\r\n\r\n# "
     )
     for _ in range(rng.randrange(1, 6)):
         command, output = BUSYBOX_COMMANDS[rng.randrange(len(BUSYBOX_COMMANDS))]
         t += rng.uniform(1.0, 15.0)
-        for gap, ch in zip(_typed(rng, command), command + "\r", strict=True):
-            t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-            t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+        t = _type_line(conn, server, t, rng, command)
         body = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789 ./-:\r\n") for _ in range(output))
         t = conn.send(conn.reply_at(t, server, rng.uniform(5e-3, 0.05)), False, body + b"\r\n# ")
-    for gap, ch in zip(_typed(rng, "exit"), "exit\r", strict=True):
-        t = conn.send(t + gap, True, ch.encode() if ch != "\r" else b"\r\x00")
-        t = conn.send(conn.reply_at(t, server, 2e-4), False, ch.encode() if ch != "\r" else b"\r\n")
+    t = _type_line(conn, server, t, rng, "exit")
     return conn.close(conn.reply_at(t, server, 2e-3), from_client=False)
 
 
@@ -267,21 +283,25 @@ def administer(
     rng = sim.rng("admin", admin.name)
     t = start + rng.uniform(5, 60)
     pingable = ssh_targets + telnet_targets
+    n = 0
     while t < end:
+        # the day's plan has its own stream: what one session draws does not change the sessions after it
+        n += 1
+        act = sim.rng("admin", admin.name, n)
         roll = rng.random()
         if roll < 0.45 and ssh_targets:
             target = ssh_targets[rng.randrange(len(ssh_targets))]
-            t = ssh_session(sim, admin, target, sim.arp(t, admin, target), rng)
+            t = ssh_session(sim, admin, target, sim.arp(t, admin, target), act)
         elif roll < 0.65 and telnet_targets:
             target = telnet_targets[rng.randrange(len(telnet_targets))]
-            t = telnet_session(sim, admin, target, sim.arp(t, admin, target), rng)
+            t = telnet_session(sim, admin, target, sim.arp(t, admin, target), act)
         elif rng.random() < 0.5 and pingable:
             target = pingable[rng.randrange(len(pingable))]
-            t = ping(sim, admin, target, sim.arp(t, admin, target), rng.choice((3, 4, 5)), rng)
+            t = ping(sim, admin, target, sim.arp(t, admin, target), rng.choice((3, 4, 5)), act)
         else:  # an outside host, through the router
             name = rng.choice(("dns.google", "one.one.one.one", "www.bro.org"))
             t_dns, addresses = sim.resolve(t, admin, name)
-            t = ping(sim, admin, sim.net.by_ip(addresses[0]), t_dns + 1e-3, rng.choice((4, 5)), rng)
+            t = ping(sim, admin, sim.net.by_ip(addresses[0]), t_dns + 1e-3, rng.choice((4, 5)), act)
         t += rng.uniform(20, 240)
 
 

@@ -45,11 +45,18 @@ def connect(
     username: str | None = None,
     password: str | None = None,
     clean: bool = True,
+    will: tuple[str, bytes, int, bool] | None = None,
 ) -> bytes:
+    """CONNECT; ``will`` is the last will (topic, message, QoS, retain) the broker publishes if we vanish."""
     flags = (
         (0x02 if clean else 0) | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
     )
-    body = _str("MQTT") + bytes((4, flags)) + struct.pack("!H", keepalive) + _str(client_id)
+    will_fields = b""
+    if will is not None:
+        topic, message, qos, retain = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        will_fields = _str(topic) + _str(message)
+    body = _str("MQTT") + bytes((4, flags)) + struct.pack("!H", keepalive) + _str(client_id) + will_fields
     if username is not None:
         body += _str(username)
     if password is not None:
