@@ -20,7 +20,6 @@ scenarios alerting, and the share of each attack family's flows flagged).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import sys
 import tempfile
@@ -37,15 +36,6 @@ VALIDATION: tuple[tuple[str, int, float | None, int | None], ...] = (
     ("site", 31, None, None),
     ("site", 32, 900.0, 24),
 )
-
-
-def _in(address: str, spec: str) -> bool:
-    if spec == "*":
-        return False
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
-    except ValueError:
-        return False
 
 
 def load_scenarios(work: Path, flows_dir: Path | None = None) -> list[dict]:
@@ -89,7 +79,7 @@ def load_scenarios(work: Path, flows_dir: Path | None = None) -> list[dict]:
 
 def evaluate(detector, scenario: dict, config=None) -> dict:
     from iotguard.detect.engine import DetectionEngine
-    from iotguard.evaluate.episodes import _matches, match_episodes
+    from iotguard.evaluate.episodes import address_in, match_episodes
 
     engine = DetectionEngine(detector, config=config)
     events = []
@@ -100,20 +90,18 @@ def evaluate(detector, scenario: dict, config=None) -> dict:
     episodes = scenario["episodes"]
     results = match_episodes(episodes, incidents)
 
-    def true_incident(inc) -> bool:
-        return any(
-            _matches(e, inc) and inc.last_seen >= e.start - 5 and inc.first_seen <= e.end + 5
-            for e in episodes
-        )
+    def true_incident(inc) -> bool:  # it matches some episode, as an episode's detection is matched
+        return any(r.detected for r in match_episodes(episodes, [inc]))
 
+    # hosts that are only ever victims ("*", any host, is no victim to name)
     attackers = {e.attacker for e in episodes}
-    victims = {e.victim for e in episodes}
+    victims = {e.victim for e in episodes} - {"*"}
     victim_named = sorted(
         {
             s
             for inc in incidents
             for s in (inc.src_ips or [inc.src_ip])
-            if any(_in(s, v) for v in victims) and not any(_in(s, a) for a in attackers)
+            if any(address_in(s, v) for v in victims) and not any(address_in(s, a) for a in attackers)
         }
     )
     false = [i for i in incidents if not true_incident(i)]
@@ -213,40 +201,31 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
 
 
 def compare_anomaly(detector, scenarios: list[dict], models: list[str]) -> list[dict]:
-    """Anomaly models trained on the default detector's benign training flows, at its target FPR."""
+    """Anomaly models built as the default detector builds its own (``build_detector`` on the default's lab
+    training flows: the same balancing, split, model options and calibration), each at the default's target
+    FPR: the share of the validation scenarios' benign flows and of each attack family's flows it flags."""
     import numpy as np
     import pandas as pd
 
     from iotguard.core.schema import BENIGN
-    from iotguard.detect.build import _balance, _split, feature_columns
+    from iotguard.detect.build import build_detector
     from iotguard.detect.default import DEFAULT_SCENARIOS, lab_flows
-    from iotguard.models.artifact import load_artifact, save_artifact
-    from iotguard.models.pipeline import train_model
 
     target = detector.anomaly.target_fpr if detector.anomaly is not None else 1e-3
     with tempfile.TemporaryDirectory(prefix="igq-anomaly-") as tmp:
         flows = lab_flows(DEFAULT_SCENARIOS, workdir=Path(tmp))
-        cols = feature_columns(flows)
-        labels = flows["category"].astype(str).to_numpy()
-        X = flows[cols].reset_index(drop=True)
-        keep = _balance(X, labels, 5000, 0)  # as build_detector does
-        X, labels = X.iloc[keep].reset_index(drop=True), labels[keep]
-        fit_idx, cal_idx = _split(labels, 0.25, 0)
-        benign = labels == BENIGN
-        fit = X.iloc[fit_idx][benign[fit_idx]]
-        cal = X.iloc[cal_idx][benign[cal_idx]]
         val = pd.concat([b for s in scenarios for b in s["batches"]], ignore_index=True)
         is_benign = val["category"].to_numpy() == BENIGN
         out = []
         for spec in models:
             name, _, k = spec.partition(":")
-            params = {"clusters": int(k)} if k else {}
             t0 = time.perf_counter()
-            pipe = train_model(name, fit, np.full(len(fit), BENIGN), task="binary", seed=0, params=params)
-            art = load_artifact(save_artifact(pipe, Path(tmp) / spec.replace(":", "-"), overwrite=True))
+            candidate, _ = build_detector(
+                flows, flows["category"], Path(tmp) / spec.replace(":", "-"), classifier=None, anomaly=name,
+                anomaly_params={"clusters": int(k)} if k else None, target_fpr=target, seed=0,
+            )  # fmt: skip
             seconds = time.perf_counter() - t0
-            threshold = np.quantile(np.asarray(art.predict(cal).score, float), 1 - target, method="higher")
-            flagged = np.asarray(art.predict(val[cols]).score, float) >= threshold
+            flagged = np.asarray(candidate.score_array(candidate.matrix(val)).is_alert, bool)
             recall = (
                 pd.Series(flagged[~is_benign]).groupby(val["category"].to_numpy()[~is_benign]).mean().round(3)
             )

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from iotguard.core.records import Alert
-from iotguard.detect.attribution import attacker_victim, reply_only
+from iotguard.detect.attribution import attribute_flows, reply_only
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, EvidenceRule, Observation
 
 
@@ -225,6 +225,20 @@ def test_nine_attackers_against_one_victim_are_not_enough_but_a_scatter_is():
     assert _admit(gate, "192.0.2.1", "10.0.0.9", 3.0, "PortScan") == []
 
 
+def test_the_gate_ages_a_released_scatter_group():
+    """A released family-wide (scatter) group is a 2-tuple, a victim group a 3-tuple: ageing must tell them
+    apart (it read the victim group's third field of every group and crashed on a real capture)."""
+    gate = EvidenceGate(window=60, fanin=10, scatter=3)
+    out = []
+    for i in range(3):
+        out += _admit(gate, f"203.0.113.{i}", f"10.0.0.{20 + i}", 1.0 + i, "DDoS")
+    assert len(out) == 3
+    gate.expire(30.0)  # the group is still alive: kept
+    assert gate._released_groups == {("family", "DDoS")}
+    gate.expire(200.0)  # everyone aged out: the group is forgotten
+    assert gate._released_groups == set()
+
+
 def test_a_flood_from_a_million_style_spread_of_sources_releases_each_newcomer_and_then_goes_quiet():
     """Once a fan-in group is released, each new source is released alone (no walk over the whole group),
     the group falls back below its size as sources age out, and then it holds again."""
@@ -299,10 +313,52 @@ def test_icmp_errors_and_replies_are_attributed_to_the_peer():
         ]
     )
     assert reply_only(flows).tolist() == [True, True, True, False, False, True, False]
-    attacker, victim, swapped = attacker_victim(flows)
-    assert set(attacker) == {"10.0.0.66", "fe80::66"} and set(victim) == {"10.0.0.9", "fe80::9"}
-    assert swapped.sum() == 4
+    who = attribute_flows(flows)
+    assert set(who.attacker) == {"10.0.0.66", "fe80::66"} and set(who.victim) == {"10.0.0.9", "fe80::9"}
+    assert who.swapped.sum() == 4 and not who.nobody.any()
     assert reply_only(flows.drop(columns=["icmp_type"])).tolist() == [False] * len(flows)
+
+
+def test_tcp_flows_opened_by_an_answer_name_the_client_or_nobody():
+    """A flow whose first packet seen is a SYN-ACK was opened by its destination (its SYN unseen); one whose
+    first packet is a RST is an answer or a forgery: nobody to name. Other first packets stay with the source."""
+    server, client = "10.0.0.9", "10.0.0.66"
+    row = {"src_ip": server, "dst_ip": client, "protocol": 6, "icmp_type": -1}
+    flows = _flows(
+        [
+            row | {"tcp_first_flags": 0x12, "bwd_packets": 0, "bwd_rst_flags": 0},  # SYN-ACK, nothing back
+            row | {"tcp_first_flags": 0x12, "bwd_packets": 4, "bwd_rst_flags": 0},  # the client goes on
+            row | {"tcp_first_flags": 0x12, "bwd_packets": 1, "bwd_rst_flags": 1},  # refused: unsolicited
+            row | {"tcp_first_flags": 0x14, "bwd_packets": 0, "bwd_rst_flags": 0},  # RST-ACK first
+            row | {"tcp_first_flags": 0x04, "bwd_packets": 0, "bwd_rst_flags": 0},  # RST first
+            row | {"tcp_first_flags": 0x02, "bwd_packets": 1, "bwd_rst_flags": 0},  # SYN: the source opened
+            row
+            | {"tcp_first_flags": 0x10, "bwd_packets": 1, "bwd_rst_flags": 1},  # ACK scan probe / mid-stream
+            row | {"tcp_first_flags": 0x29, "bwd_packets": 0, "bwd_rst_flags": 0},  # XMAS probe
+            row | {"tcp_first_flags": 0x00, "bwd_packets": 0, "bwd_rst_flags": 0},  # NULL probe
+            row | {"protocol": 17, "tcp_first_flags": -1, "bwd_packets": 1, "bwd_rst_flags": 0},
+        ]
+    )
+    who = attribute_flows(flows)
+    assert who.swapped.tolist() == [True, True] + [False] * 8
+    assert who.attacker.tolist() == [client, client] + [server] * 8
+    assert who.victim.tolist()[:2] == [server, server]
+    assert who.unattributed.tolist() == [False] * 3 + [True, True] + [False] * 5
+    assert who.nobody.tolist() == who.unattributed.tolist()
+    # a flow table without the column (a dataset's CSV): every TCP flow stays with its source
+    assert not attribute_flows(flows.drop(columns=["tcp_first_flags"])).swapped.any()
+
+
+def test_attribution_marks_two_way_self_flows():
+    flows = _flows(
+        [
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.9", "protocol": 6, "bwd_packets": 5},
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.9", "protocol": 6, "bwd_packets": 0},  # LAND
+            {"src_ip": "10.0.0.9", "dst_ip": "10.0.0.8", "protocol": 6, "bwd_packets": 5},
+        ]
+    )
+    assert attribute_flows(flows).self_flow.tolist() == [True, False, False]
+    assert not attribute_flows(flows.drop(columns=["bwd_packets"])).self_flow.any()
 
 
 class _Always:
@@ -390,6 +446,24 @@ def test_engine_drops_self_flows_but_not_a_land_attack():
     events = engine.process(pd.DataFrame(rows))
     assert [e.alert.flow_id for e in events] == [2]
     assert engine.stats.self_flows == 1
+
+
+def test_engine_names_the_client_of_a_syn_ack_flow_and_nobody_for_a_reset():
+    from iotguard.detect.engine import DetectionEngine
+
+    engine = DetectionEngine(_always_detector(), config=_no_gate())
+    base = {"src_ip": "10.0.0.9", "src_port": 135, "dst_ip": "10.0.0.66", "protocol": 6, "icmp_type": -1,
+            "ts_last": 100.0, "fwd_packets": 1, "bwd_packets": 0, "bwd_rst_flags": 0}  # fmt: skip
+    rows = [
+        base | {"flow_id": 1, "dst_port": 40001, "tcp_first_flags": 0x12},
+        base | {"flow_id": 2, "dst_port": 40002, "tcp_first_flags": 0x14},
+    ]
+    events = engine.process(pd.DataFrame(rows))
+    assert [
+        (e.alert.flow_id, e.alert.src_ip, e.alert.src_port, e.alert.dest_ip, e.alert.dest_port)
+        for e in events
+    ] == [(1, "10.0.0.66", 40001, "10.0.0.9", 135)]
+    assert engine.stats.reply_flows == 1 and engine.stats.unattributed == 1 and engine.stats.self_flows == 0
 
 
 def test_engine_measures_the_attackers_side_of_each_flow():

@@ -16,10 +16,12 @@ every flow as one family: what the gate lets through then depends only on the tr
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iotguard.detect.detector import Calibration, Component, Detector
 from iotguard.detect.engine import DetectionConfig, DetectionEngine
+from iotguard.detect.evidence import EvidenceConfig
 from iotguard.flows import iter_flows
 
 
@@ -86,6 +88,48 @@ def test_one_connection_of_a_vnc_scanner_is_not_enough_evidence(data_file, famil
     )
 
 
+def test_an_os_fingerprint_names_the_prober_even_where_its_syn_was_not_captured(data_file):
+    """nmap -O against 172.16.16.150: two flows start with the victim's SYN-ACK (the prober's SYNs are not in
+    the capture) and one with its echo reply. Every flow flagged, no evidence gate: every alert still names the
+    prober, never the victim."""
+    from iotguard.core.schema import FIRST_FLAGS_COLUMN
+    from iotguard.flows import read_flows
+
+    path = data_file("pcaps/chrissanders_packets/activeosfingerprinting.pcapng")
+    flows = read_flows(path)
+    syn_ack_first = flows[(flows["src_ip"] == "172.16.16.150") & (flows[FIRST_FLAGS_COLUMN] == 0x12)]
+    assert len(syn_ack_first) == 2
+    engine = DetectionEngine(
+        Detector(
+            Component(
+                "classifier", _Flags("PortScan"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0))
+            ),
+            None,
+        ),
+        config=DetectionConfig(evidence=EvidenceConfig(enabled=False)),
+    )
+    events = [e for batch in iter_flows(path, early=10) for e in engine.process(batch)]
+    assert {e.alert.src_ip for e in events} == {"172.16.16.128"}
+    assert engine.stats.reply_flows == 3 and engine.stats.unattributed == 0
+
+
+def test_icmp_fingerprinting_probes_raise_a_scan_the_models_need_not_see(data_file):
+    """Xprobe-style ICMP OS fingerprinting of one host: four ICMP flows, one target, no volume; with models
+    that flag nothing, the probe packets (undefined codes, deprecated request types) still raise one PortScan
+    incident naming the prober, at once (a rule's match is its own evidence)."""
+    path = data_file("pcaps/markofu_pcaps/osfingerprinting.pcap")
+    assert _run(path, "Benign", DetectionConfig(probe_packets=None)).stats.flagged == 0
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    events = [e for batch in iter_flows(path, early=10) for e in engine.process(batch)]
+    engine.close()
+    assert engine.stats.incidents == 1 and engine.stats.insufficient_evidence == 0
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip, e.alert.dest_ip) for e in events} == {
+        ("PortScan", "probe-check", "10.0.0.29", "10.0.0.2")
+    }
+    assert all(e.alert.top_features[0][0] == "probe_packets" for e in events)
+
+
 @pytest.mark.parametrize("capture", ["http_dvwa_directorytraversal.pcapng", "http_dvwa_sqlinjection.pcapng"])
 def test_injection_in_http_requests_raises_a_web_attack_the_models_cannot_see(data_file, tmp_path, capture):
     from iotguard.core.store import Store
@@ -108,3 +152,41 @@ def test_injection_in_http_requests_raises_a_web_attack_the_models_cannot_see(da
     )
     assert all(a.top_features[0][0] == "http_indicators" and a.top_features[0][1] >= 2 for a in alerts)
     assert {a.src_ip for a in alerts} == {"10.2.2.101"} and {a.dest_port for a in alerts} == {80}
+
+
+def _slow_rows(n: int, head_open: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"flow_id": i, "src_ip": "198.51.100.23", "src_port": 40000 + i, "dst_ip": "192.168.50.36",
+             "dst_port": 80, "protocol": 6, "ts_last": 100.0 + i, "fwd_packets": 6, "bwd_packets": 4,
+             "http_head_open": head_open, "partial": True}
+            for i in range(n)
+        ]
+    )  # fmt: skip
+
+
+def test_unfinished_request_heads_of_many_connections_raise_a_slow_http_dos():
+    """One connection with an unfinished head is a slow client; ten from one source (more than a browser's six
+    parallel connections, the DoS rule) are a slow-HTTP DoS, whatever the models say."""
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    assert engine.process(_slow_rows(9, 45.0)) == [] and engine.stats.held == 9
+    events = engine.process(_slow_rows(10, 45.0).assign(flow_id=lambda f: f.flow_id + 100))
+    assert len(events) == 19 and engine.stats.incidents == 1
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip) for e in events} == {
+        ("DoS", "slow-http-check", "198.51.100.23")
+    }
+    assert events[0].alert.top_features == [("http_head_open", 45.0)]
+    # under the threshold (or with the check off) nothing alerts
+    assert DetectionEngine(Detector(comp, None)).process(_slow_rows(20, 19.0)) == []
+    off = DetectionEngine(Detector(comp, None), config=DetectionConfig(slow_http_seconds=None))
+    assert off.process(_slow_rows(20, 45.0)) == [] and off.stats.flagged == 0
+
+
+def test_the_slow_http_check_leaves_a_models_verdict_alone():
+    comp = Component("classifier", _Flags("Botnet"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(
+        Detector(comp, None), config=DetectionConfig(evidence=EvidenceConfig(enabled=False))
+    )
+    events = engine.process(_slow_rows(3, 45.0))
+    assert {(e.alert.family, e.alert.model) for e in events} == {("Botnet", "always-Botnet")}

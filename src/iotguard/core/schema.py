@@ -38,6 +38,23 @@ HTTP_COLUMN: Final = "http_indicators"
 """Optional column of extracted flow tables: the most injection indicators one HTTP request of the flow
 carried (``iotguard.flows.parse.http_indicators``). Not a model feature; the detection engine reads it."""
 
+FIRST_FLAGS_COLUMN: Final = "tcp_first_flags"
+"""Optional column of extracted flow tables: the TCP flags byte of the first packet of the flow's connection
+that the meter saw, sent by the flow's source (-1 for other protocols). Tells a flow opened by its source (a
+SYN) from one whose first packet was an answer (a SYN-ACK or a RST: the peer's opening packet was not seen).
+Not a model feature; attribution reads it (``iotguard.detect.attribution``)."""
+
+PROBES_COLUMN: Final = "probe_packets"
+"""Optional column of extracted flow tables: packets the flow's source sent of a shape that no ordinary IP stack
+sends, only probing tools (ICMP requests with undefined codes or of deprecated types, TCP segments without ACK
+that are neither SYN nor RST, SYN with FIN or RST; ``iotguard.flows.table._probe``). Not a model feature; the
+detection engine reads it."""
+
+HEAD_OPEN_COLUMN: Final = "http_head_open"
+"""Optional column of extracted flow tables: seconds the flow source's HTTP request head had stayed unfinished
+(request line sent, the blank line ending its headers not yet, no answer from the server) at the record's last
+packet; 0 when none is open. Not a model feature; the detection engine's slow-HTTP check reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

@@ -4,11 +4,17 @@
           -> explanation -> evidence gate -> incident folding -> Store (alerts + incidents, one transaction)
           -> EVE file -> sinks
 
-Besides the models, the engine reads one thing the flow meter found in the payload: the injection indicators
-of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target or
-body, ``flows.parse.http_indicators``). A flow whose request carried at least ``http_indicators`` of them is a
-``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert names the
-count as its explanation and ``http-inspection`` as its model.
+Besides the models, the engine reads two things the flow meter found in the packets. The injection indicators
+of a flow's HTTP requests (``http_indicators``: shell and SQL metacharacters and ``../`` in a request target,
+URI header or body, ``flows.parse.http_indicators``): a flow whose request carried at least ``http_indicators``
+of them is a ``WebAttack`` whatever the models say (they see only sizes and timing, never a URL); its alert
+names the count as its explanation and ``http-inspection`` as its model. And probe packets (``probe_packets``:
+packets of a shape only probing tools send, ``flows.table._probe``): a flow whose source sent at least
+``probe_packets`` of them is a ``PortScan`` (reconnaissance), model ``probe-check``. Both are matches of a
+fixed rule, their own evidence: the evidence gate does not hold them. And a third, weaker look: a flow that no
+model flagged whose client has left an HTTP request head unfinished for ``slow_http_seconds``
+(``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
+so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
 
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
@@ -37,10 +43,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, HTTP_COLUMN, PARTIAL_COLUMN
+from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
-from iotguard.detect.attribution import attacker_victim, self_flows
+from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
+from iotguard.detect.attribution import attribute, numeric
 from iotguard.detect.detector import ANOMALY, Detector
 from iotguard.detect.eve import EveWriter
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, Observation
@@ -60,6 +67,22 @@ WEB_ATTACK = "WebAttack"
 INSPECTION = 3
 """``Verdicts.component`` of a verdict made by the HTTP inspection (1 classifier, 2 anomaly model)."""
 INSPECTION_MODEL = "http-inspection"
+PROBE = 4
+"""``Verdicts.component`` of a verdict made by the probe check."""
+PROBE_MODEL = "probe-check"
+PROBE_FAMILY = "PortScan"
+"""OS fingerprinting and stealth scans are reconnaissance, which ``FAMILIES`` calls PortScan."""
+DEFAULT_PROBE_PACKETS = 1
+"""One packet is enough: no ordinary stack sends any (``flows.table._probe`` argues each shape)."""
+SLOW_HTTP = 5
+"""``Verdicts.component`` of a verdict made by the slow-HTTP check."""
+SLOW_HTTP_MODEL = "slow-http-check"
+SLOW_HTTP_FAMILY = "DoS"
+DEFAULT_SLOW_HTTP_SECONDS = 20.0
+"""A request head unfinished this long is one a server would have dropped: Apache httpd's mod_reqtimeout gives a
+client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
+head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
+more header line every 15 s to stay under such limits.)"""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -96,6 +119,11 @@ class DetectionConfig(BaseModel):
     http_indicators: int | None = Field(DEFAULT_HTTP_INDICATORS, ge=1)
     """A flow whose HTTP request carried at least this many injection indicators alerts as WebAttack (None:
     off)."""
+    probe_packets: int | None = Field(DEFAULT_PROBE_PACKETS, ge=1)
+    """A flow whose source sent at least this many probe packets alerts as PortScan (None: off)."""
+    slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
+    """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
+    subject to the DoS evidence rule (None: off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -129,9 +157,12 @@ class DetectionStats:
     held: int = 0
     """Alerts the evidence gate holds right now (they raise an incident once the evidence is enough)."""
     reply_flows: int = 0
-    """Alerts on reply-only flows (ICMP errors ...), attributed to the flow's destination."""
+    """Alerts on reply-only flows (ICMP errors, SYN-ACKs ...), attributed to the flow's destination."""
     self_flows: int = 0
     """Flagged two-way flows between an address and itself: no attacker to name, dropped (``attribution``)."""
+    unattributed: int = 0
+    """Flagged TCP flows whose first packet seen was a RST: an answer or a forgery, no attacker to name,
+    dropped (``attribution``)."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -216,11 +247,17 @@ class DetectionEngine:
         self.stats.score_seconds += time.perf_counter() - t0
         flagged = verdicts.is_alert
         self.stats.flagged += int(flagged.sum())
-        attacker, victim, swapped = attacker_victim(flows)
-        selfish = flagged & self_flows(flows)
-        if selfish.any():
-            self.stats.self_flows += int(selfish.sum())
-            flagged = flagged & ~selfish
+        # address strings and numeric columns read once, for attribution and the evidence's volumes
+        src = flows["src_ip"].astype(str).to_numpy(dtype=object)
+        dst = flows["dst_ip"].astype(str).to_numpy(dtype=object)
+        num = numeric(flows, ATTRIBUTION_COLUMNS + VOLUME_COLUMNS)
+        who = attribute(src, dst, num)
+        attacker, victim, swapped = who.attacker, who.victim, who.swapped
+        nobody = flagged & who.nobody
+        if nobody.any():
+            self.stats.self_flows += int((nobody & who.self_flow).sum())
+            self.stats.unattributed += int((nobody & ~who.self_flow).sum())
+            flagged = flagged & ~nobody
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -264,18 +301,23 @@ class DetectionEngine:
             if self.config.explain_top
             else [[] for _ in keep]
         )
-        for j, i in enumerate(keep):
-            if verdicts.component[i] == INSPECTION:  # its score is the indicator count
+        for j, i in enumerate(keep):  # a rule's score is its count
+            if verdicts.component[i] == INSPECTION:
                 explanations[j] = [(HTTP_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == PROBE:
+                explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == SLOW_HTTP:
+                explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
             c: flows[c].to_numpy(dtype=object)
-            for c in ("ts_last", "src_ip", "dst_ip", "src_port", "dst_port", "protocol")
+            for c in ("ts_last", "src_port", "dst_port", "protocol")
             if c in flows.columns
         }
+        cols["src_ip"], cols["dst_ip"] = src, dst
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
-        vol = _attacker_volumes(flows, swapped)
+        vol = _attacker_volumes(num, swapped)
         released: list[Alert] = []
         explained = dict(zip(keep, explanations, strict=True))
         for i in sorted(
@@ -288,7 +330,7 @@ class DetectionEngine:
                 continue
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            released += self.gate.admit(alert, obs)
+            released += self.gate.admit(alert, obs, proven=bool(verdicts.component[i] in (INSPECTION, PROBE)))
         if not released:
             self._expire()
             return []
@@ -314,6 +356,10 @@ class DetectionEngine:
         how = "unusual for this site" if fam == ANOMALY else "known attack pattern"
         if verdicts.component[i] == INSPECTION:
             model, how = INSPECTION_MODEL, "injection in an HTTP request"
+        elif verdicts.component[i] == PROBE:
+            model, how = PROBE_MODEL, "a packet only probing tools send"
+        elif verdicts.component[i] == SLOW_HTTP:
+            model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -335,18 +381,32 @@ class DetectionEngine:
         )
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
-        """Turn the verdicts of flows whose HTTP requests carried enough injection indicators into WebAttack
-        alerts (in place; the score is the indicator count)."""
-        need = self.config.http_indicators
-        if need is None or HTTP_COLUMN not in flows.columns:
-            return
-        counts = _column(flows, HTTP_COLUMN)
-        hit = counts >= need
-        verdicts.family[hit] = WEB_ATTACK
-        verdicts.is_alert[hit] = True
-        verdicts.component[hit] = INSPECTION
-        verdicts.score[hit] = counts[hit]
-        verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
+        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
+        whose HTTP requests carried enough injection indicators into WebAttack alerts (in place; the score is
+        the count); flows no model flagged whose HTTP request head stayed unfinished long enough become DoS
+        alerts (the score is the seconds)."""
+        need_s = self.config.slow_http_seconds
+        if need_s is not None and HEAD_OPEN_COLUMN in flows.columns:
+            seconds = _column(flows, HEAD_OPEN_COLUMN)
+            slow = (seconds >= need_s) & ~verdicts.is_alert
+            verdicts.family[slow] = SLOW_HTTP_FAMILY
+            verdicts.is_alert[slow] = True
+            verdicts.component[slow] = SLOW_HTTP
+            verdicts.score[slow] = seconds[slow]
+            verdicts.confidence[slow] = 1.0 - 0.5 ** (seconds[slow] / need_s)
+        for column, need, family, component in (
+            (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
+            (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),
+        ):
+            if need is None or column not in flows.columns:
+                continue
+            counts = _column(flows, column)
+            hit = counts >= need
+            verdicts.family[hit] = family
+            verdicts.is_alert[hit] = True
+            verdicts.component[hit] = component
+            verdicts.score[hit] = counts[hit]
+            verdicts.confidence[hit] = 1.0 - 0.5 ** counts[hit]
 
     def submit(self, alerts: Iterable[Alert]) -> list[Event]:
         """Alerts raised outside the flow detector (MQTT telemetry, the device inventory): suppression, then
@@ -469,15 +529,26 @@ def _observation(
     )
 
 
-def _attacker_volumes(flows: pd.DataFrame, swapped: np.ndarray) -> dict[str, np.ndarray]:
+VOLUME_COLUMNS = ("fwd_packets", "fwd_bytes", "bwd_bytes", "flow_duration")
+"""Numeric columns the evidence's volumes read besides attribution's (``bwd_packets``)."""
+
+
+def _attacker_volumes(columns: Any, swapped: np.ndarray) -> dict[str, np.ndarray]:
     """Per flow record: its packets (both directions) and packets per second, and the payload bytes the
     attacker sent (and per second) and received: the flow's forward side, or its backward side where the
     record is attributed to its destination (reply-only flows). A record of zero duration has an infinite
-    rate."""
-    packets = _column(flows, "fwd_packets") + _column(flows, "bwd_packets")
-    fwd_b, bwd_b = _column(flows, "fwd_bytes"), _column(flows, "bwd_bytes")
+    rate. ``columns``: the numeric columns by name (a flow table will do)."""
+
+    def col(name: str) -> np.ndarray:
+        if name not in columns:
+            return np.zeros(len(swapped))
+        values = np.asarray(columns[name], dtype=np.float64)
+        return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
+
+    packets = col("fwd_packets") + col("bwd_packets")
+    fwd_b, bwd_b = col("fwd_bytes"), col("bwd_bytes")
     sent_b, got_b = np.where(swapped, bwd_b, fwd_b), np.where(swapped, fwd_b, bwd_b)
-    seconds = _column(flows, "flow_duration") / 1e6
+    seconds = col("flow_duration") / 1e6
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(seconds > 0, packets / seconds, np.where(packets > 0, np.inf, 0.0))
         byte_rate = np.where(seconds > 0, sent_b / seconds, np.where(sent_b > 0, np.inf, 0.0))

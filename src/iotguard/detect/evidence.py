@@ -250,13 +250,14 @@ class EvidenceGate:
         rule = self.config.rules.get(family)
         return self.config.enabled and rule is not None and not rule.immediate
 
-    def admit(self, alert: Alert, obs: Observation) -> list[Alert]:
-        """Add one alert's evidence; returns the alerts to raise now (held ones first, oldest first)."""
+    def admit(self, alert: Alert, obs: Observation, *, proven: bool = False) -> list[Alert]:
+        """Add one alert's evidence; returns the alerts to raise now (held ones first, oldest first).
+        ``proven``: the alert is a fixed rule's match (a probe packet, an injection), its own evidence."""
         ts = alert.timestamp
         self.now = max(self.now, ts)
         family = alert.family
         attacker = alert.src_ip
-        if not self.holds(family):
+        if proven or not self.holds(family):
             return self._raise([alert])
         named = self._named.get(attacker)
         if named is not None and ts - named <= self.window:

@@ -15,19 +15,32 @@ import pandas as pd
 
 from iotguard.core.schema import (
     EXTRA_FEATURES,
+    FIRST_FLAGS_COLUMN,
     FLOW_FEATURES,
+    HEAD_OPEN_COLUMN,
     HTTP_COLUMN,
     IDENTITY_COLUMNS,
     PARTIAL_COLUMN,
+    PROBES_COLUMN,
 )
 from iotguard.flows import table as t
 
 END_REASON_COLUMN = "end_reason"
 APP_PROTO_COLUMN = "app_proto"
-OPTIONAL_EXTRAS = (END_REASON_COLUMN, APP_PROTO_COLUMN, HTTP_COLUMN)
-"""Columns after ``partial``: why the record was emitted, the application protocol its port suggests, and the
+OPTIONAL_EXTRAS = (
+    END_REASON_COLUMN,
+    APP_PROTO_COLUMN,
+    HTTP_COLUMN,
+    FIRST_FLAGS_COLUMN,
+    PROBES_COLUMN,
+    HEAD_OPEN_COLUMN,
+)
+"""Columns after ``partial``: why the record was emitted, the application protocol its port suggests, the
 most injection indicators one HTTP request of the flow carried (``flows.parse.http_indicators``; 0 for flows
-without an HTTP request). Not model features: the detection engine reads the last one directly."""
+without an HTTP request), the TCP flags of the connection's first packet seen (-1 for other protocols), and
+the packets of the flow's source that only probing tools send (``flows.table._probe``), and the seconds its
+HTTP request head has stayed unfinished. Not model features: the detection engine reads the last four
+directly."""
 
 FLOW_COLUMNS = tuple(
     dict.fromkeys((*IDENTITY_COLUMNS, *FLOW_FEATURES, *EXTRA_FEATURES, PARTIAL_COLUMN, *OPTIONAL_EXTRAS))
@@ -333,6 +346,10 @@ def records(out_f: np.ndarray, out_k: np.ndarray, out_i: np.ndarray) -> pd.DataF
     cols[END_REASON_COLUMN] = np.asarray(t.KIND_NAMES, dtype=object)[kind]
     cols[APP_PROTO_COLUMN] = _app_proto(out_i[:, t.O_SPORT], out_i[:, t.O_DPORT], proto)
     cols[HTTP_COLUMN] = f[:, t.HTTP_IND].astype(np.int64)
+    cols[FIRST_FLAGS_COLUMN] = f[:, t.FIRST_FL].astype(np.int64)
+    cols[PROBES_COLUMN] = f[:, t.PROBES].astype(np.int64)
+    head_at = f[:, t.HEAD_AT]
+    cols[HEAD_OPEN_COLUMN] = np.where(head_at > 0, (f[:, t.TS_LAST] - head_at) / 1e6, 0.0)
     for name in INT_FEATURES:
         cols[name] = np.asarray(cols[name]).astype(np.int64)
     return pd.DataFrame(cols, columns=list(FLOW_COLUMNS))
@@ -364,7 +381,10 @@ def _empty() -> pd.DataFrame:
             dtype: object = "str"
         elif name == PARTIAL_COLUMN:
             dtype = bool
-        elif name in ("flow_id", "src_port", HTTP_COLUMN) or name in INT_FEATURES:
+        elif (
+            name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN)
+            or name in INT_FEATURES
+        ):
             dtype = np.int64
         else:
             dtype = np.float64

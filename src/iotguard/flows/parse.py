@@ -42,6 +42,11 @@ REASON_NAMES = {
     MALFORMED_L4: "malformed_transport",
 }
 
+# ``Packets.http_head``: a packet that starts an HTTP request whose header block it does not finish, and one whose
+# payload ends with the blank line that ends a header block.
+HEAD_OPEN = 1
+HEAD_END = 2
+
 # TCP flag bits, as in the TCP header's flags byte.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
@@ -70,6 +75,7 @@ class Packets:
     reason: np.ndarray  # uint8, 0 = parsed
     http: np.ndarray | None = None  # int32 injection indicators of an HTTP request (None: all 0)
     pay_at: np.ndarray | None = None  # int64 offset of the TCP payload in the batch's data (-1: not TCP)
+    http_head: np.ndarray | None = None  # int8 HEAD_OPEN / HEAD_END / 0 (None: all 0), see http_indicators
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -368,6 +374,7 @@ def parse(batch: PacketBatch) -> Packets:
         reason=np.zeros(n, np.uint8),
         http=np.zeros(n, np.int32),
         pay_at=np.full(n, -1, np.int64),
+        http_head=np.zeros(n, np.int8),
     )
     if n:
         pay_at = out.pay_at
@@ -393,7 +400,9 @@ def parse(batch: PacketBatch) -> Packets:
             out.reason,
             pay_at,
         )
-        http_indicators(batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http)
+        http_indicators(
+            batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http, out.http_head
+        )
     return out
 
 
@@ -415,8 +424,26 @@ _METHODS = np.zeros((len(_METHOD_NAMES), 8), dtype=np.uint8)
 for _row, _name in enumerate(_METHOD_NAMES):
     _METHODS[_row, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
 _METHOD_LEN = np.array([len(m) for m in _METHOD_NAMES], dtype=np.int64)
-_MAX_TARGET = 4096  # bytes of a request target looked at
+_MAX_TARGET = 4096  # bytes of a request target (or an inspected header's value) looked at
 _MAX_BODY = 2048  # bytes of a body looked at
+
+# Request headers whose value the protocol defines as a URI or command, never free text, and that an exploit
+# can carry its command in; each is inspected like a request target (lower-case names):
+# * SOAPAction (SOAP 1.1, section 6.1.1; UPnP device control; D-Link HNAP): a quoted URI naming the operation
+#   to run. The D-Link HNAP exploits that Mirai variants spread with (CVE-2015-2051, CVE-2019-10891) put a
+#   shell command in it, in backquotes; a real one is "urn:...#Action" or "http://purenetworks.com/HNAP1/Name",
+#   with no shell or SQL metacharacter. One pair of enclosing quotes is its syntax and is not counted.
+# * Host (RFC 9110, section 7.2): uri-host [":" port], whose syntax admits none of the indicators (an IPv6
+#   literal's brackets are none either), so any indicator in it is an injection (host header injection into
+#   a CGI or a log that reaches a shell or SQL).
+# Not inspected: User-Agent, Cookie, Accept*, Content-Type (free text and parameter lists full of ";()'"), and
+# Referer/Origin/Location: URIs, but copies of another page's URL (its target was inspected in its own request).
+_HEADER_NAMES = (b"soapaction", b"host")
+_HEADER_QUOTED = np.array([True, False])  # the value is a quoted string whose enclosing quotes are syntax
+_HEADERS = np.zeros((len(_HEADER_NAMES), 16), dtype=np.uint8)
+for _row, _name in enumerate(_HEADER_NAMES):
+    _HEADERS[_row, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
+_HEADER_LEN = np.array([len(h) for h in _HEADER_NAMES], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
@@ -448,6 +475,26 @@ def _is_method(data, p, end):
             if same:
                 return k
     return 0
+
+
+@njit(cache=True)
+def _header(data, p, end):
+    """Row of :data:`_HEADER_NAMES` whose name (any case) and a colon start the line at ``p`` (else -1)."""
+    for r in range(_HEADERS.shape[0]):
+        k = _HEADER_LEN[r]
+        if p + k >= end or data[p + k] != 58:  # ':'
+            continue
+        same = True
+        for j in range(k):
+            c = data[p + j]
+            if 65 <= c <= 90:
+                c += 32
+            if c != _HEADERS[r, j]:
+                same = False
+                break
+        if same:
+            return r
+    return -1
 
 
 @njit(cache=True)
@@ -483,17 +530,26 @@ def _count(data, p, end, target):
 
 
 @njit(cache=True)
-def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
-    """Per packet: injection indicators of the HTTP request it starts (0 for every other packet).
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
+    """Per packet: injection indicators of the HTTP request it starts (0 for every other packet), and in
+    ``head`` whether it starts a request whose header block it does not finish (:data:`HEAD_OPEN`) or its
+    payload ends with the blank line that ends a header block (:data:`HEAD_END`), for the slow-HTTP check.
 
     Only what the packet itself carries is read (a request split over segments is judged on its first), and
-    at most :data:`_MAX_TARGET` bytes of the target and :data:`_MAX_BODY` of the body. Headers are skipped:
-    a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
+    at most :data:`_MAX_TARGET` bytes of the target and of each inspected header, :data:`_MAX_BODY` of the
+    body. Of the headers only those the protocol defines as a URI (:data:`_HEADER_NAMES`: ``SOAPAction``,
+    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
     for i in range(offset.shape[0]):
         p = pay_at[i]
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
             continue
         end = min(offset[i] + caplen[i], p + payload[i])
+        if (
+            end - p >= 2
+            and data[end - 1] == 10
+            and (data[end - 2] == 10 or (end - p >= 4 and data[end - 2] == 13 and data[end - 3] == 10))
+        ):
+            head[i] = HEAD_END  # ends in LF LF or LF CR LF: the blank line after the last header
         k = _is_method(data, p, end)
         if k == 0:
             continue
@@ -502,14 +558,37 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out):
         while t1 < end and t1 - t0 < _MAX_TARGET and data[t1] != 32 and data[t1] != 13 and data[t1] != 10:
             t1 += 1
         n = _count(data, t0, t1, True)
-        # the body starts after the first empty line
-        b = t1
-        while b + 3 < end:
-            if data[b] == 13 and data[b + 1] == 10 and data[b + 2] == 13 and data[b + 3] == 10:
-                n += _count(data, b + 4, min(end, b + 4 + _MAX_BODY), False)
+        # header lines follow the request line; the body starts after the first empty line
+        q = t1
+        while q < end and data[q] != 10:
+            q += 1
+        q += 1
+        finished = False
+        while q < end:
+            if data[q] == 10 or (data[q] == 13 and q + 1 < end and data[q + 1] == 10):
+                b = q + 1 if data[q] == 10 else q + 2
+                n += _count(data, b, min(end, b + _MAX_BODY), False)
+                finished = True
                 break
-            b += 1
+            e = q
+            while e < end and data[e] != 10:
+                e += 1
+            r = _header(data, q, e)
+            if r >= 0:
+                v0 = q + _HEADER_LEN[r] + 1
+                v1 = e
+                while v0 < v1 and (data[v0] == 32 or data[v0] == 9):
+                    v0 += 1
+                while v1 > v0 and (data[v1 - 1] == 13 or data[v1 - 1] == 32 or data[v1 - 1] == 9):
+                    v1 -= 1
+                if _HEADER_QUOTED[r] and v1 - v0 >= 2 and data[v0] == 34 and data[v1 - 1] == 34:
+                    v0 += 1
+                    v1 -= 1
+                n += _count(data, v0, min(v1, v0 + _MAX_TARGET), True)
+            q = e + 1
         out[i] = n
+        if not finished and end == p + payload[i]:  # (a snapped packet may have had the rest)
+            head[i] = HEAD_OPEN
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:

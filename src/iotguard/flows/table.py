@@ -89,7 +89,10 @@ FWD_BULK = 80
 BWD_BULK = 88
 SEQ = 96  # the meter's count of flows started before this one (makes flow ids unique within a run)
 HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (parse.http_indicators)
-NF = 98
+FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
+PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (_probe)
+HEAD_AT = 100  # when the source's HTTP request head still unfinished began (0: none; parse.HEAD_OPEN)
+NF = 101
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -284,6 +287,29 @@ def _schedule(s, due, wheel, W, cfg):
     W[W_IN, s] = 1
 
 
+@njit(cache=True, inline="always")
+def _probe(pr, fl, ityp, icod):
+    """A packet of a shape no ordinary IP stack sends, only probing tools (OS fingerprinting, stealth scans).
+
+    * ICMPv4 echo (8) or timestamp (13) request with a nonzero code: RFC 792 defines only code 0. nmap's OS
+      detection sends an echo request with code 9 (its IE probe), Xprobe2 ones with other codes; Snort's
+      community rule 365 "ICMP PING undefined code".
+    * ICMPv4 information (15) or address mask (17) request: deprecated (RFC 6918) and answered only by old
+      stacks, which is what fingerprinting tools (Xprobe2) ask them for; Snort rules 417 and 388.
+    * TCP without ACK that is neither an opening SYN nor a RST (a bare FIN, no flags at all, FIN+PSH+URG):
+      after the SYN every segment carries ACK (RFC 9293, 3.10.7), so these are the FIN, NULL and XMAS scans'
+      probes and nmap's T2/T7 OS-detection probes (Snort "SCAN FIN", "SCAN NULL", "SCAN nmap XMAS").
+    * TCP with SYN and FIN, or SYN and RST: opening and closing at once (nmap's T3 probe; Snort "SCAN SYN FIN").
+    """
+    if pr == 1:
+        return ((ityp == 8.0 or ityp == 13.0) and icod != 0.0) or ityp == 15.0 or ityp == 17.0
+    if pr == 6:
+        if fl & F_SYN:
+            return (fl & F_FIN) != 0 or (fl & F_RST) != 0
+        return (fl & F_ACK) == 0 and (fl & F_RST) == 0
+    return False
+
+
 @njit(cache=True)
 def _first(S, s, meta, cfg, wheel, W, src_is_a, fwd, cum, ts, proto, pay, hdr, fl, win, ityp, icod):
     """Start a flow in slot s with its first packet (CICFlowMeter ``BasicFlow.firstPacket``)."""
@@ -299,6 +325,7 @@ def _first(S, s, meta, cfg, wheel, W, src_is_a, fwd, cum, ts, proto, pay, hdr, f
     S[s, CUM_TCP] = cum
     S[s, ICMP_TYPE] = ityp
     S[s, ICMP_CODE] = icod
+    S[s, FIRST_FL] = fl if proto == 6 else -1.0
     if fwd:
         _bulk(S, s, FWD_BULK, BWD_BULK, ts, pay)
     else:
@@ -654,6 +681,7 @@ def process(
     icmp_code,
     reason,
     http,
+    head,
     S,
     K,
     P,
@@ -763,6 +791,9 @@ def process(
             else:
                 old_a = S[s, SRC_IS_A] != 0.0
                 cum = S[s, CUM_TCP] + (ts - S[s, TS_LAST])
+                opened = S[
+                    s, FIRST_FL
+                ]  # a continuation: the connection was opened by the earlier flow's packet
                 _first(
                     S,
                     s,
@@ -782,6 +813,7 @@ def process(
                     ityp,
                     icod,
                 )
+                S[s, FIRST_FL] = opened
         else:
             src_a = S[s, SRC_IS_A] != 0.0
             fwd = from_a == src_a
@@ -813,9 +845,11 @@ def process(
                         )
                     else:
                         cum = S[s, CUM_TCP] + (S[s, TS_LAST] - S[s, TS_FIRST]) + (ts - S[s, TS_LAST])
+                        opened = S[s, FIRST_FL]
                         _first(
                             S, s, meta, cfg, wheel, W, src_a, fwd, cum, ts, fpr, pay, hd, fl, win, ityp, icod
                         )
+                        S[s, FIRST_FL] = opened
                 else:
                     _first(
                         S, s, meta, cfg, wheel, W, from_a, True, 0.0, ts, fpr, pay, hd, fl, win, ityp, icod
@@ -846,6 +880,19 @@ def process(
                 _add(S, s, fwd, ts, pay, hd, fl, win, activity)
         if http[i] > S[s, HTTP_IND]:
             S[s, HTTP_IND] = http[i]
+        fwd_now = from_a == (S[s, SRC_IS_A] != 0.0)
+        if _probe(pr, fl, ityp, icod) and fwd_now:
+            S[s, PROBES] += 1.0
+        if pr == 6:
+            # a request head the client left unfinished: open until the client ends it or the server answers
+            if not fwd_now:
+                if pay > 0:
+                    S[s, HEAD_AT] = 0.0
+            elif head[i] == 1:
+                if S[s, HEAD_AT] == 0.0:
+                    S[s, HEAD_AT] = ts
+            elif head[i] == 2:
+                S[s, HEAD_AT] = 0.0
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
