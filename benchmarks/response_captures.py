@@ -116,7 +116,8 @@ def main() -> int:
                 episodes = read_episodes(run.episodes_path)
                 t0 = time.perf_counter()
                 stats, incidents = run_capture(detector, run.capture, work, args.flows_only)
-                hits = [r.detected for r in match_episodes(episodes, incidents)]
+                macs = {h["mac"]: h["ip"] for h in run.hosts if h.get("mac")}  # ARP spoofers named by MAC
+                hits = [r.detected for r in match_episodes(episodes, incidents, macs=macs)]
                 kind = "attack" if episodes else "benign"
                 results.append(
                     {

@@ -33,3 +33,13 @@ def test_delay_from_the_first_alert_inside_the_episode_when_alerts_are_given():
               alert(401.0, "10.0.0.9", "10.0.0.6")]  # fmt: skip
     results = match_episodes([SCAN_1, SCAN_2], [one], alerts=alerts)
     assert [r.delay for r in results] == [2.0, 7.5]  # the alert against another victim does not count
+
+
+def test_an_arp_spoofer_named_by_its_mac_is_credited_through_the_host_table():
+    spoof = Episode(600.0, 660.0, "10.0.0.66", "10.0.0.1", "arp-spoofing", "Spoofing")
+    mac = "02:00:00:00:00:42"
+    by_mac = Incident(mac, "Spoofing", 2, 605.0, 640.0, 3, dest_ips=["10.0.0.1"], id=4)
+    spoofed = Alert(608.0, mac, "10.0.0.1", "Spoofing", 2, 1.0, 0.9, "inventory", 1, "s")
+    assert not match_episodes([spoof], [by_mac])[0].detected
+    result = match_episodes([spoof], [by_mac], alerts=[spoofed], macs={mac: "10.0.0.66"})[0]
+    assert result.incident_id == 4 and result.delay == 8.0

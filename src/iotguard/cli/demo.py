@@ -19,7 +19,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,15 +160,8 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
         incidents = sorted(store.incidents(limit=None), key=lambda i: (i.first_seen, i.id or 0))
         alerts = store.alerts(limit=None)
         actions = store.actions(limit=10)
-    # An ARP spoofer may never send an IP packet: the inventory names it by MAC. The lab's host table (ground
-    # truth) says whose MAC that is, so the episode check can credit it; the incidents themselves are unchanged.
     owner = {h["mac"]: h["ip"] for h in lab.test.hosts if h.get("mac")}
-    judged = [
-        replace(i, src_ip=owner.get(i.src_ip, i.src_ip), src_ips=[owner.get(a, a) for a in i.src_ips])
-        for i in incidents
-    ]
-    judged_alerts = [replace(a, src_ip=owner.get(a.src_ip, a.src_ip)) for a in alerts]
-    episodes = match_episodes(lab.test.episodes, judged, alerts=judged_alerts)
+    episodes = match_episodes(lab.test.episodes, incidents, alerts=alerts, macs=owner)
     timeline = out / "timeline.png"
     timeline_png(
         timeline,

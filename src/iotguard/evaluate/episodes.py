@@ -10,7 +10,7 @@ only be caught by something that reads ARP; they are reported like the others.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from iotguard.core.episodes import Episode
@@ -50,8 +50,9 @@ def _names(episode: Episode, sources: Sequence[str], victims: Sequence[str]) -> 
     return forward or backward
 
 
-def _matches(episode: Episode, incident: Incident) -> bool:
-    return _names(episode, incident.src_ips or [incident.src_ip], incident.dest_ips)
+def _matches(episode: Episode, incident: Incident, macs: Mapping[str, str]) -> bool:
+    sources = [macs.get(s, s) for s in incident.src_ips or [incident.src_ip]]
+    return _names(episode, sources, incident.dest_ips)
 
 
 def match_episodes(
@@ -59,18 +60,24 @@ def match_episodes(
     incidents: Sequence[Incident],
     slack: float = 5.0,
     alerts: Sequence[Alert] | None = None,
+    macs: Mapping[str, str] | None = None,
 ) -> list[EpisodeResult]:
     """One result per episode, in the episodes' order.
 
     The delay is measured to the first alert of the matching incident; with ``alerts``, to the first alert
     inside the episode's window that names the episode's hosts, which is the honest detection delay when
-    the incident had already been opened by an earlier episode of the same attacker."""
+    the incident had already been opened by an earlier episode of the same attacker. ``macs``: the ground
+    truth's MAC -> address table (the lab's hosts): an ARP spoofer may never send an IP packet, so the
+    inventory names it by its MAC, and the check credits the address that MAC belongs to."""
+    macs = macs or {}
     results = []
     for ep in episodes:
         hits = [
             inc
             for inc in incidents
-            if inc.last_seen >= ep.start - slack and inc.first_seen <= ep.end + slack and _matches(ep, inc)
+            if inc.last_seen >= ep.start - slack
+            and inc.first_seen <= ep.end + slack
+            and _matches(ep, inc, macs)
         ]
         first = min(hits, key=lambda i: i.first_seen, default=None)
         delay = first.first_seen - ep.start if first is not None else None
@@ -79,7 +86,7 @@ def match_episodes(
                 a.timestamp
                 for a in alerts
                 if ep.start - slack <= a.timestamp <= ep.end + slack
-                and _names(ep, [a.src_ip], [a.dest_ip] if a.dest_ip else [])
+                and _names(ep, [macs.get(a.src_ip, a.src_ip)], [a.dest_ip] if a.dest_ip else [])
             ]
             if own:
                 delay = min(own) - ep.start
