@@ -169,11 +169,20 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             },
             None,
         ),
-        ("evidence not pooled across families", "unpooled", None),
+        ("evidence pooled across families", "pooled", None),
         ("fan-in and scatter for every family", "crowds", None),
         ("MQTTAbuse: no one-flow flood", {"MQTTAbuse": EvidenceRule(conversations=3)}, None),
-        ("Anomaly: 2 conversations", {"Anomaly": EvidenceRule(conversations=2)}, None),
-        ("Anomaly: 5 conversations", {"Anomaly": EvidenceRule(conversations=5)}, None),
+        (
+            "Anomaly: 2 conversations",
+            {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 2})},
+            None,
+        ),
+        (
+            "Anomaly: 3 conversations",
+            {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 3})},
+            None,
+        ),
+        ("Anomaly: no one-flow flood", {"Anomaly": EvidenceRule(conversations=5)}, None),
         ("Botnet: first alert", {"Botnet": EvidenceRule()}, None),
     ] + [(f"classifier floor P(attack) {p}", {}, p) for p in (0.0, 0.01, 0.05, 0.2, 0.3, 0.5)]
     out = []
@@ -182,8 +191,8 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
     for name, change, floor in variants:
         if change is None:
             config = DetectionConfig(evidence=EvidenceConfig(enabled=False))
-        elif change == "unpooled":
-            config = DetectionConfig(evidence=EvidenceConfig(pooled=False))
+        elif change == "pooled":
+            config = DetectionConfig(evidence=EvidenceConfig(pooled=True))
         elif change == "crowds":
             config = DetectionConfig(evidence=EvidenceConfig(distributed=sorted(DEFAULT_RULES)))
         else:

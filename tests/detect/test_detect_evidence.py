@@ -115,6 +115,21 @@ def test_a_fast_exchange_is_no_flood_only_a_one_sided_one_is():
     assert gate.held == 2
 
 
+def test_an_unusual_flow_that_floods_one_way_is_a_flood_whatever_the_model_calls_it():
+    gate = EvidenceGate()
+    # an MQTT publish flood the classifier does not know, flagged by the anomaly model only
+    flood = _alert("10.0.0.9", "10.0.0.2", 2.0, "Anomaly")
+    pushed = {"bytes": 5120, "byte_rate": 100_000.0, "received_bytes": 4}
+    assert gate.admit(flood, _obs("10.0.0.9", "10.0.0.2", 4000, 1883, packets=10, rate=200.0, **pushed)) == [
+        flood
+    ]
+    # an unusual but two-sided exchange at the same rate is one conversation: held
+    odd = _alert("10.0.0.10", "10.0.0.2", 2.0, "Anomaly")
+    talk = {"bytes": 5120, "byte_rate": 100_000.0, "received_bytes": 5000}
+    assert gate.admit(odd, _obs("10.0.0.10", "10.0.0.2", 4000, 443, packets=10, rate=200.0, **talk)) == []
+    assert gate.held == 1
+
+
 def test_a_flood_of_few_large_messages_is_a_flood_by_its_bytes():
     gate = EvidenceGate()
     # six 11-kB publishes in a second, each acknowledged: few packets, slow in packets, but 65 kB one way
@@ -151,8 +166,8 @@ def test_a_later_record_of_a_held_flow_adds_its_evidence_without_a_second_alert(
 
 def test_evidence_is_pooled_across_the_families_of_one_attacker():
     """An OS fingerprint's probes look like a scan to the model on one port and like a flood on another; what
-    the attacker did in all of them counts towards each family's rule."""
-    gate = EvidenceGate()
+    the attacker did in all of them counts towards each family's rule (when pooled: off by default)."""
+    gate = EvidenceGate(EvidenceConfig(pooled=True))
     out = []
     for i in range(6):
         out += _admit(gate, "10.0.0.66", "10.0.0.9", 1.0 + i * 0.01, "PortScan", 50000 + i, 135)
@@ -162,7 +177,7 @@ def test_evidence_is_pooled_across_the_families_of_one_attacker():
     out += _admit(gate, "10.0.0.66", "10.0.0.9", 1.3, "DDoS", 50103, 41296)
     # 10 conversations of one attacker: the DDoS rule holds, and the incident corroborates the scan's alerts
     assert len(out) == 10 and {a.family for a in out} == {"PortScan", "DDoS"} and gate.held == 0
-    unpooled = EvidenceGate(EvidenceConfig(pooled=False))
+    unpooled = EvidenceGate()
     for i in range(6):
         assert _admit(unpooled, "10.0.0.66", "10.0.0.9", 1.0, "PortScan", 50000 + i, 135) == []
     for i in range(4):
