@@ -343,7 +343,12 @@ def test_tcp_flows_opened_by_an_answer_name_the_client_or_nobody():
         [
             row | {"tcp_first_flags": 0x12, "bwd_packets": 0, "bwd_rst_flags": 0},  # SYN-ACK, nothing back
             row | {"tcp_first_flags": 0x12, "bwd_packets": 4, "bwd_rst_flags": 0},  # the client goes on
-            row | {"tcp_first_flags": 0x12, "bwd_packets": 1, "bwd_rst_flags": 1},  # refused: unsolicited
+            row
+            | {
+                "tcp_first_flags": 0x12,
+                "bwd_packets": 1,
+                "bwd_rst_flags": 1,
+            },  # refused: flood or backscatter
             row | {"tcp_first_flags": 0x14, "bwd_packets": 0, "bwd_rst_flags": 0},  # RST-ACK first
             row | {"tcp_first_flags": 0x04, "bwd_packets": 0, "bwd_rst_flags": 0},  # RST first
             row | {"tcp_first_flags": 0x02, "bwd_packets": 1, "bwd_rst_flags": 0},  # SYN: the source opened
@@ -358,7 +363,7 @@ def test_tcp_flows_opened_by_an_answer_name_the_client_or_nobody():
     assert who.swapped.tolist() == [True, True] + [False] * 8
     assert who.attacker.tolist() == [client, client] + [server] * 8
     assert who.victim.tolist()[:2] == [server, server]
-    assert who.unattributed.tolist() == [False] * 3 + [True, True] + [False] * 5
+    assert who.unattributed.tolist() == [False, False, True, True, True] + [False] * 5
     assert who.nobody.tolist() == who.unattributed.tolist()
     # a flow table without the column (a dataset's CSV): every TCP flow stays with its source
     assert not attribute_flows(flows.drop(columns=["tcp_first_flags"])).swapped.any()

@@ -165,13 +165,28 @@ def test_mqtt5_properties_are_skipped_after_a_v5_connect():
         )
     )
     assert got[0].payload == b"hello"
+    # a new connection on a port an MQTT 5 client used, whose CONNECT is missed, is read as 3.1.1 again
+    tap = MqttTap()
+    tap.messages(batch(frame(connect(5), sport=40002)))
+    got = tap.messages(batch(syn(500, sport=40002), frame(publish("s/2", b"hi"), sport=40002, seq=5000)))
+    assert got[0].payload == b"hi"
+
+
+def syn(seq: int, **kw) -> bytes:
+    """A client's SYN: the connection's first data byte is ``seq + 1``."""
+    return frame(b"", seq=seq, flags=0x02, **kw)
 
 
 def test_segments_not_at_a_packet_boundary_are_counted_not_guessed():
     tap = MqttTap()
     whole = publish("a/b", b"y" * 400)
     got = tap.messages(
-        batch(frame(whole[:200]), frame(whole[200:], seq=201), frame(b"\x00\x00garbage", sport=40001))
+        batch(
+            syn(0),
+            frame(whole[:200]),
+            frame(whole[200:], seq=201),
+            frame(b"\x00\x00garbage", sport=40001),
+        )
     )
     assert got == []
     assert tap.skipped == Counter(cut_packet=1, continuation=1, not_at_packet_boundary=1)
@@ -235,6 +250,7 @@ def test_a_split_message_s_rest_is_never_read_as_packets_and_reading_resumes_aft
     after = publish("cam/2", b'{"t": 2}')
     cut = 150  # the second segment starts at the decoy
     segments = [
+        syn(999),
         frame(big[:cut], seq=1000),
         frame(big[cut:] + after, seq=1000 + cut),  # the message's tail, then a whole next one
         frame(big[cut:], seq=1000 + cut),  # a retransmission of the tail
@@ -245,13 +261,28 @@ def test_a_split_message_s_rest_is_never_read_as_packets_and_reading_resumes_aft
     assert tap.skipped == Counter(cut_packet=1, retransmission=1)
     # a boundary that lies beyond a whole segment: that segment is continuation, and its decoy is not read
     tap = MqttTap()
-    got = tap.messages(batch(frame(big[:cut], seq=5), frame(big[cut : cut + 60], seq=5 + cut)))
+    got = tap.messages(batch(syn(4), frame(big[:cut], seq=5), frame(big[cut : cut + 60], seq=5 + cut)))
     assert got == [] and tap.skipped == Counter(cut_packet=1, continuation=1)
+    # ... however far the rest of a large message reaches (here 2 MB on), its segments are continuation
+    huge = b"\x30\x80\x80\x80\x01" + b"\x00\x05cam/9"  # remaining length 2 MiB
+    tap = MqttTap()
+    got = tap.messages(batch(syn(0), frame(huge, seq=1), frame(decoy, seq=1 + 1_500_000)))
+    assert got == [] and tap.skipped == Counter(cut_packet=1, continuation=1)
+    # stray bytes claiming a large packet, where no packet was expected (the sensor started mid-connection),
+    # are not believed: the connection's next whole packets are still read
+    tap = MqttTap()
+    stray = b"\x30\xff\xff\x3f" + b"q" * 40
+    got = tap.messages(batch(frame(stray, seq=70), frame(publish("ok/1", b"1"), seq=70 + len(stray))))
+    assert [m.topic for m in got] == ["ok/1"] and tap.skipped == Counter(not_at_packet_boundary=1)
     # sequence numbers wrap around
     tap = MqttTap()
     start = (1 << 32) - 50
     got = tap.messages(
-        batch(frame(big[:cut], seq=start), frame(big[cut:] + after, seq=(start + cut) % (1 << 32)))
+        batch(
+            syn(start - 1),
+            frame(big[:cut], seq=start),
+            frame(big[cut:] + after, seq=(start + cut) % (1 << 32)),
+        )
     )
     assert [m.topic for m in got] == ["cam/2"]
 
@@ -259,8 +290,9 @@ def test_a_split_message_s_rest_is_never_read_as_packets_and_reading_resumes_aft
     tap = MqttTap()
     got = tap.messages(
         batch(
+            syn(8999),
             frame(big[:cut], seq=9000),
-            frame(b"", seq=8000, flags=0x02),  # SYN: its data starts at 8001
+            syn(8000),  # a new connection: its data starts at 8001
             frame(connect(4) + publish("new/1", b"1"), seq=8001),
         )
     )

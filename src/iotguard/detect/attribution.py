@@ -16,8 +16,9 @@ first packet the meter saw tells who answered (RFC 9293; the flow table keeps it
 * a **SYN-ACK** answers a SYN: the flow's destination opened the connection. The flow is reply-only (named
   the other way round) when the destination went on with it (sent anything but a RST) or sent nothing we saw.
   When the destination only answered with RSTs, it never asked for the connection (RFC 9293 resets an
-  unacceptable SYN-ACK): the SYN-ACKs were unsolicited (a SYN-ACK flood, or the backscatter of a SYN flood
-  spoofing the destination's address), and the flow stays with its source, as every flood does.
+  unacceptable SYN-ACK): the SYN-ACKs were unsolicited, a SYN-ACK flood from the source or the backscatter
+  of a SYN flood *against* the source that spoofed the destination's address. Nothing in the flow tells which,
+  and in the second the source is the victim, so such a flow names **nobody** (``unattributed``).
 * a first **RST** (without SYN) answers a segment we did not see, or is forged (RST injection, a RST flood).
   Nothing in the flow tells which: its source may be a scanned victim answering a probe, or the attacker;
   its destination the scanner, or the victim. Such a flow names **nobody** (``unattributed``).
@@ -104,7 +105,9 @@ def attribute(src: np.ndarray, dst: np.ndarray, columns: dict[str, np.ndarray]) 
     syn_ack = tcp & ((flags & (SYN | ACK)) == (SYN | ACK))
     refused = (bwd > 0) & (bwd_rst >= bwd)  # the destination only ever answered with RSTs
     swapped = icmp_reply | (syn_ack & ~refused)
-    unattributed = tcp & ((flags & (SYN | RST)) == RST)
+    # RST first, or SYN-ACKs the destination refused: a SYN-ACK flood from the source, or the backscatter of a
+    # SYN flood against the source that spoofed the destination; the flow cannot tell which, so nobody
+    unattributed = tcp & (((flags & (SYN | RST)) == RST) | (syn_ack & refused))
     answered = np.nan_to_num(bwd, nan=0.0) > 0
     self_flow = answered & (src == dst)
     attacker, victim = (

@@ -31,8 +31,10 @@ MQTT_PORT = 1883
 MAX_CONNECTIONS = 65_536  # connections remembered (version, next packet): least recently seen forgotten first
 _SEQ_SPACE = 1 << 32
 MAX_BEHIND = 1 << 20
-"""A segment starting at most this many bytes before where the next packet was expected was read before or
-continues a split message; one starting farther back is of another connection that reused the client port."""
+"""A segment starting at most this many bytes before where the next packet was expected was read before; one
+starting farther back is of another connection that reused the client port."""
+MAX_PACKET = (1 << 28) + 4
+"""The largest MQTT packet (a 4-byte remaining length): how far a split packet's rest can reach."""
 Segment = tuple[int, int, int, str, str, int, int]
 """(payload start, payload end, timestamp µs, client address, broker address, client port, sequence number
 of the first payload byte, as -1 - it for a SYN)."""
@@ -110,41 +112,47 @@ class MqttTap:
             packets = parse(batch)
         for start, end, ts_us, client, broker, client_port, seq in _tcp_payloads(batch, packets, self.port):
             conn = (client, client_port)
-            if seq < 0:  # a new connection: what was expected of an old one on this port is void
-                self._next.pop(conn, None)
+            if seq < 0:  # a new connection: what was known of an old one on this port is void
                 seq = -1 - seq
+                self._versions.pop(conn, None)
+                self._expect(conn, seq, False)  # its first packet starts with its first data byte
                 if start >= end:
                     continue
-            at = self._resume_at(conn, seq, end - start)
-            if at is None:
+            resume = self._resume_at(conn, seq, end - start)
+            if resume is None:
                 continue
+            at, anchored = resume
             segment = data[start + at : end].tobytes()
-            read = self._segment(segment, ts_us / 1e6, client, broker, conn, out)
+            read = self._segment(segment, ts_us / 1e6, client, broker, conn, out, anchored)
             if read is None:
                 self._next.pop(conn, None)
             else:
-                self._next[conn] = ((seq + at + read[0]) % _SEQ_SPACE, read[1])
-                self._next.move_to_end(conn)
-                while len(self._next) > MAX_CONNECTIONS:
-                    self._next.popitem(last=False)
+                self._expect(conn, seq + at + read[0], read[1])
         self.messages_seen += len(out)
         return out
 
-    def _resume_at(self, conn: tuple[str, int], seq: int, length: int) -> int | None:
-        """Where in a segment the connection's next packet starts: the offset of the expected next packet
-        when it lies inside the segment, 0 when nothing is expected (or a segment went unseen), None when
-        the whole segment was read before or is the rest of a split packet (counted)."""
+    def _expect(self, conn: tuple[str, int], seq: int, split: bool) -> None:
+        self._next[conn] = (seq % _SEQ_SPACE, split)
+        self._next.move_to_end(conn)
+        while len(self._next) > MAX_CONNECTIONS:
+            self._next.popitem(last=False)
+
+    def _resume_at(self, conn: tuple[str, int], seq: int, length: int) -> tuple[int, bool] | None:
+        """Where in a segment the connection's next packet starts, and whether that place is known (the
+        expected next packet lies inside the segment) rather than assumed (nothing expected, or a segment
+        went unseen: read from its start); None when the whole segment lies before the expected packet: the
+        rest of a split packet, or a segment read before or arriving out of order (counted)."""
         expected = self._next.get(conn)
         if expected is None:
-            return 0
+            return 0, False
         next_seq, split = expected
         ahead = (next_seq - seq) % _SEQ_SPACE  # how far the next packet starts after the segment's start
-        if ahead > MAX_BEHIND:  # the segment starts after it (a segment went unseen), or far before it
-            return 0
+        if ahead > (MAX_PACKET if split else MAX_BEHIND):  # it starts after it, or far before it
+            return 0, False
         if ahead >= length:
             self.skipped["continuation" if split else "retransmission"] += 1
             return None
-        return ahead
+        return ahead, True
 
     def _segment(
         self,
@@ -154,15 +162,21 @@ class MqttTap:
         broker: str,
         conn: tuple[str, int],
         out: list[TelemetryMessage],
+        anchored: bool,
     ) -> tuple[int, bool] | None:
         """Read the whole MQTT packets of one segment into ``out``. Return how many bytes after the
         segment's start the next packet starts, and whether the last packet runs past the segment; None
-        when that is not known (bytes that are not a packet)."""
+        when that is not known (bytes that are not a packet). ``anchored``: the segment starts where a
+        packet was expected to; if not, a first "packet" that runs past the segment is not believed (stray
+        bytes could claim any length and blind the connection)."""
         pos = 0
         while pos < len(buf):
             kind = buf[pos] >> 4
             head = _varint(buf, pos + 1)
             if kind != 0 and head is not None and head[0] + head[1] > len(buf):
+                if pos == 0 and not anchored:
+                    self.skipped["not_at_packet_boundary"] += 1
+                    return None
                 self.skipped["cut_packet"] += 1  # its header tells where the next packet starts
                 return head[0] + head[1], True
             if kind == 0 or head is None:
