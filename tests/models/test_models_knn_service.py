@@ -153,6 +153,13 @@ def test_calibration_scores_are_leave_one_out_and_set_the_threshold():
     assert pipeline.predict(fresh).is_attack.mean() < 0.03  # new benign flows: about 1 % alert
 
 
+def test_a_reference_no_larger_than_k_gives_no_infinite_calibration_score():
+    # five reference rows and k = 5: each row has only four others, so no leave-one-out score of its own
+    rng = np.random.default_rng(1)
+    model = KNNDistanceModel(scaling="standard", k=5, max_reference=5).fit(rng.normal(size=(50, 3)))
+    assert np.isfinite(model.calibration_scores_).all()
+
+
 def test_bad_service_options_are_clear_errors():
     with pytest.raises(ConfigError, match="auto or none"):
         KNNDistanceModel(service="port")

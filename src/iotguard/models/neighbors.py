@@ -226,7 +226,10 @@ class KNNDistanceModel:
         finite = same[np.isfinite(same)]
         self.unseen_offset_ = float(finite.max()) if len(finite) else 0.0
         all_, same_ = scores[0]
-        self.calibration_scores_ = self._final(all_, same_, self.unseen_offset_).astype(np.float32)
+        calibration = self._final(all_, same_, self.unseen_offset_)
+        # a reference of k rows or fewer leaves a row fewer than k others: no score of its own, and an infinite
+        # one would carry the threshold to infinity (nothing would ever alert)
+        self.calibration_scores_ = calibration[np.isfinite(calibration)].astype(np.float32)
 
     def _distances_parts(
         self, X: np.ndarray | None, exclude_self: bool = False

@@ -8,6 +8,7 @@ carries flows only."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,8 @@ from iotguard.detect.engine import DetectionConfig, DetectionEngine, DetectionSt
 from iotguard.detect.eve import EveWriter
 from iotguard.respond.engine import ResponseEngine
 from iotguard.respond.policy import Policy
+
+log = logging.getLogger(__name__)
 
 FLOW_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 
@@ -73,18 +76,31 @@ def capture_records(
         for batch in source:
             packets = parse(batch)  # once, for the flow meter and the MQTT tap
             flows = meter.feed(batch, packets)
-            # the inventory sees the batch's flows first, as in the sensor, so their devices exist
-            alerts = devices_seen.observe_flows(flows) if len(flows) else []
-            alerts += devices_seen.observe_macs(mac_pairs(batch))
-            for message in tap.messages(batch, packets):
-                alerts += watcher.process(message)
             if len(batch):
                 now = max(now, float(batch.ts_us.max()) / 1e6)
-            yield flows, alerts + devices_seen.tick(now)
+            alerts: list[Alert] = []
+            # As in the sensor, a failure of one of these costs its own alerts of the batch, not the flows'.
+            try:  # the inventory sees the batch's flows first, so their devices exist
+                alerts += devices_seen.observe_flows(flows) if len(flows) else []
+                alerts += devices_seen.observe_macs(mac_pairs(batch))
+                alerts += devices_seen.tick(now)
+            except Exception:
+                log.exception("the device inventory failed on a batch of %s; its alerts dropped", path)
+            try:
+                for message in tap.messages(batch, packets):
+                    alerts += watcher.process(message)
+            except Exception:
+                log.exception("reading MQTT telemetry failed on a batch of %s; its messages dropped", path)
+            yield flows, alerts
     finally:
         source.close()
     flows = meter.flush()
-    yield flows, devices_seen.observe_flows(flows) if len(flows) else []
+    try:
+        last = devices_seen.observe_flows(flows) if len(flows) else []
+    except Exception:
+        log.exception("the device inventory failed on the last flows of %s; its alerts dropped", path)
+        last = []
+    yield flows, last
 
 
 def capture_flows(path: Path, early: int) -> pd.DataFrame:
