@@ -94,7 +94,7 @@ def evaluate(detector, scenario: dict, config=None) -> dict:
         return any(r.detected for r in match_episodes(episodes, [inc]))
 
     # hosts that are only ever victims ("*", any host, is no victim to name)
-    attackers = {e.attacker for e in episodes}
+    attackers = {e.attacker for e in episodes} - {"*"}  # an unknown (spoofed) attacker excuses no one
     victims = {e.victim for e in episodes} - {"*"}
     victim_named = sorted(
         {
