@@ -26,7 +26,8 @@ from iotguard.lab.attacks import (
 )
 
 DEVICE_KINDS = ("mqtt-sensor", "plug", "camera", "coap", "mqtt-node")
-"""Device kinds a scenario's ``mix`` weighs; each kind with a weight appears at least once."""
+"""Device kinds a scenario's ``mix`` weighs; each kind with a weight appears at least once when the scenario
+has at least as many devices as weighted kinds (with fewer, the first kinds in this order)."""
 EXTRAS = ("office", "modbus", "mqtt-clients")
 """Benign behaviours a scenario can add to the home network (see ``docs/lab.md``): ``office`` (PCs browsing over
 HTTP and HTTPS, an admin's SSH and telnet sessions and pings, a monitoring server's pings and TCP checks),
