@@ -17,8 +17,8 @@ The ``mqtt-sensor`` devices are one firmware; real networks hold many. What diff
 * **reconnects.** Wi-Fi drops: the connection dies silently and the client reconnects after its library's
   retry delay (PubSubClient sketches 5 s, esp-mqtt 10 s, Tasmota 10 s, paho 1 s) on a new port.
 
-Per device: one to six topics per connection, published every 0.5 s to 10 min (Tasmota's ``TelePeriod``: 10 s
-to 1 h, 300 s by default), on a hardware timer (no jitter) or a sleep loop (jitter), only on change, or on
+Per device: one to six topics per connection, published every 0.5 s to 10 min (Tasmota's ``TelePeriod``
+drawn from 10 s to 10 min, 300 s most often; Tasmota allows up to 1 h), on a hardware timer (no jitter) or a sleep loop (jitter), only on change, or on
 events (bursts of a few messages); payloads from a bare number to JSON documents of several hundred bytes;
 commands from the broker on subscribed topics now and then.
 """
