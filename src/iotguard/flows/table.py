@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from iotguard.flows.parse import HEAD_END, HEAD_OPEN
+
 # -- flow slot layout (columns of S) --------------------------------------------------------------------
 TS_FIRST = 0
 TS_LAST = 1
@@ -888,10 +890,10 @@ def process(
             if not fwd_now:
                 if pay > 0:
                     S[s, HEAD_AT] = 0.0
-            elif head[i] == 1:
+            elif head[i] == HEAD_OPEN:
                 if S[s, HEAD_AT] == 0.0:
                     S[s, HEAD_AT] = ts
-            elif head[i] == 2:
+            elif head[i] == HEAD_END:
                 S[s, HEAD_AT] = 0.0
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
