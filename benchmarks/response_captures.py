@@ -71,7 +71,7 @@ CAPTURES: dict[str, tuple[str, str]] = {
 }
 
 
-def run_capture(detector, capture: Path, store_dir: Path, flows_only: bool):
+def run_capture(detector, capture: Path, store_dir: Path, flows_only: bool = False):
     """Detect in one capture as ``iotguard detect`` does (a fresh engine and store, the log-only policy);
     returns (stats, incidents)."""
     from iotguard.respond.policy import default_policy
