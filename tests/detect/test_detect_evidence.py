@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from iotguard.core.records import Alert
-from iotguard.detect.attribution import attribute_flows, reply_only
+from iotguard.detect.attribution import attribute_flows
 from iotguard.detect.evidence import EvidenceConfig, EvidenceGate, EvidenceRule, Observation
 
 
@@ -327,11 +327,11 @@ def test_icmp_errors_and_replies_are_attributed_to_the_peer():
             {"src_ip": "fe80::66", "dst_ip": "fe80::9", "protocol": 58, "icmp_type": 128},  # ICMPv6 echo req.
         ]
     )
-    assert reply_only(flows).tolist() == [True, True, True, False, False, True, False]
+    assert attribute_flows(flows).swapped.tolist() == [True, True, True, False, False, True, False]
     who = attribute_flows(flows)
     assert set(who.attacker) == {"10.0.0.66", "fe80::66"} and set(who.victim) == {"10.0.0.9", "fe80::9"}
     assert who.swapped.sum() == 4 and not who.nobody.any()
-    assert reply_only(flows.drop(columns=["icmp_type"])).tolist() == [False] * len(flows)
+    assert attribute_flows(flows.drop(columns=["icmp_type"])).swapped.tolist() == [False] * len(flows)
 
 
 def test_tcp_flows_opened_by_an_answer_name_the_client_or_nobody():

@@ -121,8 +121,3 @@ def attribute_flows(flows: pd.DataFrame) -> Attribution:
     src = flows["src_ip"].astype(str).to_numpy(dtype=object)
     dst = flows["dst_ip"].astype(str).to_numpy(dtype=object)
     return attribute(src, dst, numeric(flows))
-
-
-def reply_only(flows: pd.DataFrame) -> np.ndarray:
-    """True for each flow record that is only an answer to its destination's traffic (see the module docs)."""
-    return attribute_flows(flows).swapped

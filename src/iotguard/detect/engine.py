@@ -500,7 +500,11 @@ _NONE: Any = _Missing()
 def _column(flows: pd.DataFrame, name: str) -> np.ndarray:
     if name not in flows.columns:
         return np.zeros(len(flows))
-    values = pd.to_numeric(flows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return _finite(pd.to_numeric(flows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """A count or size column with what is missing as 0 and an infinity as a large finite value."""
     return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
 
 
@@ -540,10 +544,11 @@ def _attacker_volumes(columns: Any, swapped: np.ndarray) -> dict[str, np.ndarray
     rate. ``columns``: the numeric columns by name (a flow table will do)."""
 
     def col(name: str) -> np.ndarray:
-        if name not in columns:
-            return np.zeros(len(swapped))
-        values = np.asarray(columns[name], dtype=np.float64)
-        return np.nan_to_num(values, nan=0.0, posinf=1e12, neginf=0.0)
+        return (
+            _finite(np.asarray(columns[name], dtype=np.float64))
+            if name in columns
+            else np.zeros(len(swapped))
+        )
 
     packets = col("fwd_packets") + col("bwd_packets")
     fwd_b, bwd_b = col("fwd_bytes"), col("bwd_bytes")

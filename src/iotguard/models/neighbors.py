@@ -222,9 +222,8 @@ class KNNDistanceModel:
         scores = [self._combine(*raw)]
         if benign_val is not None and len(benign_val):
             scores.append(self._combine(*self._distances_parts(benign_val)))
-        same = np.concatenate([s[1] for s in scores]) if self.service_ is not None else np.zeros(0)
-        finite = same[np.isfinite(same)]
-        self.unseen_offset_ = float(finite.max()) if len(finite) else 0.0
+        if self.service_ is not None:
+            self.unseen_offset_ = _unseen_offset(np.concatenate([s[1] for s in scores]))
         all_, same_ = scores[0]
         calibration = self._final(all_, same_, self.unseen_offset_)
         # a reference of k rows or fewer leaves a row fewer than k others: no score of its own, and an infinite
@@ -257,11 +256,7 @@ class KNNDistanceModel:
         self, all_: list[np.ndarray], same: list[np.ndarray] | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Parts' distances over their divisors, the larger part: (to all reference rows, same service)."""
-        divisors = [part[2] for part in self.parts_]
-        a = np.max([d / div for d, div in zip(all_, divisors, strict=True)], axis=0)
-        if same is None:
-            return a, a
-        return a, np.max([d / div for d, div in zip(same, divisors, strict=True)], axis=0)
+        return _larger(all_, same, [part[2] for part in self.parts_])
 
     def _final(self, all_: np.ndarray, same: np.ndarray, offset: float) -> np.ndarray:
         if self.service_ is None:
@@ -330,8 +325,7 @@ class KNNDistanceModel:
                     ok = _union(normal, k, [1.0], (scaling,))
                     bad = _union(odd, k, [1.0], (scaling,))
                 # flows to unseen services above every benign validation flow to a known service
-                finite = ok[1][np.isfinite(ok[1])]
-                offset = float(finite.max()) if len(finite) else 0.0
+                offset = _unseen_offset(ok[1])
                 ok_score, bad_score = self._final(*ok, offset), self._final(*bad, offset)
                 threshold, _ = fpr_threshold(ok_score.astype(np.float32), self.target_fpr)
                 share = float(np.mean(bad_score.astype(np.float32) >= np.float32(threshold)))
@@ -501,13 +495,27 @@ def _union(
     divisors: list[float],
     scalings: tuple[str, ...],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The larger of the scales' k-th distances, each divided by its own divisor: (to all reference rows,
-    to the same service; the first again without services)."""
-    a = np.max([distances[s][0][:, k - 1] / d for s, d in zip(scalings, divisors, strict=True)], axis=0)
-    if distances[scalings[0]][1] is None:
+    """The larger of the scales' k-th distances, each divided by its own divisor (see :func:`_larger`)."""
+    all_ = [distances[s][0][:, k - 1] for s in scalings]
+    same = None if distances[scalings[0]][1] is None else [distances[s][1][:, k - 1] for s in scalings]  # type: ignore[index]
+    return _larger(all_, same, divisors)
+
+
+def _larger(
+    all_: list[np.ndarray], same: list[np.ndarray] | None, divisors: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The larger of the parts' distances, each over its own divisor: (to all reference rows, to the same
+    service; the first again without services)."""
+    a = np.max([d / div for d, div in zip(all_, divisors, strict=True)], axis=0)
+    if same is None:
         return a, a
-    same = np.max([distances[s][1][:, k - 1] / d for s, d in zip(scalings, divisors, strict=True)], axis=0)  # type: ignore[index]
-    return a, same
+    return a, np.max([d / div for d, div in zip(same, divisors, strict=True)], axis=0)
+
+
+def _unseen_offset(same: np.ndarray) -> float:
+    """Where the scores of flows to unseen services start: the largest same-service score of benign rows."""
+    finite = same[np.isfinite(same)]
+    return float(finite.max()) if len(finite) else 0.0
 
 
 def _kth_distances(
