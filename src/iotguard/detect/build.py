@@ -116,8 +116,19 @@ def _train_artifact(
     return load_artifact(path), path
 
 
-def _balance(X: pd.DataFrame, labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Row indexes to keep: duplicates (features + label) once; attack families capped at max_per_class."""
+def _balance(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    max_per_class: int | None,
+    seed: int,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row indexes to keep: duplicates (features + label) once; attack families capped at max_per_class.
+
+    With ``strata`` (a finer label per row, such as the lab's episode labels), a capped family keeps an equal
+    share of each stratum (a stratum with fewer rows than its share keeps all of them and leaves the rest to
+    the others): a family of many kinds keeps its rare kinds in view (one UDP flood is one flow, while a SYN
+    flood of the same length is thousands)."""
     frame = X.copy()
     frame["__label"] = labels
     keep = np.flatnonzero(~frame.duplicated().to_numpy())
@@ -128,9 +139,23 @@ def _balance(X: pd.DataFrame, labels: np.ndarray, max_per_class: int | None, see
     for cls in np.unique(labels[keep]):
         idx = keep[labels[keep] == cls]
         if cls != BENIGN and len(idx) > max_per_class:
-            idx = np.sort(rng.choice(idx, size=max_per_class, replace=False))
+            if strata is None:
+                idx = np.sort(rng.choice(idx, size=max_per_class, replace=False))
+            else:
+                idx = _equal_shares(idx, np.asarray(strata)[idx], max_per_class, rng)
         parts.append(idx)
     return np.sort(np.concatenate(parts))
+
+
+def _equal_shares(idx: np.ndarray, strata: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """``total`` of ``idx``, an equal share from each stratum, the smallest strata first (water-filling)."""
+    groups = sorted((idx[strata == s] for s in np.unique(strata)), key=len)
+    chosen, left = [], total
+    for i, group in enumerate(groups):
+        k = min(len(group), left // (len(groups) - i))
+        chosen.append(group if k == len(group) else rng.choice(group, size=k, replace=False))
+        left -= k
+    return np.sort(np.concatenate(chosen))
 
 
 def _prototypes(benign: pd.DataFrame, seed: int, n: int = 64) -> pd.DataFrame:
@@ -182,6 +207,7 @@ def build_detector(
     classifier_params: dict[str, Any] | None = None,
     anomaly_params: dict[str, Any] | None = None,
     min_attack_probability: float | None = DEFAULT_MIN_ATTACK_PROBABILITY,
+    strata: Sequence[str] | np.ndarray | pd.Series | None = None,
 ) -> tuple[Detector, dict[str, Path]]:
     """Train the components on labelled flows (``categories``: ``Benign`` or an attack family per row).
 
@@ -191,7 +217,8 @@ def build_detector(
 
     Exact duplicate rows (same features and label: floods repeat one flow thousands of times) are kept once,
     and each attack family is sampled down to ``max_per_class`` rows, so that a flood does not drown the
-    benign class; benign rows are never dropped. Artifacts are written under ``workdir``; returns the
+    benign class; benign rows are never dropped; ``strata`` (finer labels, e.g. the lab's episode labels
+    ``flows["label"]``) makes that sample take an equal share of each. Artifacts are written under ``workdir``; returns the
     detector and where each component's artifact is (pass that to :meth:`Detector.save`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +227,11 @@ def build_detector(
     if len(labels) != len(flows):
         raise DataError(f"{len(labels)} labels for {len(flows)} flows", expected="one label per flow")
     X = flows[cols].reset_index(drop=True)
-    keep = _balance(X, labels, max_per_class, seed)
+    if strata is not None and len(strata) != len(flows):
+        raise DataError(f"{len(strata)} strata for {len(flows)} flows", expected="one stratum per flow")
+    keep = _balance(
+        X, labels, max_per_class, seed, None if strata is None else np.asarray(pd.Series(strata).astype(str))
+    )
     dropped = len(labels) - len(keep)
     X, labels = X.iloc[keep].reset_index(drop=True), labels[keep]
     model_idx, cal_idx = _split(labels, calibration_fraction, seed)

@@ -1,7 +1,7 @@
 """The default detector: built from iotguard's own lab traffic on first use, then cached.
 
-``iotguard detect CAPTURE`` without ``--model`` uses it. It is built from the lab's ``train``, ``benign`` and
-``site`` scenarios (``iotguard.lab``): their captures go through the flow extractor with early records, exactly
+``iotguard detect CAPTURE`` without ``--model`` uses it. It is built from the lab's ``train``, ``floods``,
+``benign`` and ``site`` scenarios (``iotguard.lab``): their captures go through the flow extractor with early records, exactly
 as the sensor sees traffic, get their labels from the lab's episodes, and train a classifier and an anomaly
 model (:func:`iotguard.detect.build.build_detector`). It is cached in ``state_dir()/models/default`` and
 rebuilt when asked (``--rebuild``), when it is missing, when it no longer loads, or when it was built by
@@ -31,6 +31,9 @@ LabSpec = tuple[str, int | None, float | None, int | None]
 """(scenario, seed, duration, devices); None keeps the scenario's own."""
 DEFAULT_SCENARIOS: tuple[LabSpec, ...] = (
     ("train", None, None, None),
+    # recipe 4: floods of every Mirai vector at many rates, lengths and payload sizes, from one bot or several
+    # (`train` alone has three UDP flood flows: too few to learn the vector)
+    ("floods", None, None, None),
     # IoT devices keep long connections, so benign flows are few per minute: three longer, larger benign
     # networks (other seeds than the benign scenario's own 7) give the thresholds enough benign flows
     ("benign", 101, 1800.0, 40),
@@ -43,7 +46,7 @@ DEFAULT_SCENARIOS: tuple[LabSpec, ...] = (
     ("site", 203, 900.0, 32),
 )
 EARLY_PACKETS = 10
-RECIPE = 3
+RECIPE = 4
 """Version of the recipe (scenarios, models, thresholds); a cached detector built by another is rebuilt."""
 
 
@@ -102,7 +105,7 @@ def build_default(
             flows = lab_flows(scenarios, workdir=work, progress=progress)
             det, sources = build_detector(
                 flows, flows["category"], work / "models", target_fpr=target_fpr, seed=seed, name="iotguard-lab",
-                progress=progress,
+                progress=progress, strata=flows["label"],
             )  # fmt: skip
             det.info["built_from"] = {
                 "recipe": RECIPE,

@@ -66,6 +66,13 @@ ATTACKS: Mapping[str, AttackKind] = MappingProxyType(
                 "telnet scan and brute force, infection, C&C, floods from the bots",
             ),
             AttackKind(
+                "mirai-floods",
+                mirai.run_campaign,
+                ("Botnet", "DDoS"),
+                ("mirai-cnc", "syn-flood", "ack-flood", "udp-flood", "http-flood"),
+                "bots already infected take flood orders: every vector, varied rates, lengths, payloads, crews",
+            ),
+            AttackKind(
                 "portscan",
                 portscan.run,
                 ("PortScan",),
@@ -226,6 +233,18 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
                     ),
                     AttackPlan("arp-spoofing", 0.6, 0.7, {"victims": 2}),
                 ),
+            ),
+            Scenario(
+                name="floods",
+                role="train",
+                description="Training set for floods only: five Mirai bots take 40 flood orders from their C&C (UDP plain, SYN, ACK, HTTP in equal shares), each against a new target, at 20-1000 packets/s per bot, 2-30 s, default or custom payload sizes, from one bot or several.",
+                start_time="2024-05-18T20:00:00+00:00",
+                subnet="192.168.7.0/24",
+                duration=600.0,
+                devices=16,
+                seed=301,
+                mix={"mqtt-sensor": 0.35, "plug": 0.2, "camera": 0.25, "coap": 0.2, "mqtt-node": 0.2},
+                attacks=(AttackPlan("mirai-floods", 0.05, 0.95),),
             ),
             Scenario(
                 name="test",

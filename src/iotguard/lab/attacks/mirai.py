@@ -110,6 +110,10 @@ FLOOD_LABELS = {"syn": "syn-flood", "ack": "ack-flood", "udp": "udp-flood", "htt
 CNC_NAME = "cnc.changeme.example"
 BANNER = b"\r\n\r\nBusyBox v1.19.3 (2016-03-09 13:40:09 CST) built-in shell (ash)\r\nEnter 'help' for a list of built-in commands.\r\n\r\n# "
 
+Order = tuple[float, str, float, Host, dict]
+"""A flood order of the C&C: when, which vector, for how long (s), against whom, with which options the
+command spells out (``payload_bytes``: Mirai's ``len``; ``http_conns``: ``conns``; none: the bot's defaults)."""
+
 DEFAULTS = {
     "scan_pps": 40.0,  # SYN probes per second from a scanning bot
     "internet_blocks": 6,  # /24s of internet addresses the scan wanders through
@@ -167,16 +171,16 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
     # 5: the C&C orders the floods one after another, from the middle of the window
     flood_len = max(2.0, float(p["flood_seconds"]) * span)
     t_cmd = start + 0.5 * span
-    orders: list[tuple[float, str, float]] = []
+    orders: list[Order] = []
     for vector in p["floods"]:
         if t_cmd + flood_len > end:
             break
-        orders.append((t_cmd, vector, flood_len))
+        orders.append((t_cmd, vector, flood_len, target, {}))
         t_cmd += flood_len + rng.uniform(0.02, 0.06) * span
     # 4: C&C sessions, carrying those orders
     for bot, since in bots:
-        _cnc(sim, bot, cnc, resolver, since, end, orders, target, rng)
-    for at, vector, length in orders:
+        _cnc(sim, bot, cnc, resolver, since, end, orders, rng)
+    for at, vector, length, _, _ in orders:
         for bot, since in bots:
             if since < at:
                 tag = sim.episode(bot.ip, target.ip, FLOOD_LABELS[vector], "DDoS")
@@ -192,6 +196,92 @@ def run(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
                     sim.nprng("flood", bot.name, vector),
                     rng,
                 )
+
+
+CAMPAIGN = {
+    "bots": 5,  # infected devices taking orders (cameras and plugs first)
+    "orders": 40,  # flood orders, one after another, each against a new target
+    "floods": ("udp", "syn", "ack", "http"),  # vectors, in equal shares
+    "pps": (20.0, 1000.0),  # packets per second of one bot in one flood, log-uniform
+    "seconds": (2.0, 30.0),  # length of a flood, log-uniform (at most 85% of its share of the window)
+    "default_payload": 0.5,  # share of UDP and ACK floods with Mirai's default 512-byte payload
+    "payload_bytes": (64, 1400),  # the others' payload (the command's ``len``), log-uniform
+    "http_conns": (1, 8),  # connections per bot of an HTTP flood (the command's ``conns``; Mirai's default 1)
+    "single": 0.25,  # share of orders carried out by one bot alone
+}
+
+
+def run_campaign(sim: Sim, world: World, start: float, end: float, params: dict) -> None:
+    """Bots infected before the capture starts take flood orders from their C&C: every vector, at rates,
+    lengths, payload sizes and numbers of bots drawn per order (``CAMPAIGN``), each order against a new
+    internet target. Only the C&C sessions and the floods are on the wire (no scan, no infection).
+
+    Mirai's flood loops have no rate limit: a bot sends as fast as its CPU and uplink let it. For 512-byte
+    payloads an uplink of 1 to 40 Mbit/s is about 200 to 10,000 packets a second; the lab divides by ten
+    (``pps``). Bots differ, so each bot of an order draws its own rate. The C&C can order a flood from a
+    subset of its bots (``-N``) or one alone (``single``)."""
+    p = CAMPAIGN | params
+    rng = sim.rng("mirai-campaign")
+    net = sim.net
+    # Mirai runs on Linux devices: cameras and (in the lab) plugs first, other devices only to make up numbers
+    candidates = world.of_kind("camera", "plug")
+    others = [d for d in world.devices if d not in candidates]
+    want = max(1, int(p["bots"]))
+    bots = rng.sample(candidates, min(len(candidates), want))
+    bots += rng.sample(others, min(len(others), want - len(bots)))
+    cnc = net.add_external(
+        "mirai-cnc", "cnc", net.public_address(rng, block=ATTACKER_RANGES[0]), LINUX, delay=0.045
+    )
+    resolver = net.hosts.get("google-dns") or net.add_external(
+        "google-dns", "resolver", "8.8.8.8", LINUX, delay=0.006
+    )
+    sim.names[CNC_NAME] = [cnc.ip]
+
+    def log_uniform(bounds: tuple[float, float]) -> float:
+        low, high = (float(b) for b in bounds)
+        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+    n = int(p["orders"])
+    vectors = [p["floods"][k % len(p["floods"])] for k in range(n)]
+    rng.shuffle(vectors)
+    first = start + min(5.0, 0.05 * (end - start))  # the bots' C&C sessions come up first
+    slot = (end - first) / max(n, 1)
+    orders: list[Order] = []
+    crews: list[list[Host]] = []
+    for k, vector in enumerate(vectors):
+        at = first + k * slot + rng.uniform(0.0, 0.1) * slot
+        length = min(log_uniform(p["seconds"]), 0.85 * slot)
+        options: dict = {}
+        if vector in ("udp", "ack") and rng.random() >= float(p["default_payload"]):
+            options["payload_bytes"] = round(log_uniform(p["payload_bytes"]))
+        if vector == "http":
+            options["http_conns"] = round(log_uniform(p["http_conns"]))
+        target = net.add_external(
+            f"ddos-target-{k + 1}", "target", net.public_address(rng), LINUX, delay=rng.uniform(0.01, 0.12)
+        )
+        size = 1 if rng.random() < float(p["single"]) or len(bots) == 1 else rng.randint(2, len(bots))
+        orders.append((at, vector, length, target, options))
+        crews.append(sorted(rng.sample(bots, size), key=bots.index))
+    for bot in bots:  # each bot hears the orders it takes part in
+        mine = [order for order, crew in zip(orders, crews, strict=True) if bot in crew]
+        _cnc(sim, bot, cnc, resolver, start + rng.uniform(0.0, 2.0), end, mine, rng)
+    for k, ((at, vector, length, target, options), crew) in enumerate(zip(orders, crews, strict=True)):
+        for bot in crew:
+            tag = sim.episode(bot.ip, target.ip, FLOOD_LABELS[vector], "DDoS")
+            knobs = {"flood_pps": log_uniform(p["pps"]), "http_conns": options.get("http_conns", 1)}
+            knobs |= {"payload_bytes": options.get("payload_bytes", 512)}
+            _flood(
+                sim,
+                bot,
+                target,
+                vector,
+                at + 2 * bot.delay + rng.uniform(0.001, 0.05),
+                length,
+                knobs,
+                tag,
+                sim.nprng("campaign-flood", bot.name, k),
+                rng,
+            )
 
 
 # -- scanning ------------------------------------------------------------------------------------------------
@@ -348,13 +438,17 @@ def _download(sim: Sim, victim: Host, loader: Host, t: float, rng: random.Random
 # -- command and control ---------------------------------------------------------------------------------
 
 
-def _command(vector: str, duration: int, target: Host) -> bytes:
+def _command(vector: str, duration: int, target: Host, options: dict | None = None) -> bytes:
     opts = b""
     if vector == "http":
         domain = target.ip.encode()
         opts = bytes((8, len(domain))) + domain + bytes((7, 2)) + b"80" + bytes((20, 3)) + b"GET"
     elif vector == "syn":
         opts = bytes((7, 2)) + b"80"
+    for key, name in ((0, "payload_bytes"), (24, "http_conns")):  # ATK_OPT_PAYLOAD_SIZE, ATK_OPT_CONNS
+        if name in (options or {}):
+            value = str(int(options[name])).encode()
+            opts += bytes((key, len(value))) + value
     body = (
         struct.pack("!IBB", duration, VECTORS[vector], 1)
         + target.ip_b
@@ -379,8 +473,7 @@ def _cnc(
     resolver: Host,
     since: float,
     end: float,
-    orders: list,
-    target: Host,
+    orders: list[Order],
     rng: random.Random,
 ) -> None:
     tag = sim.episode(bot.ip, cnc.ip, "mirai-cnc", "Botnet")
@@ -392,7 +485,7 @@ def _cnc(
     t = conn.send(t + 1e-4, True, b"\x00\x00\x00\x01")
     t = conn.send(t + 1e-4, True, bytes((len(ident),)) + ident)
     events = [(t + 60 * k, "ping", None) for k in range(1, int((end - t) // 60) + 1)]
-    events += [(at - 0.01, "order", (vector, length)) for at, vector, length in orders if at > t]
+    events += [(order[0] - 0.01, "order", order) for order in orders if order[0] > t]
     for at, kind, what in sorted(events, key=lambda e: e[0]):
         at = max(at, t + 1e-3)
         if at >= end:
@@ -401,8 +494,9 @@ def _cnc(
             t = conn.send(at, True, b"\x00\x00")
             t = conn.send(conn.reply_at(t, cnc, 1e-3), False, b"\x00\x00")
         else:
-            vector, length = what
-            t = conn.send(max(at - 2 * cnc.delay, t + 1e-3), False, _command(vector, int(length), target))
+            _, vector, length, target, options = what
+            command = _command(vector, int(length), target, options)
+            t = conn.send(max(at - 2 * cnc.delay, t + 1e-3), False, command)
     conn.finish()
 
 
@@ -498,7 +592,8 @@ def _flood(
         sport = npr.integers(1024, 65536, n)
         dport = npr.integers(1, 65536, n)
         seq = npr.integers(0, 2**32, n)
-        payload = np.frombuffer(npr.bytes(n * 512), dtype=np.uint8).reshape(n, 512)
+        size = int(p.get("payload_bytes", 512))
+        payload = np.frombuffer(npr.bytes(n * size), dtype=np.uint8).reshape(n, size)
         frames = bulk.tcp_frames(
             src_mac=src_mac,
             dst_mac=dst_mac,
@@ -534,7 +629,8 @@ def _flood(
         )
         sim.cap.add_frames(times[ans] + 2 * target.delay + 1e-4, rst, tag)
     elif vector == "udp":
-        payload = np.frombuffer(npr.bytes(n * 512), dtype=np.uint8).reshape(n, 512)
+        size = int(p.get("payload_bytes", 512))
+        payload = np.frombuffer(npr.bytes(n * size), dtype=np.uint8).reshape(n, size)
         sport = bot.ephemeral_port()
         dport = int(npr.integers(1, 65536))
         ident = (bot.ident() + np.arange(n)) & 0xFFFF
