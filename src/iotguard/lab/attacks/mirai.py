@@ -19,6 +19,10 @@ Modelled on the published Mirai source (``bot/scanner.c``, ``bot/attack_*.c``) a
    one socket, 512-byte payloads) and ``http-flood`` (keep-alive connections repeating GET /).
 
 Flood rates are scaled down from real bots (thousands of packets per second) to keep captures small.
+
+:func:`run_campaign` (attack kind ``mirai-floods``) is steps 4 and 5 alone, many times over: bots infected
+before the capture take a campaign of flood orders with varied rates, lengths, payloads and crews (training
+data for floods).
 """
 
 from __future__ import annotations
