@@ -67,6 +67,10 @@ def _check_network(value: str) -> str:
 NetworkStr = Annotated[str, AfterValidator(_check_network)]
 """An IP address or CIDR network, checked item by item so an error names the list item's line."""
 
+SITE_NETWORKS: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
+"""The site's own networks by default: private (RFC 1918), unique local (RFC 4193) and link-local IPv6
+addresses. An address in them is a local device; any other is a remote peer (``inventory.networks``)."""
+
 
 # -- capture ------------------------------------------------------------------------------------------
 class CaptureConfig(_Section):
@@ -414,8 +418,9 @@ class DeviceConfig(_Section):
 
 class InventoryConfig(_Section):
     networks: list[NetworkStr] = Field(
-        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"],
-        description="Addresses in these networks are local devices; others are remote peers.",
+        default_factory=lambda: list(SITE_NETWORKS),
+        description="The site's networks: addresses in them are local devices, others remote peers (the "
+        "inventory, and detection's external-only families such as Botnet, docs/detection.md).",
     )
     max_devices: int = Field(
         65_536, ge=16, description="Bound of the inventory (least recently seen evicted)."

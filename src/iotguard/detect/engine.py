@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from iotguard.core.config import SITE_NETWORKS
 from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
@@ -83,6 +84,12 @@ DEFAULT_SLOW_HTTP_SECONDS = 20.0
 client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
 head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
 more header line every 15 s to stay under such limits.)"""
+EXTERNAL_FAMILIES: tuple[str, ...] = ("Botnet",)
+"""Families whose server is on the internet by definition: a bot's command-and-control server is the
+attacker's machine, reached across the internet (Mirai's C&C and report servers, IoT-23's C&C servers), not one
+of the site's own hosts. A verdict of such a family for a flow whose victim (the server) is in the site's
+networks is re-labelled ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors,
+Modbus pollers and dashboards talk, and the classifier's guess alone is no evidence of a C&C."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -124,6 +131,21 @@ class DetectionConfig(BaseModel):
     slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
     """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
     subject to the DoS evidence rule (None: off)."""
+    site_networks: list[str] = Field(default_factory=lambda: list(SITE_NETWORKS))
+    """The site's own networks (the sensor config's ``inventory.networks``)."""
+    external_families: list[str] = Field(default_factory=lambda: list(EXTERNAL_FAMILIES))
+    """Families whose server must be outside ``site_networks``; a verdict of one of them against a server
+    inside becomes an ``Anomaly`` alert (its evidence rule applies). Empty: off."""
+
+    @field_validator("site_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -138,6 +160,7 @@ def detection_config(config: Any) -> DetectionConfig:
         suppress=[SuppressRule(**s.model_dump()) for s in d.suppress],
         severity=SeverityConfig(family=dict(d.severity), low_confidence=d.low_confidence),
         evidence=EvidenceConfig(enabled=d.evidence),
+        site_networks=list(config.inventory.networks),
     )
 
 
@@ -163,6 +186,9 @@ class DetectionStats:
     unattributed: int = 0
     """Flagged TCP flows whose first packet seen was a RST: an answer or a forgery, no attacker to name,
     dropped (``attribution``)."""
+    inside_site: int = 0
+    """Flagged flows of an external-only family (Botnet) whose server is in the site's networks, re-labelled
+    ``Anomaly``."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -214,6 +240,8 @@ class DetectionEngine:
         self.suppressor = Suppressor(config.suppress)
         self.confirmer = Confirmer(config.confirm)
         self.folder = IncidentFolder(config.fold)
+        self._site = [ipaddress.ip_network(n, strict=False) for n in config.site_networks]
+        self._inside: dict[str, bool] = {}  # address -> in the site's networks (bounded like _alerted)
         self.gate = EvidenceGate(
             config.evidence, window=config.fold.window, fanin=config.fold.fanin, scatter=config.fold.scatter
         )
@@ -258,6 +286,7 @@ class DetectionEngine:
             self.stats.self_flows += int((nobody & who.self_flow).sum())
             self.stats.unattributed += int((nobody & ~who.self_flow).sum())
             flagged = flagged & ~nobody
+        inside = self._external_inside(verdicts, flagged, victim)
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -317,6 +346,7 @@ class DetectionEngine:
         }
         cols["src_ip"], cols["dst_ip"] = src, dst
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
+        cols["inside"] = inside
         vol = _attacker_volumes(num, swapped)
         released: list[Alert] = []
         explained = dict(zip(keep, explanations, strict=True))
@@ -360,6 +390,8 @@ class DetectionEngine:
             model, how = PROBE_MODEL, "a packet only probing tools send"
         elif verdicts.component[i] == SLOW_HTTP:
             model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
+        elif cols["inside"][i]:
+            how = "a botnet-like channel to a server inside the site"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -379,6 +411,34 @@ class DetectionEngine:
             top_features=top,
             device=self.assets.name(dst) or self.assets.name(src),
         )
+
+    def _external_inside(self, verdicts: Any, flagged: np.ndarray, victim: np.ndarray) -> np.ndarray:
+        """Re-label (in place) the flagged verdicts of an external-only family (``external_families``) whose
+        server, the alert's victim, is in the site's networks, as ``Anomaly``; returns which rows were."""
+        inside = np.zeros(len(flagged), dtype=bool)
+        families = self.config.external_families
+        if not families or not self._site:
+            return inside
+        for i in np.flatnonzero(flagged & np.isin(verdicts.family, families)).tolist():
+            inside[i] = self._in_site(str(victim[i]))
+        if inside.any():
+            verdicts.family[inside] = ANOMALY
+            self.stats.inside_site += int(inside.sum())
+        return inside
+
+    def _in_site(self, address: str) -> bool:
+        known = self._inside.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                known = False  # not an address (a flow table's placeholder): nothing to judge by
+            else:
+                known = any(ip.version == net.version and ip in net for net in self._site)
+            if len(self._inside) >= ALERTED_KEPT:
+                self._inside.clear()
+            self._inside[address] = known
+        return known
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
