@@ -113,6 +113,9 @@ def test_bots_keep_their_internet_c2_channel_and_local_servers_are_no_c2(showcas
 def test_the_sensor_configuration_sets_the_site_networks():
     config = Config.model_validate({"inventory": {"networks": ["10.20.0.0/16", "2001:db8::/32"]}})
     assert detection_config(config).site_networks == ["10.20.0.0/16", "2001:db8::/32"]
+    assert detection_config(config).external_families == ["Botnet"]
+    off = Config.model_validate({"detect": {"external_families": []}})
+    assert detection_config(off).external_families == []
     assert DetectionConfig().site_networks == list(SITE_NETWORKS)
     assert DetectionConfig().external_families == ["Botnet"]
 

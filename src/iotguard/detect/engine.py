@@ -16,6 +16,9 @@ model flagged whose client has left an HTTP request head unfinished for ``slow_h
 (``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
 so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
 
+A verdict of an external-only family (``Botnet``: a C&C server is on the internet) against a server in the
+site's networks is re-labelled ``Anomaly`` before anything else, and needs that family's evidence.
+
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
 family (see ``evidence``).
@@ -42,7 +45,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iotguard.core.config import SITE_NETWORKS
+from iotguard.core.config import EXTERNAL_FAMILIES, SITE_NETWORKS
 from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
@@ -84,12 +87,6 @@ DEFAULT_SLOW_HTTP_SECONDS = 20.0
 client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
 head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
 more header line every 15 s to stay under such limits.)"""
-EXTERNAL_FAMILIES: tuple[str, ...] = ("Botnet",)
-"""Families whose server is on the internet by definition: a bot's command-and-control server is the
-attacker's machine, reached across the internet (Mirai's C&C and report servers, IoT-23's C&C servers), not one
-of the site's own hosts. A verdict of such a family for a flow whose victim (the server) is in the site's
-networks is re-labelled ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors,
-Modbus pollers and dashboards talk, and the classifier's guess alone is no evidence of a C&C."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -161,6 +158,7 @@ def detection_config(config: Any) -> DetectionConfig:
         severity=SeverityConfig(family=dict(d.severity), low_confidence=d.low_confidence),
         evidence=EvidenceConfig(enabled=d.evidence),
         site_networks=list(config.inventory.networks),
+        external_families=list(d.external_families),
     )
 
 
