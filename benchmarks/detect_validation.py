@@ -11,7 +11,7 @@ devices). For each: attack episodes with an incident (matched as ``benchmarks/re
 false incidents (incidents that match no episode), incidents naming a host that is only ever a victim, and
 alerts without an explanation.
 
-``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, and with other
+``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, with the download check off, and with other
 classifier threshold floors; ``--anomaly-models`` trains other anomaly models on the default detector's
 benign training flows and compares them at its target false-positive rate (benign flows of the validation
 scenarios alerting, and the share of each attack family's flows flagged).
@@ -184,6 +184,7 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
         ),
         ("Anomaly: no one-flow flood", {"Anomaly": EvidenceRule(conversations=5)}, None),
         ("Botnet: first alert", {"Botnet": EvidenceRule()}, None),
+        ("download check off", "no-download", None),
     ] + [(f"classifier floor P(attack) {p}", {}, p) for p in (0.0, 0.01, 0.05, 0.2, 0.3, 0.5)]
     out = []
     c = detector.classifier
@@ -195,6 +196,8 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             config = DetectionConfig(evidence=EvidenceConfig(pooled=True))
         elif change == "crowds":
             config = DetectionConfig(evidence=EvidenceConfig(distributed=sorted(DEFAULT_RULES)))
+        elif change == "no-download":
+            config = DetectionConfig(elf_downloads=None)
         else:
             config = DetectionConfig(evidence=EvidenceConfig(rules=DEFAULT_RULES | change))
         if c is not None and floor is not None:

@@ -15,6 +15,10 @@ fixed rule, their own evidence: the evidence gate does not hold them. And a thir
 model flagged whose client has left an HTTP request head unfinished for ``slow_http_seconds``
 (``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
 so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
+And Linux executables a flow's source downloaded (``elf_downloads``: an ELF header at the start of an HTTP
+response body or of the server's TCP stream, ``flows.parse.executables``): a flow with at least
+``elf_downloads`` of them is a ``Botnet`` alert (malware delivered to the device: the flow's source, as for every
+botnet alert), model ``download-check``, a fixed rule's match like the first two.
 
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
@@ -43,7 +47,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
+from iotguard.core.schema import (
+    ELF_COLUMN,
+    FAMILIES,
+    HEAD_OPEN_COLUMN,
+    HTTP_COLUMN,
+    PARTIAL_COLUMN,
+    PROBES_COLUMN,
+)
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
@@ -83,6 +94,15 @@ DEFAULT_SLOW_HTTP_SECONDS = 20.0
 client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
 head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
 more header line every 15 s to stay under such limits.)"""
+DOWNLOAD = 6
+"""``Verdicts.component`` of a verdict made by the download check."""
+DOWNLOAD_MODEL = "download-check"
+DOWNLOAD_FAMILY = "Botnet"
+"""A device fetching a Linux executable is being recruited (Mirai's loaders and droppers fetch the bot with
+wget); the device is the flow's source, as in every botnet alert, so a policy can quarantine ``src``."""
+DEFAULT_ELF_DOWNLOADS = 1
+"""One executable is enough: the download is the infection, and plain HTTP or a raw stream is no way a device's
+legitimate software arrives as a bare ELF file (packages and firmware images have their own formats)."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -124,6 +144,8 @@ class DetectionConfig(BaseModel):
     slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
     """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
     subject to the DoS evidence rule (None: off)."""
+    elf_downloads: int | None = Field(DEFAULT_ELF_DOWNLOADS, ge=1)
+    """A flow whose source received at least this many Linux executables (ELF) alerts as Botnet (None: off)."""
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -308,6 +330,8 @@ class DetectionEngine:
                 explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
             elif verdicts.component[i] == SLOW_HTTP:
                 explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == DOWNLOAD:
+                explanations[j] = [(ELF_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -330,7 +354,8 @@ class DetectionEngine:
                 continue
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            released += self.gate.admit(alert, obs, proven=bool(verdicts.component[i] in (INSPECTION, PROBE)))
+            proven = bool(verdicts.component[i] in (INSPECTION, PROBE, DOWNLOAD))
+            released += self.gate.admit(alert, obs, proven=proven)
         if not released:
             self._expire()
             return []
@@ -360,6 +385,8 @@ class DetectionEngine:
             model, how = PROBE_MODEL, "a packet only probing tools send"
         elif verdicts.component[i] == SLOW_HTTP:
             model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
+        elif verdicts.component[i] == DOWNLOAD:
+            model, how = DOWNLOAD_MODEL, "a Linux executable downloaded"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -381,10 +408,11 @@ class DetectionEngine:
         )
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
-        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
-        whose HTTP requests carried enough injection indicators into WebAttack alerts (in place; the score is
-        the count); flows no model flagged whose HTTP request head stayed unfinished long enough become DoS
-        alerts (the score is the seconds)."""
+        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts, of those
+        whose HTTP requests carried enough injection indicators into WebAttack alerts and of those whose source
+        received enough Linux executables into Botnet alerts (in place; the score is the count, and the last
+        rule that matches names the family); flows no model flagged whose HTTP request head stayed unfinished
+        long enough become DoS alerts (the score is the seconds)."""
         need_s = self.config.slow_http_seconds
         if need_s is not None and HEAD_OPEN_COLUMN in flows.columns:
             seconds = _column(flows, HEAD_OPEN_COLUMN)
@@ -397,6 +425,7 @@ class DetectionEngine:
         for column, need, family, component in (
             (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
             (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),
+            (ELF_COLUMN, self.config.elf_downloads, DOWNLOAD_FAMILY, DOWNLOAD),
         ):
             if need is None or column not in flows.columns:
                 continue
