@@ -39,7 +39,7 @@ def _downloads(packets) -> list[int]:
         [OK + b"Content-Length: 200\r\n\r\n" + ELF],  # head and the body's start in one segment (the lab's)
         [OK + b"Content-Length: 200\r\n\r\n", ELF],  # the head, then the file (Apache's sendfile)
         [OK + b"Transfer-Encoding: chunked\r\n\r\nc8\r\n" + ELF],  # a chunked body's first chunk
-        [OK + b"Transfer-Encoding: chunked\r\n\r\n", b"c8;x=1\r\n" + ELF],  # ... in the next segment
+        [OK + b"Transfer-Encoding: chunked\r\n\r\nc8;x=1\r\n" + ELF],  # ... with an extension
         [b"HTTP/1.0 200 OK\n\n" + ELF[:5]],  # bare line feeds; the header's first five bytes are enough
     ],
 )
@@ -127,8 +127,9 @@ def test_truncated_and_hostile_payloads_never_crash_the_meter():
         b"HTTP/1.",
         b"HTTP/1.1 200 OK\n",
         b"HTTP/1.1 200 OK\r\n\r",
-        b"f" * 40 + b"\r\n" + ELF,  # a "chunk size" of 40 hex digits
-        b"1\r" + b"x" * 300 + b"\n" + ELF,  # a chunk extension longer than read
+        OK + b"\r\n" + b"f" * 40 + b"\r\n" + ELF,  # a "chunk size" of 40 hex digits
+        OK + b"\r\n" + b"1;" + b"x" * 300 + b"\n" + ELF,  # a chunk extension longer than read
+        OK + b"\r\n" + b"1;",  # a chunk line cut short
         b"\x7f",
         b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 3000 + b"\r\n" + ELF,  # a head beyond the bytes looked through
     ):

@@ -15,7 +15,7 @@ release of CICFlowMeter. Packets that cannot become part of a flow get a nonzero
 token and a space) gets the number of *injection indicators* in its request target (percent-decoded) and in
 the part of its body that the packet carries; every other packet gets 0. See :func:`http_indicators`.
 ``exe`` looks at the first bytes of a TCP payload, or of the body after an HTTP response head, for the header of
-a Linux executable (ELF); see :func:`executables`.
+a Linux executable (ELF); see :func:`_executable` (run in the same pass as :func:`http_indicators`).
 """
 
 from __future__ import annotations
@@ -412,9 +412,16 @@ def parse(batch: PacketBatch) -> Packets:
             pay_at,
         )
         http_indicators(
-            batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http, out.http_head
+            batch.data,
+            batch.offset,
+            batch.caplen,
+            out.payload,
+            pay_at,
+            out.reason,
+            out.http,
+            out.http_head,
+            out.exe,
         )
-        executables(batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.exe)
     return out
 
 
@@ -542,7 +549,7 @@ def _count(data, p, end, target):
 
 
 @njit(cache=True)
-def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head, exe):
     """Per packet: injection indicators of the HTTP request it starts (0 for every other packet), and in
     ``head`` whether it starts a request whose header block it does not finish (:data:`HEAD_OPEN`) or its
     payload ends with the blank line that ends a header block (:data:`HEAD_END`), for the slow-HTTP check.
@@ -550,12 +557,16 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
     Only what the packet itself carries is read (a request split over segments is judged on its first), and
     at most :data:`_MAX_TARGET` bytes of the target and of each inspected header, :data:`_MAX_BODY` of the
     body. Of the headers only those the protocol defines as a URI (:data:`_HEADER_NAMES`: ``SOAPAction``,
-    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
+    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons.
+
+    In the same pass (one look at each payload's first bytes), ``exe`` gets where the packet carries the start
+    of a Linux executable (:func:`_executable`)."""
     for i in range(offset.shape[0]):
         p = pay_at[i]
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
             continue
         end = min(offset[i] + caplen[i], p + payload[i])
+        exe[i] = _executable(data, p, end, p + payload[i])
         if (
             end - p >= 2
             and data[end - 1] == 10
@@ -603,7 +614,9 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
             head[i] = HEAD_OPEN
 
 
-_MAX_HEAD = 8192  # bytes of an HTTP response head looked through for its end (Apache's default field limit)
+_MAX_HEAD = (
+    8192  # bytes of an HTTP response head looked through for its end (8 KiB: most servers' head limit)
+)
 
 
 @njit(cache=True, inline="always")
@@ -639,57 +652,53 @@ def _elf_body(data, q, end):
 
 
 @njit(cache=True)
-def executables(data, offset, caplen, payload, pay_at, reason, out):
-    """Per TCP packet: :data:`ELF_AT_START` if its payload starts with an ELF header (or a chunk-size line and
-    one), :data:`ELF_IN_RESPONSE` if it starts an HTTP/1.x response (``HTTP/1.``) whose body, in this packet,
-    starts with one, :data:`RESPONSE_HEAD` if it starts a response whose head ends exactly at the packet's end
-    (servers often write the head and then the file: the body's first bytes come in the next segment); 0
-    otherwise. Whether an ``ELF_AT_START`` packet starts a stream or a body is the flow table's to know.
+def _executable(data, p, end, whole):
+    """Where the TCP payload at ``data[p:end]`` (``whole``: where it would end uncut) carries the start of a Linux
+    executable: :data:`ELF_AT_START` if it starts with an ELF header, :data:`ELF_IN_RESPONSE` if it starts an
+    HTTP/1.x response (``HTTP/1.``) whose body, in this packet, starts with one (or with a chunk-size line and
+    one), :data:`RESPONSE_HEAD` if it starts a response whose head ends exactly at the packet's end (servers
+    often write the head and then the file: the body's first bytes come in the next segment); 0 otherwise.
+    Whether an ``ELF_AT_START`` packet starts a stream or a body is the flow table's to know.
 
-    A packet whose first byte is neither ``0x7f``, a hex digit nor ``H`` costs one comparison; a response head
-    is scanned for its blank line within the packet's first :data:`_MAX_HEAD` bytes (a head spread over segments
-    is not followed)."""
-    for i in range(offset.shape[0]):
-        p = pay_at[i]
-        if reason[i] != 0 or p < 0 or payload[i] < 5:
-            continue
-        end = min(offset[i] + caplen[i], p + payload[i])
-        c = data[p]
-        if c == 72:  # 'H'
-            if not (
-                end - p >= 9
-                and data[p + 1] == 84
-                and data[p + 2] == 84
-                and data[p + 3] == 80
-                and data[p + 4] == 47
-                and data[p + 5] == 49
-                and data[p + 6] == 46
-            ):  # "HTTP/1."
-                continue
-            end = min(end, p + _MAX_HEAD)
-            q = p + 7
+    A payload whose first byte is neither ``0x7f`` nor ``H`` costs one comparison (a chunk-size line is looked
+    for only after a response head: at the start of every payload it would cost each MQTT publish, whose first
+    byte is an ASCII digit, a call); a response head is scanned for its blank line within the packet's first
+    :data:`_MAX_HEAD` bytes (a head spread over segments is not followed)."""
+    if end - p < 5:
+        return 0
+    c = data[p]
+    if c != 72:  # 'H'
+        return ELF_AT_START if c == 0x7F and _elf(data, p, end) else 0
+    if not (
+        end - p >= 9
+        and data[p + 1] == 84
+        and data[p + 2] == 84
+        and data[p + 3] == 80
+        and data[p + 4] == 47
+        and data[p + 5] == 49
+        and data[p + 6] == 46
+    ):  # "HTTP/1."
+        return 0
+    end = min(end, p + _MAX_HEAD)
+    q = p + 7
+    while q < end and data[q] != 10:
+        q += 1
+    while q < end:  # q: a line feed; the head ends at an empty line after it
+        if q + 1 < end and data[q + 1] == 10:
+            b = q + 2
+        elif q + 2 < end and data[q + 1] == 13 and data[q + 2] == 10:
+            b = q + 3
+        elif q + 1 == end or (q + 2 == end and data[q + 1] == 13):
+            return 0  # the packet ends inside the last line ending: not known to be a head's end
+        else:
+            q += 1
             while q < end and data[q] != 10:
                 q += 1
-            while q < end:  # q: a line feed; the head ends at an empty line after it
-                b = -1
-                if q + 1 < end and data[q + 1] == 10:
-                    b = q + 2
-                elif q + 2 < end and data[q + 1] == 13 and data[q + 2] == 10:
-                    b = q + 3
-                elif q + 1 == end or (q + 2 == end and data[q + 1] == 13):
-                    break  # the packet ends inside the last line ending: not known to be a head's end
-                if b >= 0:
-                    if b == end:
-                        if b == p + payload[i]:  # (a snapped packet may have had the body)
-                            out[i] = RESPONSE_HEAD
-                    elif _elf_body(data, b, end):
-                        out[i] = ELF_IN_RESPONSE
-                    break
-                q += 1
-                while q < end and data[q] != 10:
-                    q += 1
-        elif (c == 0x7F or _hex(c) >= 0) and _elf_body(data, p, end):
-            out[i] = ELF_AT_START
+            continue
+        if b == end:
+            return RESPONSE_HEAD if b == whole else 0  # (a snapped packet may have had the body)
+        return ELF_IN_RESPONSE if _elf_body(data, b, end) else 0
+    return 0
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:
