@@ -535,3 +535,26 @@ def test_an_attacker_s_evidence_holds_no_more_than_its_rule_reads():
     entry = gate._keys[("10.0.0.5", "PortScan")]
     assert len(entry.targets) == 4 and not entry.conversations and not entry.flows
     assert len(_admit(gate, "10.0.0.5", "10.0.0.9", 5.0, "PortScan", 50000, 99)) == 201  # the fifth port
+
+
+def test_sources_that_are_no_host_name_nobody():
+    """Unspecified, multicast and broadcast sources (DHCP discovery, IPv6 duplicate address detection, forged
+    packets) name no host that could be contained: nobody. A directed broadcast or a link-local host is
+    not known to be one and stays named."""
+    sources = [
+        "0.0.0.0",
+        "::",
+        "ff02::16",
+        "224.0.0.251",
+        "255.255.255.255",
+        "10.0.0.255",
+        "fe80::1",
+        "10.0.0.7",
+    ]
+    rows = [{"src_ip": s, "dst_ip": "fe80::9" if ":" in s else "10.0.0.9", "protocol": 17} for s in sources]
+    who = attribute_flows(_flows([r | {"tcp_first_flags": -1, "bwd_packets": 0} for r in rows]))
+    assert who.unattributed.tolist() == [True] * 5 + [False] * 3
+    assert who.nobody.tolist() == who.unattributed.tolist()
+    # an ICMP reply-only flow is attributed to its destination: there the destination must be a host
+    reply = _flows([{"src_ip": "10.0.0.9", "dst_ip": "224.0.0.1", "protocol": 1, "icmp_type": 0}])
+    assert attribute_flows(reply).nobody.tolist() == [True]

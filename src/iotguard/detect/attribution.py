@@ -31,13 +31,21 @@ maps both ends to one address) or the capture is of a loopback interface; either
 victim, and a block would cut the victim off. A one-way flow from an address to itself (a LAND attack: spoofed
 packets whose source is the victim) still alerts.
 
+**Addresses that are no host.** A source that is the unspecified address (``0.0.0.0``, ``::``: a host that
+has no address yet, as in DHCP discovery and IPv6 duplicate address detection), a multicast or a broadcast
+address (which RFC 1122 and RFC 4291 forbid as a source: forged) names no host that could be contained, and
+blocking it would cut off every host that uses it legitimately. Such a flow names **nobody**
+(``unattributed``).
+
 The detection engine drops alerts on flows that name nobody and counts them (``self_flows``,
 ``unattributed``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -68,7 +76,7 @@ class Attribution:
     victim: np.ndarray  # object (str)
     swapped: np.ndarray  # bool: a reply-only flow, attributed to its destination
     self_flow: np.ndarray  # bool: a two-way flow between an address and itself (names nobody)
-    unattributed: np.ndarray  # bool: a flow whose first packet names nobody (a TCP flow opened by a RST)
+    unattributed: np.ndarray  # bool: names nobody (a TCP flow opened by a RST, a source that is no host)
 
     @property
     def nobody(self) -> np.ndarray:
@@ -87,6 +95,17 @@ def numeric(flows: pd.DataFrame, names: tuple[str, ...] = COLUMNS) -> dict[str, 
         else:
             out[name] = np.full(len(flows), np.nan)
     return out
+
+
+@lru_cache(maxsize=65536)
+def is_host_address(address: str) -> bool:
+    """Whether ``address`` can name one host: not unspecified, multicast or the limited broadcast address
+    (nor unparseable). A subnet's directed broadcast is not known here and passes."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return not (ip.is_unspecified or ip.is_multicast or (ip.version == 4 and int(ip) == 0xFFFFFFFF))
 
 
 def attribute(src: np.ndarray, dst: np.ndarray, columns: dict[str, np.ndarray]) -> Attribution:
@@ -113,6 +132,7 @@ def attribute(src: np.ndarray, dst: np.ndarray, columns: dict[str, np.ndarray]) 
     attacker, victim = (
         (np.where(swapped, dst, src), np.where(swapped, src, dst)) if swapped.any() else (src, dst)
     )
+    unattributed = unattributed | ~np.fromiter(map(is_host_address, attacker), bool, n)
     return Attribution(attacker, victim, swapped, self_flow, unattributed)
 
 

@@ -183,8 +183,8 @@ class DetectionStats:
     self_flows: int = 0
     """Flagged two-way flows between an address and itself: no attacker to name, dropped (``attribution``)."""
     unattributed: int = 0
-    """Flagged TCP flows whose first packet seen was a RST: an answer or a forgery, no attacker to name,
-    dropped (``attribution``)."""
+    """Flagged flows that name no attacker, dropped (``attribution``): TCP flows whose first packet seen was a
+    RST (an answer or a forgery) and flows from an unspecified, multicast or broadcast address."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0

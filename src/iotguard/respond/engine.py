@@ -3,7 +3,9 @@
 For every alert (with the incident it folded into) the engine finds the matching rules and runs each rule's
 actions at most once per incident. Safety, in the order it is checked:
 
-1. **allowlist**: an allowlisted address is never blocked, quarantined or rate limited (recorded as skipped);
+1. **allowlist**: an allowlisted address is never blocked, quarantined or rate limited (recorded as skipped),
+   nor is an address that names no single host (unspecified, multicast, broadcast: containing ``0.0.0.0`` or
+   ``ff02::1`` would cut off every host that uses it);
 2. **dry run** (the default): every action is recorded with result ``dry-run`` and nothing is touched;
 3. **cap**: at most ``limits.max_blocks_per_minute`` new containments in any 60 s (more are skipped);
 4. **TTL**: every containment expires (``limits.default_ttl``, never more than ``limits.max_ttl``), in the
@@ -31,6 +33,7 @@ from iotguard.core.errors import IotguardError, ResponseError
 from iotguard.core.records import ActionRecord, Alert, Incident
 from iotguard.core.store import Store, redact
 from iotguard.detect.assets import Assets
+from iotguard.detect.attribution import is_host_address
 from iotguard.respond.nft import Nftables
 from iotguard.respond.notify import MqttPublisher, format_rfc5424, post_webhook, send_syslog, to_json
 from iotguard.respond.policy import CONTAINMENT, ActionItem, Match, Policy
@@ -292,6 +295,9 @@ class ResponseEngine:
             ipaddress.ip_address(target)
         except ValueError:
             return self._finish(self._begin(record), "skipped", f"{target!r} is not an IP address")
+        if not is_host_address(target):
+            log.warning("refusing to %s %s: not one host's address", kind, target)
+            return self._finish(self._begin(record), "skipped", "not a host address")
         if self.allowlisted(target):
             log.warning("refusing to %s allowlisted %s", kind, target)
             return self._finish(self._begin(record), "skipped", "allowlisted")
