@@ -58,7 +58,7 @@ packet; 0 when none is open. Not a model feature; the detection engine's slow-HT
 ELF_COLUMN: Final = "elf_downloads"
 """Optional column of extracted flow tables: Linux executables (ELF headers) the flow's source received from its
 destination over TCP, at the start of the destination's stream or of an HTTP response body
-(``iotguard.flows.parse.executables``): a device fetching a bot binary. Not a model feature; the detection
+(``iotguard.flows.parse._executable``): a device fetching a bot binary. Not a model feature; the detection
 engine's download check reads it."""
 
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------

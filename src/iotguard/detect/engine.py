@@ -16,7 +16,7 @@ model flagged whose client has left an HTTP request head unfinished for ``slow_h
 (``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
 so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
 And Linux executables a flow's source downloaded (``elf_downloads``: an ELF header at the start of an HTTP
-response body or of the server's TCP stream, ``flows.parse.executables``): a flow with at least
+response body or of the server's TCP stream, ``flows.parse._executable``): a flow with at least
 ``elf_downloads`` of them is a ``Botnet`` alert (malware delivered to the device: the flow's source, as for every
 botnet alert), model ``download-check``, a fixed rule's match like the first two.
 

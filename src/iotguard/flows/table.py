@@ -94,7 +94,7 @@ HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (pars
 FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
 PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (_probe)
 HEAD_AT = 100  # when the source's HTTP request head still unfinished began (0: none; parse.HEAD_OPEN)
-EXE_N = 101  # Linux executables the flow's source received from its destination (parse.executables)
+EXE_N = 101  # Linux executables the flow's source received from its destination (parse._executable)
 EXE_AT = 102  # where the destination's TCP stream is: 0 before its first payload, 1 within it, 2 a body next
 NF = 103
 
