@@ -14,8 +14,10 @@ Parts (each writes OUT/<part>/results.json and report.md; the script prints a ma
               stratified split, threshold for 0.5 % FPR on benign validation rows, as the classical benchmark
               (target: binary F1 >= 0.995).
 ``unseen``    leave-one-family-out on CICIDS2017 for the unsupervised models (autoencoder, Isolation Forest,
-              K-Means, k-NN distance), all fitted on benign training rows only, threshold 1 % FPR on benign
-              validation rows of the training set (target: best mean detection >= 80 %).
+              K-Means, k-NN distance), all fitted on benign training rows only; every model's threshold keeps
+              its FPR on new benign flows within 1 % with 95 % confidence (binomial bound over its benign
+              validation and calibration scores, ``fpr_confidence``; target: best mean detection >= 80 % at
+              <= 1 % FPR).
 ``iot23``     per-record against window (16 flows per host) LSTM and CNN-LSTM on IoT-23, time-ordered split.
 ``latency``   one flow through the artifact (``predict_array``, one onnxruntime thread): the CNN, and the window
               LSTM with k=16 both as a prepared window and through the sensor's ``WindowBuffer``; CNN batch
@@ -46,6 +48,9 @@ WINDOW = ["lstm-window", "cnn-lstm-window"]
 UNSUPERVISED = ["autoencoder", "iforest", "kmeans", "knn"]
 PEERS = ["lgbm", "rf"]  # the best classical models, trained and scored in the same run for comparison
 PARTS = ["nsl-kdd", "cicids2017", "unseen", "iot23", "latency"]
+# the unseen part's target is "at <= 1 % FPR": thresholds that keep the true FPR within it with 95 %
+# confidence, not ones that meet it on the validation rows and exceed it on new flows half the time
+UNSEEN_FPR_CONFIDENCE = 0.95
 
 
 def pct(x: float | None) -> str:
@@ -140,11 +145,12 @@ def part_unseen(out: Path, seeds: list[int]) -> list[str]:
             out,
             seed=seed,
             latency_calls=0,
+            fpr_confidence=UNSEEN_FPR_CONFIDENCE,
         )
         results += [r | {"seed": seed} for r in rows]
     families = sorted({r["unseen_family"] for r in results if r.get("unseen_family")})
     lines = [
-        "### Unseen attacks: CICIDS2017 leave-one-family-out (threshold: 1 % FPR on benign validation rows)",
+        "### Unseen attacks: CICIDS2017 leave-one-family-out (threshold: FPR <= 1 % with 95 % confidence)",
         "",
         "Detection rate of the held-out family, and the FPR on the benign test rows of the same run; "
         f"mean over seeds {', '.join(map(str, seeds))} (the split changes with the seed too), [min-max] of the mean.",
@@ -173,6 +179,16 @@ def part_unseen(out: Path, seeds: list[int]) -> list[str]:
             + " | ".join(pct(per_family[f]) for f in families)
             + f" | **{_spread(per_seed)}** | {pct(fpr)} | {float(np.mean(aucs)) if aucs else float('nan'):.4f} |"
         )
+    lines.append("")
+    for model in UNSUPERVISED:  # per seed: mean detection (mean test FPR); runs whose test FPR is above 1 %
+        mine = [r for r in results if r["model"] == model and r.get("unseen_family")]
+        seeds_text = ", ".join(
+            f"{s}: {pct(float(np.mean([r['unseen_detection_rate'] for r in mine if r['seed'] == s])))} "
+            f"({pct(float(np.mean([r['fpr'] for r in mine if r['seed'] == s])))})"
+            for s in seeds
+        )
+        over = sum(r["fpr"] > 0.01 for r in mine)
+        lines.append(f"- {model}: per seed {seeds_text}; test FPR > 1 % in {over} of {len(mine)} runs")
     return lines
 
 

@@ -165,3 +165,55 @@ def test_bad_service_options_are_clear_errors():
         KNNDistanceModel(service="port")
     with pytest.raises(DataError, match="feature names for 3 columns"):
         KNNDistanceModel().fit(np.zeros((30, 3)), feature_names=["dst_port", "protocol"])
+
+
+def _rare_service_matrix(seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Raw rows [dst_port, protocol, 3 statistics]: 400 flows each to 53/udp and 443/tcp, two to 22/tcp."""
+    rng = np.random.default_rng(seed)
+    port = np.r_[np.full(400, 53), np.full(400, 443), [22, 22]]
+    protocol = np.where(port == 53, 17, 6)
+    stats = rng.lognormal(np.where(port == 53, 1.0, 5.0)[:, None], 0.3, (len(port), 3))
+    return np.column_stack([port, protocol, stats]).astype(np.float64), [
+        "dst_port",
+        "protocol",
+        "a",
+        "b",
+        "c",
+    ]
+
+
+def _onnx_scores(model: KNNDistanceModel, x: np.ndarray) -> np.ndarray:
+    graph = model.to_onnx(x.shape[1])
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["score"], {"x": x.astype(np.float32)})[0]
+
+
+def test_a_service_with_fewer_than_k_benign_rows_is_known_and_judged_against_all_of_them():
+    """Known as soon as one benign reference row uses it: with k = 3 and two rows to 22/tcp, a flow to 22/tcp
+    scores its distance to the farther of the two (the min(k, n)-th nearest), not the unseen offset."""
+    X, names = _rare_service_matrix()
+    model = KNNDistanceModel(scaling="standard", k=3).fit(X, feature_names=names)
+    assert model.k_ == 3 and (model.reference_service_ == model._service_ids(X[-1:])[0]).sum() == 2
+    rng = np.random.default_rng(1)
+    queries = X[-2:].repeat(20, axis=0)
+    queries[:, 2:] *= rng.lognormal(0.0, 0.2, (40, 3))
+    scaled = (queries - model.mean_) * model.inv_std_
+    d = np.sqrt(((scaled[:, None, :] - model.reference_[None, -2:, :]) ** 2).sum(axis=2))
+    scores = model.attack_score(queries)
+    np.testing.assert_allclose(scores, d.max(axis=1), rtol=1e-5)  # the 2nd (= last) of its service's rows
+    unseen = model.attack_score(queries.copy() + np.r_[9000.0, 0, 0, 0, 0])  # port 9022: no benign row
+    assert (unseen > scores).all() and (unseen >= model.unseen_offset_).all()
+    np.testing.assert_allclose(_onnx_scores(model, queries), scores, rtol=1e-5)  # TopK path, k = 3
+    np.testing.assert_allclose(_onnx_scores(model, queries + np.r_[9000.0, 0, 0, 0, 0]), unseen, rtol=1e-5)
+    # leave-one-out: each 22/tcp reference row has one other row of its service, so it is known too
+    calibration = model._final(*model._combine(*model._distances_parts(None, exclude_self=True)), 0.0)
+    assert np.isfinite(calibration[-2:]).all() and (calibration[-2:] <= model.unseen_offset_).all()
+
+
+def test_a_service_whose_only_benign_row_is_left_out_counts_as_unseen_in_calibration():
+    X, names = _rare_service_matrix()
+    X = X[:-1]  # one row to 22/tcp: scored leave-one-out, its service has no other row
+    model = KNNDistanceModel(scaling="standard", k=2).fit(X, feature_names=names)
+    raw = model._combine(*model._distances_parts(None, exclude_self=True))
+    assert np.isinf(raw[1][-1]) and np.isfinite(raw[1][:-1]).all()
+    assert model.calibration_scores_.max() >= model.unseen_offset_  # that row scores U + plain distance

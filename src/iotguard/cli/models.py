@@ -56,6 +56,15 @@ def evaluate(
         float,
         typer.Option("--target-fpr", help="Alert threshold: this share of benign validation rows alert."),
     ] = 0.01,
+    fpr_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--fpr-confidence",
+            help="Set the threshold so that its FPR on new benign flows stays within --target-fpr with this "
+            "probability (e.g. 0.95; binomial bound over the benign validation scores). Default: the plain "
+            "share of validation rows.",
+        ),
+    ] = None,
     train_split: Annotated[
         str | None,
         typer.Option(
@@ -105,6 +114,7 @@ def evaluate(
         task=task,
         seed=seed,
         target_fpr=target_fpr,
+        fpr_confidence=fpr_confidence,
         latency_calls=latency_calls,
         native=native,
         progress=progress,
@@ -156,6 +166,15 @@ def train(
     target_fpr: Annotated[
         float, typer.Option("--target-fpr", help="Share of benign validation rows that alert.")
     ] = 0.01,
+    fpr_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--fpr-confidence",
+            help="Set the threshold so that its FPR on new benign flows stays within --target-fpr with this "
+            "probability (e.g. 0.95; binomial bound over the benign validation scores). Default: the plain "
+            "share of validation rows.",
+        ),
+    ] = None,
     test_fraction: Annotated[
         float,
         typer.Option(
@@ -207,6 +226,7 @@ def train(
         seed=seed,  # type: ignore[arg-type]
         progress=progress,
         target_fpr=target_fpr,
+        fpr_confidence=fpr_confidence,
         dataset=source,
         keys=keys,
     )

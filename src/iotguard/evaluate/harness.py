@@ -118,12 +118,14 @@ def run_experiments(
     task: str = "binary",
     seed: int = 0,
     target_fpr: float = DEFAULT_TARGET_FPR,
+    fpr_confidence: float | None = None,
     latency_calls: int = 1000,
     native: bool = False,
     progress: Progress = NO_PROGRESS,
     keep_models: Path | None = None,
 ) -> Outcome:
-    """Train each model on each experiment's training set and score it on the experiment's test sets."""
+    """Train each model on each experiment's training set and score it on the experiment's test sets
+    (``target_fpr`` and ``fpr_confidence``: every model's threshold rule, see :func:`train_model`)."""
     specs = [get(name) for name in models]
     if task not in ("binary", "multiclass"):
         raise ConfigError(f"unknown task {task!r}", expected="binary or multiclass")
@@ -167,6 +169,7 @@ def run_experiments(
                     seed=seed,
                     progress=progress,
                     target_fpr=target_fpr,
+                    fpr_confidence=fpr_confidence,
                     dataset=f"{exp.dataset}:{exp.train_split}",
                     keys=exp.train.frame if window else None,
                 )

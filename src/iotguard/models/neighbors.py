@@ -23,8 +23,10 @@ putting every feature on a common scale learnt from the benign rows (``scaling``
 ``protocol``) -- the canonical flow table, CICIDS2017 -- the destination service is treated as an identity,
 not a magnitude. Each (port, protocol) pair among the benign reference rows is a known service; a flow is
 compared only with reference rows of its own service (exact equality of the preprocessed value, up to a few
-float32 steps so that the ONNX graph's preprocessing agrees with numpy's). A flow whose service has fewer than
-k benign reference rows scores ``U`` + its distance to all reference rows, where ``U`` is the largest
+float32 steps so that the ONNX graph's preprocessing agrees with numpy's): its score is the distance to the
+``min(k, n)``-th nearest of them, ``n`` being the service's reference rows (a service is known as soon as one
+benign reference row uses it; whether it is known does not depend on k). A flow to a service no benign
+reference row has scores ``U`` + its distance to all reference rows, where ``U`` is the largest
 same-service score of any benign calibration row: it ranks above every benign flow to a known service, and
 the benign threshold still bounds how many such flows alert. Without a ``dst_port`` feature (NSL-KDD,
 UNSW-NB15, a matrix without column names) or with ``service="none"``: every reference row counts.
@@ -249,7 +251,7 @@ class KNNDistanceModel:
             )
             all_.append(a[:, -1])
             if s is not None:
-                same.append(s[:, -1])
+                same.append(_nearest_available(s, self.k_))
         return all_, same if self.service_ is not None else None
 
     def _combine(
@@ -372,22 +374,34 @@ class KNNDistanceModel:
             scores.append(g.op("Div", g.op("Sqrt", self._onnx_kth(g, d2)), divisor_const))
             if same is not None:
                 d2_same = g.op("Where", same, d2, g.const(np.float64(np.inf), "inf"))
-                same_scores.append(g.op("Div", g.op("Sqrt", self._onnx_kth(g, d2_same)), divisor_const))
+                same_scores.append(
+                    g.op("Div", g.op("Sqrt", self._onnx_kth(g, d2_same, available=True)), divisor_const)
+                )
         score = scores[0] if len(scores) == 1 else g.op("Max", *scores)
-        if same is not None:  # a service with fewer than k benign reference rows: offset + distance to all
+        if same is not None:  # a service no benign reference row has: offset + distance to all
             same_score = same_scores[0] if len(same_scores) == 1 else g.op("Max", *same_scores)
             unseen = g.op("Add", g.const(np.float64(self.unseen_offset_), "unseen_offset"), score)
             score = g.op("Where", g.op("IsInf", same_score), unseen, same_score)
         g.output("score", g.op("Cast", score, to=FLOAT), FLOAT, [None])
         return g.model()
 
-    def _onnx_kth(self, g: Any, d2: str) -> str:
+    def _onnx_kth(self, g: Any, d2: str, available: bool = False) -> str:
+        """The k-th smallest of each row of ``d2``; ``available``: the largest finite one among the k
+        smallest (the ``min(k, n)``-th of a row with ``n`` finite entries, ``inf`` when there is none), as
+        :func:`_nearest_available`."""
         if self.k_ == 1:
             return g.op("ReduceMin", d2, g.const(np.array([1], np.int64), "axis"), keepdims=0)
         # the k smallest, ascending; the last of them is the k-th nearest
         k = g.const(np.array([self.k_], np.int64), "k")
         nearest, _ = g.op("TopK", d2, k, axis=1, largest=0, sorted=1, outputs=2)
-        return g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
+        if not available:
+            return g.op("Gather", nearest, g.const(np.array(self.k_ - 1, np.int64), "kth"), axis=1)
+        # squared distances are >= 0: an infinite entry becomes -1, and a maximum below 0 means none is finite
+        minus_one = g.const(np.float64(-1.0), "minus_one")
+        finite = g.op("Where", g.op("IsInf", nearest), minus_one, nearest)
+        largest = g.op("ReduceMax", finite, g.const(np.array([1], np.int64), "axis"), keepdims=0)
+        none = g.op("Less", largest, g.const(np.float64(0.0), "zero"))
+        return g.op("Where", none, g.const(np.float64(np.inf), "inf"), largest)
 
     def _onnx_service_ids(self, g: Any, x: str) -> str:
         """Service id per row as :meth:`_service_ids`: per service column, the first benign value within
@@ -481,7 +495,7 @@ def _divisor(distances: tuple[np.ndarray, np.ndarray | None], k: int, target_fpr
     from iotguard.models.pipeline import fpr_threshold
 
     all_, same = distances
-    kth = all_[:, k - 1] if same is None else same[:, k - 1]
+    kth = all_[:, k - 1] if same is None else _nearest_available(same, k)
     if same is not None:
         kth = kth[np.isfinite(kth)]
         if not len(kth):
@@ -497,7 +511,11 @@ def _union(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The larger of the scales' k-th distances, each divided by its own divisor (see :func:`_larger`)."""
     all_ = [distances[s][0][:, k - 1] for s in scalings]
-    same = None if distances[scalings[0]][1] is None else [distances[s][1][:, k - 1] for s in scalings]  # type: ignore[index]
+    same = (
+        None
+        if distances[scalings[0]][1] is None
+        else [_nearest_available(distances[s][1], k) for s in scalings]  # type: ignore[arg-type]
+    )
     return _larger(all_, same, divisors)
 
 
@@ -544,6 +562,16 @@ def _kth_distances(
             mine = ids[start : start + BLOCK, None] == reference_ids[None, :]
             same[start : start + BLOCK] = _k_smallest(np.where(mine, d2, np.inf), k)
     return out, same
+
+
+def _nearest_available(same: np.ndarray, k: int) -> np.ndarray:
+    """Per row of sorted same-service distances [N, >= k]: the ``min(k, n)``-th nearest, ``n`` being the
+    number of finite (same-service) entries; ``inf`` when the row has none (a service no benign reference
+    row has). A service with fewer than k benign reference rows is thus judged against all of them."""
+    first = same[:, :k]
+    finite = np.isfinite(first)
+    largest = np.where(finite, first, -np.inf).max(axis=1)
+    return np.where(finite.any(axis=1), largest, np.inf)
 
 
 def _k_smallest(d2: np.ndarray, k: int) -> np.ndarray:

@@ -11,7 +11,9 @@ Protocol inside the training data (nothing here ever sees a test set)::
     hyper-parameters (where a model chooses them) and early stopping: on the validation rows
     threshold: on the validation rows' benign scores, so that at most target_fpr of them alert; a model
                may add benign scores of its own (``calibration_scores_``: benign fit rows, each scored
-               out-of-sample, e.g. leave-one-out), pooled with them
+               out-of-sample, e.g. leave-one-out), pooled with them. With ``fpr_confidence`` (e.g. 0.95)
+               fewer of them may alert: as many as keep the chance that the threshold's true FPR on new
+               benign flows exceeds target_fpr at most 1 - fpr_confidence (binomial bound, :func:`allowed_alerts`)
 
 ``model.fit`` also receives ``feature_names`` (the preprocessed column names), so that a model can treat a
 column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -147,6 +150,7 @@ def train_model(
     params: dict[str, Any] | None = None,
     dataset: str | None = None,
     keys: pd.DataFrame | None = None,
+    fpr_confidence: float | None = None,
 ) -> TrainedPipeline:
     """Train registry model ``name`` on a feature table.
 
@@ -156,7 +160,9 @@ def train_model(
     ``target_fpr`` rule. ``preprocess``: options of :class:`TablePreprocessor`; ``params``: model options.
     ``keys``: for window models, the rows' ``src_ip`` and time columns when ``X_frame`` lacks them (a
     dataset's ``frame``); each row is scored with the host's earlier flows, whichever side of the
-    validation split they fell on, as the sensor would see them.
+    validation split they fell on, as the sensor would see them. ``fpr_confidence``: set the threshold so
+    that, with this probability, its FPR on new benign flows is at most ``target_fpr`` (None: the plain
+    empirical rule, whose true FPR is above ``target_fpr`` about half the time; see :func:`allowed_alerts`).
     """
     spec = get(name)
     window = None
@@ -172,6 +178,7 @@ def train_model(
         raise ConfigError(f"unknown task {task!r}", expected="binary or multiclass")
     if not 0.0 <= target_fpr < 1.0:
         raise ConfigError(f"target FPR {target_fpr}", expected="a fraction in [0, 1)")
+    _check_confidence(fpr_confidence)
     if not isinstance(X_frame, pd.DataFrame):
         raise TypeError("train_model expects a pandas DataFrame of features")
     labels = encode_labels(y, task)
@@ -221,7 +228,7 @@ def train_model(
     if threshold is not None:
         info: dict[str, Any] = {"rule": "fixed", "value": float(threshold)}
     elif benign_scores is not None:
-        info = choose_threshold(benign_scores, attack_scores, target_fpr)
+        info = choose_threshold(benign_scores, attack_scores, target_fpr, fpr_confidence)
         if calibration is not None:
             info["calibration_rows"] = len(calibration)
             info["validation_benign_rows"] = len(benign_val)
@@ -310,21 +317,30 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def choose_threshold(
-    benign_scores: np.ndarray, attack_scores: np.ndarray | None, target_fpr: float
+    benign_scores: np.ndarray,
+    attack_scores: np.ndarray | None,
+    target_fpr: float,
+    fpr_confidence: float | None = None,
 ) -> dict[str, Any]:
     """The alert threshold from validation scores, and how it was found.
 
-    Normally :func:`fpr_threshold` on the benign scores. When that threshold would flag none of the validation
+    Normally :func:`fpr_threshold` on the benign scores (with ``fpr_confidence``: its binomial bound). When that threshold would flag none of the validation
     attacks (benign rows that look exactly like attacks, as in IoT-23, make the budget unreachable), it moves
     down to just below the highest attack score: the lowest false-positive rate at which the model still
     detects anything. ``target_met`` is then false, so the manifest says the budget was not kept.
     """
-    threshold, achieved = fpr_threshold(benign_scores, target_fpr)
+    threshold, achieved = fpr_threshold(benign_scores, target_fpr, fpr_confidence)
     info: dict[str, Any] = {
         "rule": "target_fpr",
         "target_fpr": target_fpr,
         "validation_benign_rows": len(benign_scores),
     }
+    if fpr_confidence is not None:
+        allowed = allowed_alerts(len(benign_scores), target_fpr, fpr_confidence)
+        info["fpr_confidence"] = fpr_confidence
+        info["allowed_benign_alerts"] = allowed
+        # the confidence actually reached: with few scores even 0 alerts cannot reach the one asked for
+        info["achieved_confidence"] = 1.0 - _binomial_cdf(allowed, len(benign_scores), target_fpr)
     attacks = None if attack_scores is None else np.asarray(attack_scores, dtype=np.float32)
     if attacks is not None and len(attacks) and not (attacks >= np.float32(threshold)).any():
         top = attacks.max()
@@ -342,15 +358,18 @@ def choose_threshold(
     return info
 
 
-def fpr_threshold(benign_scores: np.ndarray, target_fpr: float) -> tuple[float, float]:
-    """The threshold at which at most ``target_fpr`` of these benign scores are ``>=`` it.
+def fpr_threshold(
+    benign_scores: np.ndarray, target_fpr: float, confidence: float | None = None
+) -> tuple[float, float]:
+    """The threshold at which at most ``target_fpr`` of these benign scores are ``>=`` it (with
+    ``confidence``: at most :func:`allowed_alerts` of them).
 
     It sits halfway between the highest benign score allowed below it and the next higher score, so that
     scores that come in steps (a forest's vote shares) do not flip on float rounding. Returns
     ``(threshold, achieved_fpr)``; scores are float32, as the ONNX graph produces them.
     """
     scores = np.sort(np.asarray(benign_scores, dtype=np.float32))[::-1]
-    allowed = int(np.floor(target_fpr * len(scores)))
+    allowed = allowed_alerts(len(scores), target_fpr, confidence)
     if allowed >= len(scores):
         return float(scores[-1]), 1.0
     below = scores[allowed]
@@ -363,6 +382,55 @@ def fpr_threshold(benign_scores: np.ndarray, target_fpr: float) -> tuple[float, 
         threshold = np.nextafter(below, np.float32(np.inf), dtype=np.float32)
     achieved = float(np.mean(scores >= threshold))
     return float(threshold), achieved
+
+
+def allowed_alerts(n: int, target_fpr: float, confidence: float | None = None) -> int:
+    """How many of ``n`` benign calibration scores may lie at or above the threshold.
+
+    Without ``confidence``: ``floor(target_fpr * n)``, the empirical rule. Its threshold sits just above the
+    (a+1)-th highest score, whose true exceedance probability is Beta(a+1, n-a) distributed (for scores drawn
+    independently from the distribution of new benign scores): its mean (a+1)/(n+1) is a little above
+    ``target_fpr`` and it exceeds ``target_fpr`` about half the time. With ``confidence`` = 1 - delta: the
+    largest ``a`` with P(Binomial(n, target_fpr) <= a) <= delta, because the true FPR exceeds
+    ``target_fpr`` exactly when at most ``a`` of the n scores reach the benign (1 - target_fpr) quantile
+    (Vovk 2012, training-conditional conformal prediction). When even ``a = 0`` cannot reach the confidence
+    (n < log(delta) / log(1 - target_fpr), about 300 for 1 % and 0.95): 0, the highest score.
+    """
+    if confidence is None:
+        return int(np.floor(target_fpr * n))
+    _check_confidence(confidence)
+    cdf = _binomial_cdfs(int(np.floor(target_fpr * n)), n, target_fpr)  # P(X <= a), a = 0 .. floor
+    within = np.flatnonzero(cdf <= 1.0 - confidence)
+    return int(within[-1]) if len(within) else 0
+
+
+def _binomial_cdfs(a: int, n: int, p: float) -> np.ndarray:
+    """P(Binomial(n, p) <= i) for i = 0 .. a, from the log pmf (exact enough for n in the millions)."""
+    if p <= 0.0:
+        return np.ones(a + 1)
+    i = np.arange(a + 1, dtype=np.float64)
+    # log P(X = i) = log C(n, i) + i log p + (n - i) log(1 - p)
+    log_pmf = (
+        np.array([math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(a + 1)])
+        + i * math.log(p)
+        + (n - i) * math.log1p(-p)
+    )
+    top = log_pmf.max()
+    return np.minimum(np.cumsum(np.exp(log_pmf - top)) * math.exp(top), 1.0)
+
+
+def _binomial_cdf(a: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) <= a)."""
+    if a < 0:
+        return 0.0
+    if a >= n:
+        return 1.0
+    return float(_binomial_cdfs(a, n, p)[-1])
+
+
+def _check_confidence(confidence: float | None) -> None:
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise ConfigError(f"FPR confidence {confidence}", expected="a probability in (0, 1), e.g. 0.95")
 
 
 def fingerprint(frame: pd.DataFrame, features: Sequence[str], labels: np.ndarray) -> str:
