@@ -186,12 +186,14 @@ def test_unfinished_request_heads_of_many_connections_raise_a_slow_http_dos():
 
 
 def test_the_slow_http_check_leaves_a_models_verdict_alone():
-    comp = Component("classifier", _Flags("Botnet"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    comp = Component(
+        "classifier", _Flags("BruteForce"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0))
+    )
     engine = DetectionEngine(
         Detector(comp, None), config=DetectionConfig(evidence=EvidenceConfig(enabled=False))
     )
     events = engine.process(_slow_rows(3, 45.0))
-    assert {(e.alert.family, e.alert.model) for e in events} == {("Botnet", "always-Botnet")}
+    assert {(e.alert.family, e.alert.model) for e in events} == {("BruteForce", "always-BruteForce")}
 
 
 def _download_capture(path) -> None:
@@ -244,3 +246,6 @@ def test_a_device_downloading_an_executable_raises_a_botnet_incident_at_once(tmp
     # a model's verdict on the same flow is overridden by the rule's (the download names the family)
     engine = _run(path, "DoS", DetectionConfig(evidence=EvidenceConfig(enabled=False)))
     assert engine.stats.by_family == {"DoS": 1, "Botnet": 1}
+    # served from inside the site (an infected peer), it is still a Botnet download, not a re-labelled guess
+    engine = _run(path, "Benign", DetectionConfig(site_networks=["192.168.0.0/16", "203.0.113.0/24"]))
+    assert engine.stats.by_family == {"Botnet": 1} and engine.stats.inside_site == 0
