@@ -11,7 +11,8 @@ devices). For each: attack episodes with an incident (matched as ``benchmarks/re
 false incidents (incidents that match no episode), incidents naming a host that is only ever a victim, and
 alerts without an explanation.
 
-``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, and with other
+``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, with Botnet
+verdicts against servers inside the site kept as Botnet (``DetectionConfig.external_families``), and with other
 classifier threshold floors; ``--anomaly-models`` trains other anomaly models on the default detector's
 benign training flows and compares them at its target false-positive rate (benign flows of the validation
 scenarios alerting, and the share of each attack family's flows flagged).
@@ -139,7 +140,7 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
     from iotguard.detect.engine import DetectionConfig
     from iotguard.detect.evidence import DEFAULT_RULES, EvidenceConfig, EvidenceRule
 
-    variants: list[tuple[str, dict | str | None, float | None]] = [
+    variants: list[tuple[str, dict | str | DetectionConfig | None, float | None]] = [
         ("default", {}, None),
         ("evidence gate off", None, None),
         ("PortScan: 2 targets", {"PortScan": EvidenceRule(targets=2)}, None),
@@ -184,12 +185,20 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
         ),
         ("Anomaly: no one-flow flood", {"Anomaly": EvidenceRule(conversations=5)}, None),
         ("Botnet: first alert", {"Botnet": EvidenceRule()}, None),
+        ("Botnet inside the site kept as Botnet", DetectionConfig(external_families=[]), None),
+        (
+            "evidence gate off, Botnet inside kept",
+            DetectionConfig(evidence=EvidenceConfig(enabled=False), external_families=[]),
+            None,
+        ),
     ] + [(f"classifier floor P(attack) {p}", {}, p) for p in (0.0, 0.01, 0.05, 0.2, 0.3, 0.5)]
     out = []
     c = detector.classifier
     saved = (c.floor, c.threshold) if c is not None else None
     for name, change, floor in variants:
-        if change is None:
+        if isinstance(change, DetectionConfig):
+            config = change
+        elif change is None:
             config = DetectionConfig(evidence=EvidenceConfig(enabled=False))
         elif change == "pooled":
             config = DetectionConfig(evidence=EvidenceConfig(pooled=True))

@@ -184,9 +184,11 @@ def test_unfinished_request_heads_of_many_connections_raise_a_slow_http_dos():
 
 
 def test_the_slow_http_check_leaves_a_models_verdict_alone():
-    comp = Component("classifier", _Flags("Botnet"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    comp = Component(
+        "classifier", _Flags("BruteForce"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0))
+    )
     engine = DetectionEngine(
         Detector(comp, None), config=DetectionConfig(evidence=EvidenceConfig(enabled=False))
     )
     events = engine.process(_slow_rows(3, 45.0))
-    assert {(e.alert.family, e.alert.model) for e in events} == {("Botnet", "always-Botnet")}
+    assert {(e.alert.family, e.alert.model) for e in events} == {("BruteForce", "always-BruteForce")}

@@ -67,6 +67,16 @@ def _check_network(value: str) -> str:
 NetworkStr = Annotated[str, AfterValidator(_check_network)]
 """An IP address or CIDR network, checked item by item so an error names the list item's line."""
 
+SITE_NETWORKS: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
+"""The site's own networks by default: private (RFC 1918), unique local (RFC 4193) and link-local IPv6
+addresses. An address in them is a local device; any other is a remote peer (``inventory.networks``)."""
+EXTERNAL_FAMILIES: tuple[str, ...] = ("Botnet",)
+"""Families whose server is on the internet by definition: a bot's command-and-control server is the
+attacker's machine, reached across the internet (Mirai's C&C, report and loader servers, IoT-23's C&C servers),
+not one of the site's own hosts. Detection re-labels a verdict of such a family against a server in the site's
+networks as ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors, Modbus
+pollers and dashboards talk, and a flow classifier's guess alone is no evidence of a C&C."""
+
 
 # -- capture ------------------------------------------------------------------------------------------
 class CaptureConfig(_Section):
@@ -190,6 +200,11 @@ class DetectConfig(_Section):
         None, description="EVE JSON log of alerts. Empty: eve.json in the state directory."
     )
     suppress: list[SuppressRule] = Field(default_factory=list, description="Alerts that are never raised.")
+    external_families: list[str] = Field(
+        default_factory=lambda: list(EXTERNAL_FAMILIES),
+        description="Families whose server must be outside inventory.networks: a verdict of one of them "
+        "against the site's own server is an Anomaly alert (docs/detection.md). Empty: off.",
+    )
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DetectConfig:
@@ -414,8 +429,9 @@ class DeviceConfig(_Section):
 
 class InventoryConfig(_Section):
     networks: list[NetworkStr] = Field(
-        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"],
-        description="Addresses in these networks are local devices; others are remote peers.",
+        default_factory=lambda: list(SITE_NETWORKS),
+        description="The site's networks: addresses in them are local devices, others remote peers (the "
+        "inventory, and detection's external-only families such as Botnet, docs/detection.md).",
     )
     max_devices: int = Field(
         65_536, ge=16, description="Bound of the inventory (least recently seen evicted)."

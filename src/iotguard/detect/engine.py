@@ -16,6 +16,9 @@ model flagged whose client has left an HTTP request head unfinished for ``slow_h
 (``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
 so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
 
+A verdict of an external-only family (``Botnet``: a C&C server is on the internet) against a server in the
+site's networks is re-labelled ``Anomaly`` before anything else, and needs that family's evidence.
+
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
 family (see ``evidence``).
@@ -40,8 +43,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from iotguard.core.config import EXTERNAL_FAMILIES, SITE_NETWORKS
 from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
 from iotguard.core.store import Store
@@ -124,6 +128,21 @@ class DetectionConfig(BaseModel):
     slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
     """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
     subject to the DoS evidence rule (None: off)."""
+    site_networks: list[str] = Field(default_factory=lambda: list(SITE_NETWORKS))
+    """The site's own networks (the sensor config's ``inventory.networks``)."""
+    external_families: list[str] = Field(default_factory=lambda: list(EXTERNAL_FAMILIES))
+    """Families whose server must be outside ``site_networks``; a verdict of one of them against a server
+    inside becomes an ``Anomaly`` alert (its evidence rule applies). Empty: off."""
+
+    @field_validator("site_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -138,6 +157,8 @@ def detection_config(config: Any) -> DetectionConfig:
         suppress=[SuppressRule(**s.model_dump()) for s in d.suppress],
         severity=SeverityConfig(family=dict(d.severity), low_confidence=d.low_confidence),
         evidence=EvidenceConfig(enabled=d.evidence),
+        site_networks=list(config.inventory.networks),
+        external_families=list(d.external_families),
     )
 
 
@@ -163,6 +184,9 @@ class DetectionStats:
     unattributed: int = 0
     """Flagged flows that name no attacker, dropped (``attribution``): TCP flows whose first packet seen was a
     RST (an answer or a forgery) and flows from an unspecified, multicast or broadcast address."""
+    inside_site: int = 0
+    """Flagged flows of an external-only family (Botnet) whose server is in the site's networks, re-labelled
+    ``Anomaly``."""
     alerts: int = 0
     incidents: int = 0
     explain_seconds: float = 0.0
@@ -214,6 +238,8 @@ class DetectionEngine:
         self.suppressor = Suppressor(config.suppress)
         self.confirmer = Confirmer(config.confirm)
         self.folder = IncidentFolder(config.fold)
+        self._site = [ipaddress.ip_network(n, strict=False) for n in config.site_networks]
+        self._inside: dict[str, bool] = {}  # address -> in the site's networks (bounded like _alerted)
         self.gate = EvidenceGate(
             config.evidence, window=config.fold.window, fanin=config.fold.fanin, scatter=config.fold.scatter
         )
@@ -258,6 +284,7 @@ class DetectionEngine:
             self.stats.self_flows += int((nobody & who.self_flow).sum())
             self.stats.unattributed += int((nobody & ~who.self_flow).sum())
             flagged = flagged & ~nobody
+        inside = self._external_inside(verdicts, flagged, victim)
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -317,6 +344,7 @@ class DetectionEngine:
         }
         cols["src_ip"], cols["dst_ip"] = src, dst
         cols["attacker"], cols["victim"], cols["swapped"] = attacker, victim, swapped
+        cols["inside"] = inside
         vol = _attacker_volumes(num, swapped)
         released: list[Alert] = []
         explained = dict(zip(keep, explanations, strict=True))
@@ -360,6 +388,8 @@ class DetectionEngine:
             model, how = PROBE_MODEL, "a packet only probing tools send"
         elif verdicts.component[i] == SLOW_HTTP:
             model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
+        elif cols["inside"][i]:
+            how = "a botnet-like channel to a server inside the site"
         return Alert(
             timestamp=float(cols["ts_last"][i]),
             src_ip=src,
@@ -379,6 +409,34 @@ class DetectionEngine:
             top_features=top,
             device=self.assets.name(dst) or self.assets.name(src),
         )
+
+    def _external_inside(self, verdicts: Any, flagged: np.ndarray, victim: np.ndarray) -> np.ndarray:
+        """Re-label (in place) the flagged verdicts of an external-only family (``external_families``) whose
+        server, the alert's victim, is in the site's networks, as ``Anomaly``; returns which rows were."""
+        inside = np.zeros(len(flagged), dtype=bool)
+        families = self.config.external_families
+        if not families or not self._site:
+            return inside
+        for i in np.flatnonzero(flagged & np.isin(verdicts.family, families)).tolist():
+            inside[i] = self._in_site(str(victim[i]))
+        if inside.any():
+            verdicts.family[inside] = ANOMALY
+            self.stats.inside_site += int(inside.sum())
+        return inside
+
+    def _in_site(self, address: str) -> bool:
+        known = self._inside.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                known = False  # not an address (a flow table's placeholder): nothing to judge by
+            else:
+                known = any(ip.version == net.version and ip in net for net in self._site)
+            if len(self._inside) >= ALERTED_KEPT:
+                self._inside.clear()
+            self._inside[address] = known
+        return known
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
