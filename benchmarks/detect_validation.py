@@ -12,7 +12,8 @@ false incidents (incidents that match no episode), incidents naming a host that 
 alerts without an explanation.
 
 ``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, with Botnet
-verdicts against servers inside the site kept as Botnet (``DetectionConfig.external_families``), and with other
+verdicts against servers inside the site kept as Botnet (``DetectionConfig.external_families``), with the
+download check off, and with other
 classifier threshold floors; ``--anomaly-models`` trains other anomaly models on the default detector's
 benign training flows and compares them at its target false-positive rate (benign flows of the validation
 scenarios alerting, and the share of each attack family's flows flagged).
@@ -191,6 +192,7 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             DetectionConfig(evidence=EvidenceConfig(enabled=False), external_families=[]),
             None,
         ),
+        ("download check off", DetectionConfig(elf_downloads=None), None),
     ] + [(f"classifier floor P(attack) {p}", {}, p) for p in (0.0, 0.01, 0.05, 0.2, 0.3, 0.5)]
     out = []
     c = detector.classifier

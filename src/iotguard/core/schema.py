@@ -55,6 +55,12 @@ HEAD_OPEN_COLUMN: Final = "http_head_open"
 (request line sent, the blank line ending its headers not yet, no answer from the server) at the record's last
 packet; 0 when none is open. Not a model feature; the detection engine's slow-HTTP check reads it."""
 
+ELF_COLUMN: Final = "elf_downloads"
+"""Optional column of extracted flow tables: Linux executables (ELF headers) the flow's source received from its
+destination over TCP, at the start of the destination's stream or of an HTTP response body
+(``iotguard.flows.parse._executable``): a device fetching a bot binary. Not a model feature; the detection
+engine's download check reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

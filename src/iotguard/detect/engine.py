@@ -15,6 +15,10 @@ fixed rule, their own evidence: the evidence gate does not hold them. And a thir
 model flagged whose client has left an HTTP request head unfinished for ``slow_http_seconds``
 (``http_head_open``) is a ``DoS`` candidate, model ``slow-http-check``; one such connection is a slow client,
 so these alerts wait for the DoS rule's evidence (many connections of one attacker) like any other.
+And Linux executables a flow's source downloaded (``elf_downloads``: an ELF header at the start of an HTTP
+response body or of the server's TCP stream, ``flows.parse._executable``): a flow with at least
+``elf_downloads`` of them is a ``Botnet`` alert (malware delivered to the device: the flow's source, as for every
+botnet alert), model ``download-check``, a fixed rule's match like the first two.
 
 A verdict of an external-only family (``Botnet``: a C&C server is on the internet) against a server in the
 site's networks is re-labelled ``Anomaly`` before anything else, and needs that family's evidence.
@@ -47,7 +51,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from iotguard.core.config import EXTERNAL_FAMILIES, SITE_NETWORKS
 from iotguard.core.records import Alert, Incident, proto_name
-from iotguard.core.schema import FAMILIES, HEAD_OPEN_COLUMN, HTTP_COLUMN, PARTIAL_COLUMN, PROBES_COLUMN
+from iotguard.core.schema import (
+    ELF_COLUMN,
+    FAMILIES,
+    HEAD_OPEN_COLUMN,
+    HTTP_COLUMN,
+    PARTIAL_COLUMN,
+    PROBES_COLUMN,
+)
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
 from iotguard.detect.attribution import COLUMNS as ATTRIBUTION_COLUMNS
@@ -87,6 +98,15 @@ DEFAULT_SLOW_HTTP_SECONDS = 20.0
 client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
 head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
 more header line every 15 s to stay under such limits.)"""
+DOWNLOAD = 6
+"""``Verdicts.component`` of a verdict made by the download check."""
+DOWNLOAD_MODEL = "download-check"
+DOWNLOAD_FAMILY = "Botnet"
+"""A device fetching a Linux executable is being recruited (Mirai's loaders and droppers fetch the bot with
+wget); the device is the flow's source, as in every botnet alert, so a policy can quarantine ``src``."""
+DEFAULT_ELF_DOWNLOADS = 1
+"""One executable is enough: the download is the infection, and plain HTTP or a raw stream is no way a device's
+legitimate software arrives as a bare ELF file (packages and firmware images have their own formats)."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -128,6 +148,8 @@ class DetectionConfig(BaseModel):
     slow_http_seconds: float | None = Field(DEFAULT_SLOW_HTTP_SECONDS, gt=0)
     """A flow no model flagged whose client left an HTTP request head unfinished this long alerts as DoS,
     subject to the DoS evidence rule (None: off)."""
+    elf_downloads: int | None = Field(DEFAULT_ELF_DOWNLOADS, ge=1)
+    """A flow whose source received at least this many Linux executables (ELF) alerts as Botnet (None: off)."""
     site_networks: list[str] = Field(default_factory=lambda: list(SITE_NETWORKS))
     """The site's own networks (the sensor config's ``inventory.networks``)."""
     external_families: list[str] = Field(default_factory=lambda: list(EXTERNAL_FAMILIES))
@@ -335,6 +357,8 @@ class DetectionEngine:
                 explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
             elif verdicts.component[i] == SLOW_HTTP:
                 explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == DOWNLOAD:
+                explanations[j] = [(ELF_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -358,7 +382,8 @@ class DetectionEngine:
                 continue
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            released += self.gate.admit(alert, obs, proven=bool(verdicts.component[i] in (INSPECTION, PROBE)))
+            proven = bool(verdicts.component[i] in (INSPECTION, PROBE, DOWNLOAD))
+            released += self.gate.admit(alert, obs, proven=proven)
         if not released:
             self._expire()
             return []
@@ -388,6 +413,8 @@ class DetectionEngine:
             model, how = PROBE_MODEL, "a packet only probing tools send"
         elif verdicts.component[i] == SLOW_HTTP:
             model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
+        elif verdicts.component[i] == DOWNLOAD:
+            model, how = DOWNLOAD_MODEL, "a Linux executable downloaded"
         elif cols["inside"][i]:
             how = "a botnet-like channel to a server inside the site"
         return Alert(
@@ -412,12 +439,15 @@ class DetectionEngine:
 
     def _external_inside(self, verdicts: Any, flagged: np.ndarray, victim: np.ndarray) -> np.ndarray:
         """Re-label (in place) the flagged verdicts of an external-only family (``external_families``) whose
-        server, the alert's victim, is in the site's networks, as ``Anomaly``; returns which rows were."""
+        server, the alert's victim, is in the site's networks, as ``Anomaly``; returns which rows were. The
+        download check's ``Botnet`` stays: an executable delivered is one whoever serves it (a worm such as Mozi
+        has the infected peer next door serve it), where the rule is about a model's guess at a C&C channel."""
         inside = np.zeros(len(flagged), dtype=bool)
         families = self.config.external_families
         if not families or not self._site:
             return inside
-        for i in np.flatnonzero(flagged & np.isin(verdicts.family, families)).tolist():
+        model = verdicts.component != DOWNLOAD
+        for i in np.flatnonzero(flagged & model & np.isin(verdicts.family, families)).tolist():
             inside[i] = self._in_site(str(victim[i]))
         if inside.any():
             verdicts.family[inside] = ANOMALY
@@ -439,10 +469,11 @@ class DetectionEngine:
         return known
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
-        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts and of those
-        whose HTTP requests carried enough injection indicators into WebAttack alerts (in place; the score is
-        the count); flows no model flagged whose HTTP request head stayed unfinished long enough become DoS
-        alerts (the score is the seconds)."""
+        """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts, of those
+        whose HTTP requests carried enough injection indicators into WebAttack alerts and of those whose source
+        received enough Linux executables into Botnet alerts (in place; the score is the count, and the last
+        rule that matches names the family); flows no model flagged whose HTTP request head stayed unfinished
+        long enough become DoS alerts (the score is the seconds)."""
         need_s = self.config.slow_http_seconds
         if need_s is not None and HEAD_OPEN_COLUMN in flows.columns:
             seconds = _column(flows, HEAD_OPEN_COLUMN)
@@ -455,6 +486,7 @@ class DetectionEngine:
         for column, need, family, component in (
             (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
             (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),
+            (ELF_COLUMN, self.config.elf_downloads, DOWNLOAD_FAMILY, DOWNLOAD),
         ):
             if need is None or column not in flows.columns:
                 continue

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from iotguard.core.schema import (
+    ELF_COLUMN,
     EXTRA_FEATURES,
     FIRST_FLAGS_COLUMN,
     FLOW_FEATURES,
@@ -34,13 +35,14 @@ OPTIONAL_EXTRAS = (
     FIRST_FLAGS_COLUMN,
     PROBES_COLUMN,
     HEAD_OPEN_COLUMN,
+    ELF_COLUMN,
 )
 """Columns after ``partial``: why the record was emitted, the application protocol its port suggests, the
 most injection indicators one HTTP request of the flow carried (``flows.parse.http_indicators``; 0 for flows
 without an HTTP request), the TCP flags of the connection's first packet seen (-1 for other protocols), and
 the packets of the flow's source that only probing tools send (``flows.table._probe``), and the seconds its
-HTTP request head has stayed unfinished. Not model features: the detection engine reads the last four
-directly."""
+HTTP request head has stayed unfinished, and the Linux executables its source received. Not model features:
+the detection engine reads the last five directly."""
 
 FLOW_COLUMNS = tuple(
     dict.fromkeys((*IDENTITY_COLUMNS, *FLOW_FEATURES, *EXTRA_FEATURES, PARTIAL_COLUMN, *OPTIONAL_EXTRAS))
@@ -350,6 +352,7 @@ def records(out_f: np.ndarray, out_k: np.ndarray, out_i: np.ndarray) -> pd.DataF
     cols[PROBES_COLUMN] = f[:, t.PROBES].astype(np.int64)
     head_at = f[:, t.HEAD_AT]
     cols[HEAD_OPEN_COLUMN] = np.where(head_at > 0, (f[:, t.TS_LAST] - head_at) / 1e6, 0.0)
+    cols[ELF_COLUMN] = f[:, t.EXE_N].astype(np.int64)
     for name in INT_FEATURES:
         cols[name] = np.asarray(cols[name]).astype(np.int64)
     return pd.DataFrame(cols, columns=list(FLOW_COLUMNS))
@@ -382,7 +385,7 @@ def _empty() -> pd.DataFrame:
         elif name == PARTIAL_COLUMN:
             dtype = bool
         elif (
-            name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN)
+            name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN, ELF_COLUMN)
             or name in INT_FEATURES
         ):
             dtype = np.int64

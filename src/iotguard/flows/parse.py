@@ -14,6 +14,8 @@ release of CICFlowMeter. Packets that cannot become part of a flow get a nonzero
 ``http`` looks into one place of the payload: a TCP packet whose payload starts an HTTP/1.x request (a method
 token and a space) gets the number of *injection indicators* in its request target (percent-decoded) and in
 the part of its body that the packet carries; every other packet gets 0. See :func:`http_indicators`.
+``exe`` looks at the first bytes of a TCP payload, or of the body after an HTTP response head, for the header of
+a Linux executable (ELF); see :func:`_executable` (run in the same pass as :func:`http_indicators`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ REASON_NAMES = {
 HEAD_OPEN = 1
 HEAD_END = 2
 
+# ``Packets.exe``: where a TCP packet carries the start of a Linux executable (an ELF header, see _elf)
+ELF_AT_START = 1  # its payload starts with one (the start of a stream, or of a body whose head came before)
+ELF_IN_RESPONSE = 2  # it starts an HTTP response whose body, in the same packet, starts with one
+RESPONSE_HEAD = (
+    3  # it starts an HTTP response whose head ends with the packet: the body starts in a later one
+)
+
 # TCP flag bits, as in the TCP header's flags byte.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
@@ -76,6 +85,7 @@ class Packets:
     http: np.ndarray | None = None  # int32 injection indicators of an HTTP request (None: all 0)
     pay_at: np.ndarray | None = None  # int64 offset of the TCP payload in the batch's data (-1: not TCP)
     http_head: np.ndarray | None = None  # int8 HEAD_OPEN / HEAD_END / 0 (None: all 0), see http_indicators
+    exe: np.ndarray | None = None  # int8 ELF_AT_START / ELF_IN_RESPONSE / RESPONSE_HEAD / 0 (None: all 0)
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -375,6 +385,7 @@ def parse(batch: PacketBatch) -> Packets:
         http=np.zeros(n, np.int32),
         pay_at=np.full(n, -1, np.int64),
         http_head=np.zeros(n, np.int8),
+        exe=np.zeros(n, np.int8),
     )
     if n:
         pay_at = out.pay_at
@@ -401,7 +412,15 @@ def parse(batch: PacketBatch) -> Packets:
             pay_at,
         )
         http_indicators(
-            batch.data, batch.offset, batch.caplen, out.payload, pay_at, out.reason, out.http, out.http_head
+            batch.data,
+            batch.offset,
+            batch.caplen,
+            out.payload,
+            pay_at,
+            out.reason,
+            out.http,
+            out.http_head,
+            out.exe,
         )
     return out
 
@@ -530,7 +549,7 @@ def _count(data, p, end, target):
 
 
 @njit(cache=True)
-def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head, exe):
     """Per packet: injection indicators of the HTTP request it starts (0 for every other packet), and in
     ``head`` whether it starts a request whose header block it does not finish (:data:`HEAD_OPEN`) or its
     payload ends with the blank line that ends a header block (:data:`HEAD_END`), for the slow-HTTP check.
@@ -538,12 +557,16 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
     Only what the packet itself carries is read (a request split over segments is judged on its first), and
     at most :data:`_MAX_TARGET` bytes of the target and of each inspected header, :data:`_MAX_BODY` of the
     body. Of the headers only those the protocol defines as a URI (:data:`_HEADER_NAMES`: ``SOAPAction``,
-    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons."""
+    ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons.
+
+    In the same pass (one look at each payload's first bytes), ``exe`` gets where the packet carries the start
+    of a Linux executable (:func:`_executable`)."""
     for i in range(offset.shape[0]):
         p = pay_at[i]
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
             continue
         end = min(offset[i] + caplen[i], p + payload[i])
+        exe[i] = _executable(data, p, end, p + payload[i])
         if (
             end - p >= 2
             and data[end - 1] == 10
@@ -589,6 +612,93 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head):
         out[i] = n
         if not finished and end == p + payload[i]:  # (a snapped packet may have had the rest)
             head[i] = HEAD_OPEN
+
+
+_MAX_HEAD = (
+    8192  # bytes of an HTTP response head looked through for its end (8 KiB: most servers' head limit)
+)
+
+
+@njit(cache=True, inline="always")
+def _elf(data, q, end):
+    """An ELF header at ``q``: the magic ``7f 'E' 'L' 'F'`` and a valid class (1: 32-bit, 2: 64-bit), the fields
+    every ELF loader checks first. (The later identification bytes are not read: a bot's packer may garble
+    them, and the magic and class already make a chance match in other data about one in 10**10.)"""
+    return (
+        q + 5 <= end
+        and data[q] == 0x7F
+        and data[q + 1] == 69
+        and data[q + 2] == 76
+        and data[q + 3] == 70
+        and (data[q + 4] == 1 or data[q + 4] == 2)
+    )
+
+
+@njit(cache=True)
+def _elf_body(data, q, end):
+    """An ELF header at ``q``, or after a chunk-size line there (a chunked HTTP body's first chunk: hex digits,
+    an optional extension after ``;``, CRLF; RFC 9112 section 7.1)."""
+    if _elf(data, q, end):
+        return True
+    k = q
+    while k < end and k - q < 16 and _hex(data[k]) >= 0:
+        k += 1
+    if k == q or k >= end or not (data[k] == 59 or data[k] == 13 or data[k] == 10 or data[k] == 32):
+        return False
+    lim = min(end, k + 256)
+    while k < lim and data[k] != 10:
+        k += 1
+    return k < lim and _elf(data, k + 1, end)
+
+
+@njit(cache=True)
+def _executable(data, p, end, whole):
+    """Where the TCP payload at ``data[p:end]`` (``whole``: where it would end uncut) carries the start of a Linux
+    executable: :data:`ELF_AT_START` if it starts with an ELF header, :data:`ELF_IN_RESPONSE` if it starts an
+    HTTP/1.x response (``HTTP/1.``) whose body, in this packet, starts with one (or with a chunk-size line and
+    one), :data:`RESPONSE_HEAD` if it starts a response whose head ends exactly at the packet's end (servers
+    often write the head and then the file: the body's first bytes come in the next segment); 0 otherwise.
+    Whether an ``ELF_AT_START`` packet starts a stream or a body is the flow table's to know.
+
+    A payload whose first byte is neither ``0x7f`` nor ``H`` costs one comparison (a chunk-size line is looked
+    for only after a response head: at the start of every payload it would cost each MQTT publish, whose first
+    byte is an ASCII digit, a call); a response head is scanned for its blank line within the packet's first
+    :data:`_MAX_HEAD` bytes (a head spread over segments is not followed)."""
+    if end - p < 5:
+        return 0
+    c = data[p]
+    if c != 72:  # 'H'
+        return ELF_AT_START if c == 0x7F and _elf(data, p, end) else 0
+    if not (
+        end - p >= 9
+        and data[p + 1] == 84
+        and data[p + 2] == 84
+        and data[p + 3] == 80
+        and data[p + 4] == 47
+        and data[p + 5] == 49
+        and data[p + 6] == 46
+    ):  # "HTTP/1."
+        return 0
+    end = min(end, p + _MAX_HEAD)
+    q = p + 7
+    while q < end and data[q] != 10:
+        q += 1
+    while q < end:  # q: a line feed; the head ends at an empty line after it
+        if q + 1 < end and data[q + 1] == 10:
+            b = q + 2
+        elif q + 2 < end and data[q + 1] == 13 and data[q + 2] == 10:
+            b = q + 3
+        elif q + 1 == end or (q + 2 == end and data[q + 1] == 13):
+            return 0  # the packet ends inside the last line ending: not known to be a head's end
+        else:
+            q += 1
+            while q < end and data[q] != 10:
+                q += 1
+            continue
+        if b == end:
+            return RESPONSE_HEAD if b == whole else 0  # (a snapped packet may have had the body)
+        return ELF_IN_RESPONSE if _elf_body(data, b, end) else 0
+    return 0
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from iotguard.flows.parse import HEAD_END, HEAD_OPEN
+from iotguard.flows.parse import ELF_AT_START, ELF_IN_RESPONSE, HEAD_END, HEAD_OPEN, RESPONSE_HEAD
 
 # -- flow slot layout (columns of S) --------------------------------------------------------------------
 TS_FIRST = 0
@@ -94,7 +94,9 @@ HTTP_IND = 97  # most injection indicators of one HTTP request of the flow (pars
 FIRST_FL = 98  # TCP flags of the connection's first packet seen, in the flow's orientation (-1: not TCP)
 PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (_probe)
 HEAD_AT = 100  # when the source's HTTP request head still unfinished began (0: none; parse.HEAD_OPEN)
-NF = 101
+EXE_N = 101  # Linux executables the flow's source received from its destination (parse._executable)
+EXE_AT = 102  # where the destination's TCP stream is: 0 before its first payload, 1 within it, 2 a body next
+NF = 103
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -684,6 +686,7 @@ def process(
     reason,
     http,
     head,
+    exe,
     S,
     K,
     P,
@@ -895,6 +898,16 @@ def process(
                     S[s, HEAD_AT] = ts
             elif head[i] == HEAD_END:
                 S[s, HEAD_AT] = 0.0
+            if not fwd_now and pay > 0:
+                # an executable the source receives: at the start of the destination's stream (not of a
+                # continuation after a flow timeout: that starts mid-stream) or of an HTTP response body
+                ex = exe[i]
+                at = S[s, EXE_AT]
+                if ex == ELF_IN_RESPONSE or (
+                    ex == ELF_AT_START and (at == 2.0 or (at == 0.0 and S[s, CUM_TCP] == 0.0))
+                ):
+                    S[s, EXE_N] += 1.0
+                S[s, EXE_AT] = 2.0 if ex == RESPONSE_HEAD else 1.0
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
