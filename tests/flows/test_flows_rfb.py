@@ -126,7 +126,12 @@ def test_rfb_33_without_authentication_counts_nothing():
     tail = [_c("PA", b"\x01"), _s("PA", SERVER_INIT), _s("PA", FBU_16), _s("PA", FBU_HEAD)]
     assert _failures(HANDSHAKE + packets + tail + CLOSE) == [0]
     # RFB 3.7 with "None": no SecurityResult at all, the ServerInit right after the types
-    packets = [_s("PA", b"RFB 003.007\n"), _c("PA", b"RFB 003.007\n"), _s("PA", b"\x01\x01"), _c("PA", b"\x01")]
+    packets = [
+        _s("PA", b"RFB 003.007\n"),
+        _c("PA", b"RFB 003.007\n"),
+        _s("PA", b"\x01\x01"),
+        _c("PA", b"\x01"),
+    ]
     assert _failures(HANDSHAKE + packets + tail + CLOSE) == [0]
 
 

@@ -390,7 +390,15 @@ def _empty() -> pd.DataFrame:
             dtype = bool
         elif (
             name
-            in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN, ELF_COLUMN, RFB_FAILURES_COLUMN)
+            in (
+                "flow_id",
+                "src_port",
+                HTTP_COLUMN,
+                FIRST_FLAGS_COLUMN,
+                PROBES_COLUMN,
+                ELF_COLUMN,
+                RFB_FAILURES_COLUMN,
+            )
             or name in INT_FEATURES
         ):
             dtype = np.int64
