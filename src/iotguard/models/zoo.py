@@ -8,6 +8,7 @@ import logging
 from iotguard.models import (
     classical,  # noqa: F401  (registers lr, svm, rbf-svm, rf, lgbm, kmeans, ...)
     neighbors,  # noqa: F401  (registers knn)
+    neighbors_window,  # noqa: F401  (registers knn-window)
 )
 
 log = logging.getLogger(__name__)
