@@ -13,7 +13,7 @@ alerts without an explanation.
 
 ``--sweep`` re-runs detection with each evidence rule loosened or tightened, with the gate off, with Botnet
 verdicts against servers inside the site kept as Botnet (``DetectionConfig.external_families``), with the
-download check off, and with other
+download check off, with the auth check (failed VNC logins) off, and with other
 classifier threshold floors; ``--anomaly-models`` trains other anomaly models on the default detector's
 benign training flows and compares them at its target false-positive rate (benign flows of the validation
 scenarios alerting, and the share of each attack family's flows flagged).
@@ -193,6 +193,7 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             None,
         ),
         ("download check off", DetectionConfig(elf_downloads=None), None),
+        ("auth check off", DetectionConfig(rfb_auth_failures=None), None),
     ] + [(f"classifier floor P(attack) {p}", {}, p) for p in (0.0, 0.01, 0.05, 0.2, 0.3, 0.5)]
     out = []
     c = detector.classifier

@@ -8,7 +8,9 @@ every flow as one family: what the gate lets through then depends only on the tr
   incident on its bytes.
 * Zeek's Modbus capture (anonymised: both ends of every flow have one address): no attacker to name, nothing
   raised, every flagged flow counted as a self flow.
-* Zeek's VNC scanner capture: one connection, no volume, held and dropped (documented as missed).
+* Zeek's VNC scanner capture: one connection, no volume: a model's verdict on it is held and dropped; the
+  server's refusal of the scanner's password raises a BruteForce incident (the auth check) whatever the models
+  say.
 * DVWA directory traversal and SQL injection: whatever the models say (here: nothing), the injection indicators
   of the HTTP requests raise a WebAttack incident on the first request, explained by the indicator count.
 * A device fetching a bot binary over HTTP (packets built with scapy: no public capture here carries an ELF
@@ -81,7 +83,9 @@ def test_self_flows_of_an_anonymised_capture_name_no_attacker(data_file):
 
 @pytest.mark.parametrize("family", ["PortScan", "Anomaly"])
 def test_one_connection_of_a_vnc_scanner_is_not_enough_evidence(data_file, family):
-    engine = _run(data_file("pcaps/zeek/rfb_vnc-scanner.pcap"), family)
+    # a model's verdict alone (the auth check off)
+    config = DetectionConfig(rfb_auth_failures=None)
+    engine = _run(data_file("pcaps/zeek/rfb_vnc-scanner.pcap"), family, config)
     # its early and final record are one flow: one alert, held, dropped
     assert (
         engine.stats.incidents == 0
@@ -249,3 +253,30 @@ def test_a_device_downloading_an_executable_raises_a_botnet_incident_at_once(tmp
     # served from inside the site (an infected peer), it is still a Botnet download, not a re-labelled guess
     engine = _run(path, "Benign", DetectionConfig(site_networks=["192.168.0.0/16", "203.0.113.0/24"]))
     assert engine.stats.by_family == {"Botnet": 1} and engine.stats.inside_site == 0
+
+
+def test_a_vnc_scanners_failed_login_raises_a_brute_force_incident_at_once(data_file):
+    capture = data_file("pcaps/zeek/rfb_vnc-scanner.pcap")
+    comp = Component("classifier", _Flags("Benign"), 0.0, Calibration("logistic", np.zeros(0), np.zeros(0)))
+    engine = DetectionEngine(Detector(comp, None))
+    events = [e for batch in iter_flows(capture, early=10) for e in engine.process(batch)]
+    engine.close()
+    # one connection, one refused password: a rule's match is its own evidence (and names the family)
+    assert engine.stats.incidents == 1 and engine.stats.insufficient_evidence == 0
+    assert {(e.alert.family, e.alert.model, e.alert.src_ip, e.alert.dest_ip) for e in events} == {
+        ("BruteForce", "auth-check", "192.168.0.11", "10.0.0.149")
+    }
+    assert events[0].incident.src_ip == "192.168.0.11" and events[0].incident.family == "BruteForce"
+    assert all(e.alert.top_features == [("rfb_auth_failures", 1.0)] for e in events)
+    # one failure: confidence 0.5, so BruteForce's base severity 2 becomes 3 (of 4, 4 the least severe)
+    assert all(e.alert.confidence == 0.5 and e.alert.severity == 3 for e in events)
+    # None turns it off
+    engine = _run(capture, "Benign", DetectionConfig(rfb_auth_failures=None))
+    assert engine.stats.flagged == 0 and engine.stats.incidents == 0
+    # a threshold above one failure: a single refused password is not enough
+    engine = _run(capture, "Benign", DetectionConfig(rfb_auth_failures=2))
+    assert engine.stats.flagged == 0
+    # a model's verdict on the record with the failure is overridden by the rule's (the early record, before
+    # the result, keeps the model's; the incident then names the scanner, whose held alert is released too)
+    engine = _run(capture, "PortScan")
+    assert engine.stats.by_family == {"PortScan": 1, "BruteForce": 1}

@@ -61,6 +61,12 @@ destination over TCP, at the start of the destination's stream or of an HTTP res
 (``iotguard.flows.parse._executable``): a device fetching a bot binary. Not a model feature; the detection
 engine's download check reads it."""
 
+RFB_FAILURES_COLUMN: Final = "rfb_auth_failures"
+"""Optional column of extracted flow tables: RFB (VNC) authentications that the flow's destination, a VNC server
+whose handshake the meter saw from its start, told the flow's source (the client) failed: a SecurityResult
+"failed" right after the VNC-authentication challenge (``iotguard.flows.table._rfb_step``); 0 or 1 per
+connection. Not a model feature; the detection engine's auth check reads it."""
+
 # -- features: (canonical name, CICIDS2017 original CSV name, CNS2022 corrected CSV name) ----------------
 _FEATURE_TABLE: Final = (
     ("dst_port", "Destination Port", "Dst Port"),

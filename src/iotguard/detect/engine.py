@@ -18,7 +18,11 @@ so these alerts wait for the DoS rule's evidence (many connections of one attack
 And Linux executables a flow's source downloaded (``elf_downloads``: an ELF header at the start of an HTTP
 response body or of the server's TCP stream, ``flows.parse._executable``): a flow with at least
 ``elf_downloads`` of them is a ``Botnet`` alert (malware delivered to the device: the flow's source, as for every
-botnet alert), model ``download-check``, a fixed rule's match like the first two.
+botnet alert), model ``download-check``, a fixed rule's match like the first two. And failed VNC logins
+(``rfb_auth_failures``: a VNC server's SecurityResult "failed" after its password challenge,
+``flows.table._rfb_step``): a flow with at least ``rfb_auth_failures`` of them is a ``BruteForce`` alert
+against the client (the flow's source), model ``auth-check``, a fixed rule's match too (Emerging Threats'
+"ET INFO VNC Authentication Failure", sid 2002920, alerts on each one; a user's typo raises it as well).
 
 A verdict of an external-only family (``Botnet``: a C&C server is on the internet) against a server in the
 site's networks is re-labelled ``Anomaly`` before anything else, and needs that family's evidence.
@@ -58,6 +62,7 @@ from iotguard.core.schema import (
     HTTP_COLUMN,
     PARTIAL_COLUMN,
     PROBES_COLUMN,
+    RFB_FAILURES_COLUMN,
 )
 from iotguard.core.store import Store
 from iotguard.detect.assets import Assets
@@ -107,6 +112,15 @@ wget); the device is the flow's source, as in every botnet alert, so a policy ca
 DEFAULT_ELF_DOWNLOADS = 1
 """One executable is enough: the download is the infection, and plain HTTP or a raw stream is no way a device's
 legitimate software arrives as a bare ELF file (packages and firmware images have their own formats)."""
+AUTH = 7
+"""``Verdicts.component`` of a verdict made by the auth check."""
+AUTH_MODEL = "auth-check"
+AUTH_FAMILY = "BruteForce"
+DEFAULT_RFB_AUTH_FAILURES = 1
+"""One failed VNC login is enough, as in Emerging Threats' "ET INFO VNC Authentication Failure" (sid 2002920),
+which alerts on every one: internet VNC scanners try one password per host, so single failures are mostly
+theirs (honeypot reports, T-Pot, rank that signature first by far). A user's typo raises it too: the price,
+paid at the lowest severity this family gets (confidence 0.5)."""
 DEFAULT_HTTP_INDICATORS = 2
 """Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
 in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
@@ -150,6 +164,9 @@ class DetectionConfig(BaseModel):
     subject to the DoS evidence rule (None: off)."""
     elf_downloads: int | None = Field(DEFAULT_ELF_DOWNLOADS, ge=1)
     """A flow whose source received at least this many Linux executables (ELF) alerts as Botnet (None: off)."""
+    rfb_auth_failures: int | None = Field(DEFAULT_RFB_AUTH_FAILURES, ge=1)
+    """A flow whose VNC server told its source (the client) at least this many times that authentication failed
+    alerts as BruteForce, the client the attacker (None: off)."""
     site_networks: list[str] = Field(default_factory=lambda: list(SITE_NETWORKS))
     """The site's own networks (the sensor config's ``inventory.networks``)."""
     external_families: list[str] = Field(default_factory=lambda: list(EXTERNAL_FAMILIES))
@@ -359,6 +376,8 @@ class DetectionEngine:
                 explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
             elif verdicts.component[i] == DOWNLOAD:
                 explanations[j] = [(ELF_COLUMN, float(verdicts.score[i]))]
+            elif verdicts.component[i] == AUTH:
+                explanations[j] = [(RFB_FAILURES_COLUMN, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -382,7 +401,7 @@ class DetectionEngine:
                 continue
             alert = self._alert(cols, i, verdicts, partial[i], explained[i], flow_ids)
             self.stats.reply_flows += bool(swapped[i])
-            proven = bool(verdicts.component[i] in (INSPECTION, PROBE, DOWNLOAD))
+            proven = bool(verdicts.component[i] in (INSPECTION, PROBE, DOWNLOAD, AUTH))
             released += self.gate.admit(alert, obs, proven=proven)
         if not released:
             self._expire()
@@ -415,6 +434,8 @@ class DetectionEngine:
             model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
         elif verdicts.component[i] == DOWNLOAD:
             model, how = DOWNLOAD_MODEL, "a Linux executable downloaded"
+        elif verdicts.component[i] == AUTH:
+            model, how = AUTH_MODEL, "a failed VNC login"
         elif cols["inside"][i]:
             how = "a botnet-like channel to a server inside the site"
         return Alert(
@@ -471,7 +492,8 @@ class DetectionEngine:
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts, of those
         whose HTTP requests carried enough injection indicators into WebAttack alerts and of those whose source
-        received enough Linux executables into Botnet alerts (in place; the score is the count, and the last
+        received enough Linux executables into Botnet alerts and of those whose VNC server refused the source's
+        password often enough into BruteForce alerts (in place; the score is the count, and the last
         rule that matches names the family); flows no model flagged whose HTTP request head stayed unfinished
         long enough become DoS alerts (the score is the seconds)."""
         need_s = self.config.slow_http_seconds
@@ -487,6 +509,7 @@ class DetectionEngine:
             (PROBES_COLUMN, self.config.probe_packets, PROBE_FAMILY, PROBE),
             (HTTP_COLUMN, self.config.http_indicators, WEB_ATTACK, INSPECTION),
             (ELF_COLUMN, self.config.elf_downloads, DOWNLOAD_FAMILY, DOWNLOAD),
+            (RFB_FAILURES_COLUMN, self.config.rfb_auth_failures, AUTH_FAMILY, AUTH),
         ):
             if need is None or column not in flows.columns:
                 continue

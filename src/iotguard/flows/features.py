@@ -23,6 +23,7 @@ from iotguard.core.schema import (
     IDENTITY_COLUMNS,
     PARTIAL_COLUMN,
     PROBES_COLUMN,
+    RFB_FAILURES_COLUMN,
 )
 from iotguard.flows import table as t
 
@@ -36,13 +37,15 @@ OPTIONAL_EXTRAS = (
     PROBES_COLUMN,
     HEAD_OPEN_COLUMN,
     ELF_COLUMN,
+    RFB_FAILURES_COLUMN,
 )
 """Columns after ``partial``: why the record was emitted, the application protocol its port suggests, the
 most injection indicators one HTTP request of the flow carried (``flows.parse.http_indicators``; 0 for flows
 without an HTTP request), the TCP flags of the connection's first packet seen (-1 for other protocols), and
 the packets of the flow's source that only probing tools send (``flows.table._probe``), and the seconds its
-HTTP request head has stayed unfinished, and the Linux executables its source received. Not model features:
-the detection engine reads the last five directly."""
+HTTP request head has stayed unfinished, and the Linux executables its source received, and the RFB (VNC)
+authentications its destination told it failed. Not model features: the detection engine reads the last six
+directly."""
 
 FLOW_COLUMNS = tuple(
     dict.fromkeys((*IDENTITY_COLUMNS, *FLOW_FEATURES, *EXTRA_FEATURES, PARTIAL_COLUMN, *OPTIONAL_EXTRAS))
@@ -353,6 +356,7 @@ def records(out_f: np.ndarray, out_k: np.ndarray, out_i: np.ndarray) -> pd.DataF
     head_at = f[:, t.HEAD_AT]
     cols[HEAD_OPEN_COLUMN] = np.where(head_at > 0, (f[:, t.TS_LAST] - head_at) / 1e6, 0.0)
     cols[ELF_COLUMN] = f[:, t.EXE_N].astype(np.int64)
+    cols[RFB_FAILURES_COLUMN] = f[:, t.RFB_N].astype(np.int64)
     for name in INT_FEATURES:
         cols[name] = np.asarray(cols[name]).astype(np.int64)
     return pd.DataFrame(cols, columns=list(FLOW_COLUMNS))
@@ -385,7 +389,16 @@ def _empty() -> pd.DataFrame:
         elif name == PARTIAL_COLUMN:
             dtype = bool
         elif (
-            name in ("flow_id", "src_port", HTTP_COLUMN, FIRST_FLAGS_COLUMN, PROBES_COLUMN, ELF_COLUMN)
+            name
+            in (
+                "flow_id",
+                "src_port",
+                HTTP_COLUMN,
+                FIRST_FLAGS_COLUMN,
+                PROBES_COLUMN,
+                ELF_COLUMN,
+                RFB_FAILURES_COLUMN,
+            )
             or name in INT_FEATURES
         ):
             dtype = np.int64

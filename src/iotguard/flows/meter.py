@@ -265,6 +265,7 @@ class FlowMeter:
                 p.http if p.http is not None else np.zeros(len(p), np.int32),
                 p.http_head if p.http_head is not None else np.zeros(len(p), np.int8),
                 p.exe if p.exe is not None else np.zeros(len(p), np.int8),
+                p.rfb if p.rfb is not None else np.zeros(len(p), np.int8),
                 self._S,
                 self._K,
                 self._P,

@@ -16,6 +16,8 @@ token and a space) gets the number of *injection indicators* in its request targ
 the part of its body that the packet carries; every other packet gets 0. See :func:`http_indicators`.
 ``exe`` looks at the first bytes of a TCP payload, or of the body after an HTTP response head, for the header of
 a Linux executable (ELF); see :func:`_executable` (run in the same pass as :func:`http_indicators`).
+``rfb`` marks a TCP payload that is an RFB (VNC) ProtocolVersion banner or a failed SecurityResult; see
+:func:`_rfb` (same pass).
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ RESPONSE_HEAD = (
     3  # it starts an HTTP response whose head ends with the packet: the body starts in a later one
 )
 
+# ``Packets.rfb``: a TCP payload that is, in shape, an RFB (VNC) handshake message (see _rfb)
+RFB_BANNER = 1  # a ProtocolVersion message: exactly "RFB ddd.ddd\n"
+RFB_FAILED = 2  # a SecurityResult "failed": 00 00 00 01, alone or with its reason (length and text) after it
+
 # TCP flag bits, as in the TCP header's flags byte.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 
@@ -86,6 +92,7 @@ class Packets:
     pay_at: np.ndarray | None = None  # int64 offset of the TCP payload in the batch's data (-1: not TCP)
     http_head: np.ndarray | None = None  # int8 HEAD_OPEN / HEAD_END / 0 (None: all 0), see http_indicators
     exe: np.ndarray | None = None  # int8 ELF_AT_START / ELF_IN_RESPONSE / RESPONSE_HEAD / 0 (None: all 0)
+    rfb: np.ndarray | None = None  # int8 RFB_BANNER / RFB_FAILED / 0 (None: all 0), see _rfb
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])
@@ -386,6 +393,7 @@ def parse(batch: PacketBatch) -> Packets:
         pay_at=np.full(n, -1, np.int64),
         http_head=np.zeros(n, np.int8),
         exe=np.zeros(n, np.int8),
+        rfb=np.zeros(n, np.int8),
     )
     if n:
         pay_at = out.pay_at
@@ -421,6 +429,7 @@ def parse(batch: PacketBatch) -> Packets:
             out.http,
             out.http_head,
             out.exe,
+            out.rfb,
         )
     return out
 
@@ -549,7 +558,7 @@ def _count(data, p, end, target):
 
 
 @njit(cache=True)
-def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head, exe):
+def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head, exe, rfb):
     """Per packet: injection indicators of the HTTP request it starts (0 for every other packet), and in
     ``head`` whether it starts a request whose header block it does not finish (:data:`HEAD_OPEN`) or its
     payload ends with the blank line that ends a header block (:data:`HEAD_END`), for the slow-HTTP check.
@@ -560,13 +569,14 @@ def http_indicators(data, offset, caplen, payload, pay_at, reason, out, head, ex
     ``Host``) are read: a browser's ``User-Agent`` and ``Cookie`` are full of parentheses and semicolons.
 
     In the same pass (one look at each payload's first bytes), ``exe`` gets where the packet carries the start
-    of a Linux executable (:func:`_executable`)."""
+    of a Linux executable (:func:`_executable`), and ``rfb`` whether it is an RFB handshake message (:func:`_rfb`)."""
     for i in range(offset.shape[0]):
         p = pay_at[i]
         if reason[i] != 0 or p < 0 or payload[i] <= 0:
             continue
         end = min(offset[i] + caplen[i], p + payload[i])
         exe[i] = _executable(data, p, end, p + payload[i])
+        rfb[i] = _rfb(data, p, end, payload[i])
         if (
             end - p >= 2
             and data[end - 1] == 10
@@ -699,6 +709,50 @@ def _executable(data, p, end, whole):
             return RESPONSE_HEAD if b == whole else 0  # (a snapped packet may have had the body)
         return ELF_IN_RESPONSE if _elf_body(data, b, end) else 0
     return 0
+
+
+_MAX_RFB_REASON = 1024  # longest failure reason looked for in the SecurityResult's own segment
+
+
+@njit(cache=True, inline="always")
+def _rfb(data, p, end, whole):
+    """Whether the TCP payload at ``data[p:end]`` (``whole`` bytes uncut) is, in shape, an RFB (VNC, RFC 6143)
+    handshake message a server sends: :data:`RFB_BANNER` for a ProtocolVersion (exactly the 12 bytes
+    ``RFB ddd.ddd\\n``, section 7.1.1), :data:`RFB_FAILED` for a SecurityResult "failed" (section 7.1.3): the
+    4 bytes ``00 00 00 01`` alone (RFB 3.3 and 3.7 send no reason; a 3.8 server may send its reason in later
+    segments), or followed by a 4-byte big-endian reason length L and L bytes, the payload exactly 8 + L bytes
+    with L <= :data:`_MAX_RFB_REASON` (3.8 in one segment); 0 otherwise.
+
+    The shapes are common bytes (a FramebufferUpdate of one rectangle starts ``00 00 00 01`` too): where in an
+    RFB server's stream they count is the flow table's to know. A payload whose first byte is neither ``R`` nor
+    0 costs one comparison."""
+    c = data[p]
+    if c == 82:  # 'R'
+        return (
+            RFB_BANNER
+            if whole == 12
+            and end - p == 12
+            and data[p + 1] == 70
+            and data[p + 2] == 66
+            and data[p + 3] == 32
+            and 48 <= data[p + 4] <= 57
+            and 48 <= data[p + 5] <= 57
+            and 48 <= data[p + 6] <= 57
+            and data[p + 7] == 46
+            and 48 <= data[p + 8] <= 57
+            and 48 <= data[p + 9] <= 57
+            and 48 <= data[p + 10] <= 57
+            and data[p + 11] == 10
+            else 0
+        )
+    if c != 0 or end - p < 4 or data[p + 1] != 0 or data[p + 2] != 0 or data[p + 3] != 1:
+        return 0
+    if whole == 4:
+        return RFB_FAILED
+    if end - p < 8 or data[p + 4] != 0 or data[p + 5] != 0:
+        return 0
+    n = (np.int64(data[p + 6]) << 8) | np.int64(data[p + 7])
+    return RFB_FAILED if n <= _MAX_RFB_REASON and whole == 8 + n else 0
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:

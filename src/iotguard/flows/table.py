@@ -31,7 +31,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from iotguard.flows.parse import ELF_AT_START, ELF_IN_RESPONSE, HEAD_END, HEAD_OPEN, RESPONSE_HEAD
+from iotguard.flows.parse import (
+    ELF_AT_START,
+    ELF_IN_RESPONSE,
+    HEAD_END,
+    HEAD_OPEN,
+    RESPONSE_HEAD,
+    RFB_BANNER,
+    RFB_FAILED,
+)
 
 # -- flow slot layout (columns of S) --------------------------------------------------------------------
 TS_FIRST = 0
@@ -96,7 +104,14 @@ PROBES = 99  # packets of the flow's source of a shape no ordinary stack sends (
 HEAD_AT = 100  # when the source's HTTP request head still unfinished began (0: none; parse.HEAD_OPEN)
 EXE_N = 101  # Linux executables the flow's source received from its destination (parse._executable)
 EXE_AT = 102  # where the destination's TCP stream is: 0 before its first payload, 1 within it, 2 a body next
-NF = 103
+RFB_AT = 103  # the destination's RFB handshake: 0 before its first payload, k > 0 k seen, -1 not RFB or done
+RFB_LAST = 104  # the length of the destination's previous TCP payload (while RFB_AT > 0)
+RFB_N = 105  # RFB authentications the destination (a VNC server) told the flow's source failed (_rfb_step)
+NF = 106
+
+RFB_SEGMENTS = 8
+"""Server payloads of an RFB handshake looked through: the version banner, the security types (which some
+servers write one byte a segment: 3 for the reference capture's two types), the 16-byte challenge, the result."""
 
 # -- output record kinds (why a record was emitted) -----------------------------------------------------
 KIND_PARTIAL = 0
@@ -312,6 +327,37 @@ def _probe(pr, fl, ityp, icod):
             return (fl & F_FIN) != 0 or (fl & F_RST) != 0
         return (fl & F_ACK) == 0 and (fl & F_RST) == 0
     return False
+
+
+@njit(cache=True, inline="always")
+def _rfb_step(S, s, mark, pay):
+    """One TCP payload of the flow's destination: follow its RFB server handshake (parse._rfb marks the shapes).
+
+    The flow is RFB when its source opened the connection (a SYN without ACK: the source is the client) and the
+    destination's first payload is a ProtocolVersion banner. Then the server payload right after its first
+    16-byte one (the VNC-authentication challenge, security type 2, the one password scanners guess) is the
+    SecurityResult: a failed one counts, and either way the look ends there (one result per connection), as it
+    does at a payload of 24 bytes or more (a ServerInit: no password asked) or after :data:`RFB_SEGMENTS`.
+    This keeps out the same 4 bytes elsewhere: RFB 3.3's security type "None" (``00 00 00 01``, no challenge
+    before it) and the FramebufferUpdate header of one rectangle (only after the result or a ServerInit)."""
+    at = S[s, RFB_AT]
+    if at == 0.0:
+        fl = np.int64(S[s, FIRST_FL])  # (-1 for other protocols: not a SYN below)
+        opened = fl >= 0 and (fl & F_SYN) != 0 and (fl & F_ACK) == 0
+        at = 1.0 if mark == RFB_BANNER and opened and S[s, CUM_TCP] == 0.0 else -1.0
+    elif at > 0.0:
+        if at >= RFB_SEGMENTS:
+            at = -1.0
+        elif S[s, RFB_LAST] == 16.0:  # the challenge's answer: the result, whatever it says, ends the look
+            if mark == RFB_FAILED:
+                S[s, RFB_N] += 1.0
+            at = -1.0
+        elif pay >= 24.0:  # a ServerInit (24 bytes or more): a session without a password has started
+            at = -1.0
+        else:
+            at += 1.0
+    S[s, RFB_AT] = at
+    S[s, RFB_LAST] = pay
 
 
 @njit(cache=True)
@@ -687,6 +733,7 @@ def process(
     http,
     head,
     exe,
+    rfb,
     S,
     K,
     P,
@@ -908,6 +955,8 @@ def process(
                 ):
                     S[s, EXE_N] += 1.0
                 S[s, EXE_AT] = 2.0 if ex == RESPONSE_HEAD else 1.0
+                if S[s, RFB_AT] >= 0.0:
+                    _rfb_step(S, s, rfb[i], pay)
         if S[s, EARLY_DONE] == 0.0:
             n_pk = S[s, FWD_N] + S[s, BWD_N]
             if (early_pk > 0 and n_pk >= early_pk) or (early_us >= 0 and ts - S[s, TS_FIRST] >= early_us):
