@@ -184,6 +184,11 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 3})},
             None,
         ),
+        (
+            "Anomaly: 10 conversations",
+            {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 10})},
+            None,
+        ),
         ("Anomaly: no one-flow flood", {"Anomaly": EvidenceRule(conversations=5)}, None),
         ("Botnet: first alert", {"Botnet": EvidenceRule()}, None),
         ("Botnet inside the site kept as Botnet", DetectionConfig(external_families=[]), None),

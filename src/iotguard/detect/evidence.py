@@ -153,9 +153,10 @@ DEFAULT_RULES: dict[str, EvidenceRule] = {
     "DDoS": EvidenceRule(conversations=10, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
     "DoS": EvidenceRule(conversations=10, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
     "MQTTAbuse": EvidenceRule(conversations=3, packets=10, rate=50.0, bytes=4096, byte_rate=10_000.0),
-    # a few unusual conversations are a curiosity; five from one host are a pattern; and an unusual flow that
-    # pushes packets or bytes one way at a flood's rate is a flood, whatever the model calls it
-    "Anomaly": EvidenceRule(conversations=5, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
+    # a few unusual conversations are a curiosity, and so are the 6 parallel connections a browser opens to
+    # one server (as for floods); ten from one host are a pattern; and an unusual flow that pushes packets or
+    # bytes one way at a flood's rate is a flood, whatever the model calls it
+    "Anomaly": EvidenceRule(conversations=10, packets=10, rate=100.0, bytes=4096, byte_rate=10_000.0),
     # a bot resolves its C&C, reports, keeps its channel open: more than one flow
     "Botnet": EvidenceRule(flows=2),
 }
