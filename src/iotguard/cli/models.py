@@ -14,6 +14,16 @@ from iotguard.cli.main import app
 DEFAULT_MODELS = "lr,svm,rbf-svm,rf,lgbm,kmeans-clf,kmeans,iforest,knn"
 TASKS = ("binary", "multiclass")
 
+FprConfidence = Annotated[
+    float | None,
+    typer.Option(
+        "--fpr-confidence",
+        help="Set the threshold so that its FPR on new benign flows stays within --target-fpr with this "
+        "probability (e.g. 0.95; binomial bound over the benign validation scores). Default: the plain "
+        "share of validation rows.",
+    ),
+]
+
 
 def _task(value: str) -> str:
     from iotguard.core.errors import ConfigError
@@ -56,15 +66,7 @@ def evaluate(
         float,
         typer.Option("--target-fpr", help="Alert threshold: this share of benign validation rows alert."),
     ] = 0.01,
-    fpr_confidence: Annotated[
-        float | None,
-        typer.Option(
-            "--fpr-confidence",
-            help="Set the threshold so that its FPR on new benign flows stays within --target-fpr with this "
-            "probability (e.g. 0.95; binomial bound over the benign validation scores). Default: the plain "
-            "share of validation rows.",
-        ),
-    ] = None,
+    fpr_confidence: FprConfidence = None,
     train_split: Annotated[
         str | None,
         typer.Option(
@@ -166,15 +168,7 @@ def train(
     target_fpr: Annotated[
         float, typer.Option("--target-fpr", help="Share of benign validation rows that alert.")
     ] = 0.01,
-    fpr_confidence: Annotated[
-        float | None,
-        typer.Option(
-            "--fpr-confidence",
-            help="Set the threshold so that its FPR on new benign flows stays within --target-fpr with this "
-            "probability (e.g. 0.95; binomial bound over the benign validation scores). Default: the plain "
-            "share of validation rows.",
-        ),
-    ] = None,
+    fpr_confidence: FprConfidence = None,
     test_fraction: Annotated[
         float,
         typer.Option(
