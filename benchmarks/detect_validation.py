@@ -185,11 +185,15 @@ def sweep(detector, scenarios: list[dict]) -> list[dict]:
             None,
         ),
         (
-            "Anomaly: 10 conversations",
-            {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 10})},
+            "Anomaly: 5 conversations",
+            {"Anomaly": DEFAULT_RULES["Anomaly"].model_copy(update={"conversations": 5})},
             None,
         ),
-        ("Anomaly: no one-flow flood", {"Anomaly": EvidenceRule(conversations=5)}, None),
+        (
+            "Anomaly: no one-flow flood",
+            {"Anomaly": EvidenceRule(conversations=DEFAULT_RULES["Anomaly"].conversations)},
+            None,
+        ),
         ("Botnet: first alert", {"Botnet": EvidenceRule()}, None),
         ("Botnet inside the site kept as Botnet", DetectionConfig(external_families=[]), None),
         (

@@ -12,6 +12,7 @@ from scipy.stats import binom
 from iotguard.core.errors import ConfigError
 from iotguard.models.pipeline import (
     allowed_alerts,
+    choose_threshold,
     encode_labels,
     fpr_threshold,
     stratified_split,
@@ -89,3 +90,16 @@ def test_a_confidence_outside_0_1_is_a_clear_error(confidence):
         train_model(
             "knn", __import__("pandas").DataFrame({"a": [0.0, 1.0]}), [0, 0], fpr_confidence=confidence
         )
+
+
+def test_the_bound_is_not_claimed_when_the_threshold_falls_back_below_it():
+    """No validation attack reaches the bound's threshold: the threshold moves down to the top attack score,
+    and the manifest must not claim a confidence that threshold does not have."""
+    benign = np.linspace(0.0, 1.0, 1000)
+    attacks = np.array([0.5, 0.6])
+    kept = choose_threshold(benign, np.array([5.0]), 0.01, 0.95)
+    assert kept["allowed_benign_alerts"] == allowed_alerts(1000, 0.01, 0.95) and "target_met" not in kept
+    moved = choose_threshold(benign, attacks, 0.01, 0.95)
+    assert moved["target_met"] is False and moved["value"] <= 0.6
+    assert "allowed_benign_alerts" not in moved and "achieved_confidence" not in moved
+    assert moved["fpr_confidence"] == 0.95

@@ -350,6 +350,9 @@ def choose_threshold(
         benign = np.asarray(benign_scores, dtype=np.float32)
         achieved = float(np.mean(benign >= np.float32(threshold)))
         info["target_met"] = False
+        # the bound no longer describes this threshold
+        info.pop("allowed_benign_alerts", None)
+        info.pop("achieved_confidence", None)
     if attacks is not None and len(attacks):
         info["validation_recall"] = float(np.mean(attacks >= np.float32(threshold)))
         info["validation_attack_rows"] = len(attacks)
