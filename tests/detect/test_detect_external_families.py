@@ -123,3 +123,14 @@ def test_the_sensor_configuration_sets_the_site_networks():
 def test_a_bad_site_network_is_a_clear_error():
     with pytest.raises(ValueError, match="'10.0.0.300/8' is not an IP address or CIDR network"):
         DetectionConfig(site_networks=["10.0.0.300/8"])
+
+
+def test_the_sensor_config_sets_and_turns_off_the_fixed_rule_checks():
+    """Each fixed-rule check is one line of the sensor's configuration; null turns it off; a family name the
+    project does not know is an error, not a silently disabled rule."""
+    config = Config.model_validate({"detect": {"rfb_auth_failures": None, "elf_downloads": 2}})
+    det = detection_config(config)
+    assert det.rfb_auth_failures is None and det.elf_downloads == 2
+    assert det.probe_packets == DetectionConfig().probe_packets  # the others keep the engine's defaults
+    with pytest.raises(ValueError, match="botnet"):
+        Config.model_validate({"detect": {"external_families": ["botnet"]}})

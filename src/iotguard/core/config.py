@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from iotguard.core.errors import ConfigError, location
+from iotguard.core.schema import FAMILIES
 from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml
 
 ENV_PREFIX = "IOTGUARD_"
@@ -76,6 +77,26 @@ attacker's machine, reached across the internet (Mirai's C&C, report and loader 
 not one of the site's own hosts. Detection re-labels a verdict of such a family against a server in the site's
 networks as ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors, Modbus
 pollers and dashboards talk, and a flow classifier's guess alone is no evidence of a C&C."""
+
+# the detection engine's fixed-rule checks (docs/detection.md); each can be set per sensor or turned off (None)
+DEFAULT_PROBE_PACKETS = 1
+"""One packet is enough: no ordinary stack sends any (``flows.table._probe`` argues each shape)."""
+DEFAULT_SLOW_HTTP_SECONDS = 20.0
+"""A request head unfinished this long is one a server would have dropped: Apache httpd's mod_reqtimeout gives a
+client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
+head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
+more header line every 15 s to stay under such limits.)"""
+DEFAULT_ELF_DOWNLOADS = 1
+"""One executable is enough: the download is the infection, and plain HTTP or a raw stream is no way a device's
+legitimate software arrives as a bare ELF file (packages and firmware images have their own formats)."""
+DEFAULT_RFB_AUTH_FAILURES = 1
+"""One failed VNC login is enough, as in Emerging Threats' "ET INFO VNC Authentication Failure" (sid 2002920),
+which alerts on every one: internet VNC scanners try one password per host, so single failures are mostly
+theirs (honeypot reports, T-Pot, rank that signature first by far). A user's typo raises it too: the price,
+paid at the lowest severity this family gets (confidence 0.5)."""
+DEFAULT_HTTP_INDICATORS = 2
+"""Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
+in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
 
 
 # -- capture ------------------------------------------------------------------------------------------
@@ -205,6 +226,37 @@ class DetectConfig(_Section):
         description="Families whose server must be outside inventory.networks: a verdict of one of them "
         "against the site's own server is an Anomaly alert (docs/detection.md). Empty: off.",
     )
+    http_indicators: int | None = Field(
+        DEFAULT_HTTP_INDICATORS,
+        ge=1,
+        description="HTTP injection indicators that make a WebAttack (null: off).",
+    )
+    probe_packets: int | None = Field(
+        DEFAULT_PROBE_PACKETS, ge=1, description="Probe-shaped packets that make a PortScan (null: off)."
+    )
+    slow_http_seconds: float | None = Field(
+        DEFAULT_SLOW_HTTP_SECONDS,
+        gt=0,
+        description="Seconds a request head stays open before DoS (null: off).",
+    )
+    elf_downloads: int | None = Field(
+        DEFAULT_ELF_DOWNLOADS,
+        ge=1,
+        description="Executables a device downloads that make a Botnet (null: off).",
+    )
+    rfb_auth_failures: int | None = Field(
+        DEFAULT_RFB_AUTH_FAILURES,
+        ge=1,
+        description="Failed VNC logins in a connection that make a BruteForce (null: off; a typo raises it too).",
+    )
+
+    @field_validator("external_families")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        unknown = [f for f in value if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}: expected some of {', '.join(FAMILIES)}")
+        return value
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DetectConfig:

@@ -53,7 +53,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iotguard.core.config import EXTERNAL_FAMILIES, SITE_NETWORKS
+from iotguard.core.config import (
+    DEFAULT_ELF_DOWNLOADS,
+    DEFAULT_HTTP_INDICATORS,
+    DEFAULT_PROBE_PACKETS,
+    DEFAULT_RFB_AUTH_FAILURES,
+    DEFAULT_SLOW_HTTP_SECONDS,
+    EXTERNAL_FAMILIES,
+    SITE_NETWORKS,
+)
 from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import (
     ELF_COLUMN,
@@ -92,38 +100,20 @@ PROBE = 4
 PROBE_MODEL = "probe-check"
 PROBE_FAMILY = "PortScan"
 """OS fingerprinting and stealth scans are reconnaissance, which ``FAMILIES`` calls PortScan."""
-DEFAULT_PROBE_PACKETS = 1
-"""One packet is enough: no ordinary stack sends any (``flows.table._probe`` argues each shape)."""
 SLOW_HTTP = 5
 """``Verdicts.component`` of a verdict made by the slow-HTTP check."""
 SLOW_HTTP_MODEL = "slow-http-check"
 SLOW_HTTP_FAMILY = "DoS"
-DEFAULT_SLOW_HTTP_SECONDS = 20.0
-"""A request head unfinished this long is one a server would have dropped: Apache httpd's mod_reqtimeout gives a
-client 20 s for its headers by default (``RequestReadTimeout header=20-40,MinRate=500``); a browser sends its
-head at once, and when it spans segments, within a round trip. (nginx waits 60 s; slowloris.py sends one
-more header line every 15 s to stay under such limits.)"""
 DOWNLOAD = 6
 """``Verdicts.component`` of a verdict made by the download check."""
 DOWNLOAD_MODEL = "download-check"
 DOWNLOAD_FAMILY = "Botnet"
 """A device fetching a Linux executable is being recruited (Mirai's loaders and droppers fetch the bot with
 wget); the device is the flow's source, as in every botnet alert, so a policy can quarantine ``src``."""
-DEFAULT_ELF_DOWNLOADS = 1
-"""One executable is enough: the download is the infection, and plain HTTP or a raw stream is no way a device's
-legitimate software arrives as a bare ELF file (packages and firmware images have their own formats)."""
 AUTH = 7
 """``Verdicts.component`` of a verdict made by the auth check."""
 AUTH_MODEL = "auth-check"
 AUTH_FAMILY = "BruteForce"
-DEFAULT_RFB_AUTH_FAILURES = 1
-"""One failed VNC login is enough, as in Emerging Threats' "ET INFO VNC Authentication Failure" (sid 2002920),
-which alerts on every one: internet VNC scanners try one password per host, so single failures are mostly
-theirs (honeypot reports, T-Pot, rank that signature first by far). A user's typo raises it too: the price,
-paid at the lowest severity this family gets (confidence 0.5)."""
-DEFAULT_HTTP_INDICATORS = 2
-"""Two indicators make a WebAttack: one alone is too common (a ``;jsessionid=`` path parameter, an apostrophe
-in a search). No benign flow of the lab's training or validation networks carries any (docs/detection.md)."""
 
 
 def signature_id(family: str) -> int:
@@ -198,6 +188,11 @@ def detection_config(config: Any) -> DetectionConfig:
         evidence=EvidenceConfig(enabled=d.evidence),
         site_networks=list(config.inventory.networks),
         external_families=list(d.external_families),
+        http_indicators=d.http_indicators,
+        probe_packets=d.probe_packets,
+        slow_http_seconds=d.slow_http_seconds,
+        elf_downloads=d.elf_downloads,
+        rfb_auth_failures=d.rfb_auth_failures,
     )
 
 

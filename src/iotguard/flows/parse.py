@@ -726,6 +726,8 @@ def _rfb(data, p, end, whole):
     The shapes are common bytes (a FramebufferUpdate of one rectangle starts ``00 00 00 01`` too): where in an
     RFB server's stream they count is the flow table's to know. A payload whose first byte is neither ``R`` nor
     0 costs one comparison."""
+    if end <= p:  # the payload was not captured (snapped): nothing to read
+        return 0
     c = data[p]
     if c == 82:  # 'R'
         return (
