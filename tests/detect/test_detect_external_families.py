@@ -102,11 +102,12 @@ def test_bots_keep_their_internet_c2_channel_and_local_servers_are_no_c2(showcas
     engine, events = _run(showcase.capture)
     assert engine.stats.inside_site > 0
     botnet = [e for e in events if e.alert.family == "Botnet"]
-    assert all(not _inside(e.alert.dest_ip) for e in botnet)  # never a server of the site's own
+    # never a site device's channel to a server of the site's own
+    assert not any(_inside(e.alert.src_ip) and _inside(e.alert.dest_ip) for e in botnet)
     named = {e.alert.src_ip for e in botnet if e.alert.dest_ip in c2}
     assert named == bots  # every bot named, on its C&C channel
     for e in events:  # what was re-labelled says so
-        if e.alert.family == "Anomaly" and _inside(e.alert.dest_ip):
+        if e.alert.family == "Anomaly" and _inside(e.alert.src_ip) and _inside(e.alert.dest_ip):
             assert e.alert.model == "always-Botnet" and "inside the site" in e.alert.signature
 
 
@@ -134,3 +135,12 @@ def test_the_sensor_config_sets_and_turns_off_the_fixed_rule_checks():
     assert det.probe_packets == DetectionConfig().probe_packets  # the others keep the engine's defaults
     with pytest.raises(ValueError, match="botnet"):
         Config.model_validate({"detect": {"external_families": ["botnet"]}})
+
+
+def test_a_channel_into_a_site_device_from_outside_keeps_its_verdict(data_file):
+    """The rule is about a device's channel to its site's own server: with only the broker's network as the
+    site, the sensors are outside hosts holding channels into it, and their Botnet verdicts stay."""
+    capture = data_file("pcaps/mqttset_reduced/benign.pcap")
+    engine, events = _run(capture, DetectionConfig(site_networks=["10.0.0.0/8"]))
+    assert engine.stats.inside_site == 0
+    assert engine.stats.incidents >= 8 and {e.alert.family for e in events} == {"Botnet"}

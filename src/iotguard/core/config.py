@@ -74,8 +74,8 @@ addresses. An address in them is a local device; any other is a remote peer (``i
 EXTERNAL_FAMILIES: tuple[str, ...] = ("Botnet",)
 """Families whose server is on the internet by definition: a bot's command-and-control server is the
 attacker's machine, reached across the internet (Mirai's C&C, report and loader servers, IoT-23's C&C servers),
-not one of the site's own hosts. Detection re-labels a verdict of such a family against a server in the site's
-networks as ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors, Modbus
+not one of the site's own hosts. Detection re-labels a verdict of such a family for a site device's channel to
+a server in the site's networks as ``Anomaly``: a long-lived channel to the site's own broker or server is how MQTT sensors, Modbus
 pollers and dashboards talk, and a flow classifier's guess alone is no evidence of a C&C."""
 
 # the detection engine's fixed-rule checks (docs/detection.md); each can be set per sensor or turned off (None)
@@ -224,7 +224,8 @@ class DetectConfig(_Section):
     external_families: list[str] = Field(
         default_factory=lambda: list(EXTERNAL_FAMILIES),
         description="Families whose server must be outside inventory.networks: a verdict of one of them "
-        "against the site's own server is an Anomaly alert (docs/detection.md). Empty: off.",
+        "for a site device's channel to the site's own server is an Anomaly alert (docs/detection.md). "
+        "Empty: off.",
     )
     http_indicators: int | None = Field(
         DEFAULT_HTTP_INDICATORS,

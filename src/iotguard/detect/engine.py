@@ -24,8 +24,9 @@ botnet alert), model ``download-check``, a fixed rule's match like the first two
 against the client (the flow's source), model ``auth-check``, a fixed rule's match too (Emerging Threats'
 "ET INFO VNC Authentication Failure", sid 2002920, alerts on each one; a user's typo raises it as well).
 
-A verdict of an external-only family (``Botnet``: a C&C server is on the internet) against a server in the
-site's networks is re-labelled ``Anomaly`` before anything else, and needs that family's evidence.
+A verdict of an external-only family (``Botnet``: a C&C server is on the internet) for a site device's channel
+to a server in the site's networks is re-labelled ``Anomaly`` once attribution has named both ends, and needs
+that family's evidence.
 
 Attribution names the attacker (the flow's source, except for reply-only flows such as ICMP errors, see
 ``attribution``); the evidence gate holds an attacker's alerts until they show a plausible pattern for their
@@ -318,7 +319,7 @@ class DetectionEngine:
             self.stats.self_flows += int((nobody & who.self_flow).sum())
             self.stats.unattributed += int((nobody & ~who.self_flow).sum())
             flagged = flagged & ~nobody
-        inside = self._external_inside(verdicts, flagged, victim)
+        inside = self._external_inside(verdicts, flagged, attacker, victim)
         if self.confirmer.enabled:
             confirmed = self.confirmer(attacker.tolist(), flagged)
             self.stats.unconfirmed += int(flagged.sum() - confirmed.sum())
@@ -453,9 +454,12 @@ class DetectionEngine:
             device=self.assets.name(dst) or self.assets.name(src),
         )
 
-    def _external_inside(self, verdicts: Any, flagged: np.ndarray, victim: np.ndarray) -> np.ndarray:
-        """Re-label (in place) the flagged verdicts of an external-only family (``external_families``) whose
-        server, the alert's victim, is in the site's networks, as ``Anomaly``; returns which rows were. The
+    def _external_inside(
+        self, verdicts: Any, flagged: np.ndarray, attacker: np.ndarray, victim: np.ndarray
+    ) -> np.ndarray:
+        """Re-label (in place) the flagged verdicts of an external-only family (``external_families``) of a
+        device in the site's networks whose server, the alert's victim, is in them too, as ``Anomaly``; returns
+        which rows were. An internet host holding a channel *into* a device keeps its verdict. The
         download check's ``Botnet`` stays: an executable delivered is one whoever serves it (a worm such as Mozi
         has the infected peer next door serve it), where the rule is about a model's guess at a C&C channel."""
         inside = np.zeros(len(flagged), dtype=bool)
@@ -464,7 +468,7 @@ class DetectionEngine:
             return inside
         model = verdicts.component != DOWNLOAD
         for i in np.flatnonzero(flagged & model & np.isin(verdicts.family, families)).tolist():
-            inside[i] = self._in_site(str(victim[i]))
+            inside[i] = self._in_site(str(victim[i])) and self._in_site(str(attacker[i]))
         if inside.any():
             verdicts.family[inside] = ANOMALY
             self.stats.inside_site += int(inside.sum())
