@@ -148,11 +148,12 @@ def _balance(
 
 
 def _equal_shares(idx: np.ndarray, strata: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
-    """``total`` of ``idx``, an equal share from each stratum, the smallest strata first (water-filling)."""
+    """``total`` of ``idx``, an equal share from each stratum, the smallest strata first (water-filling); with
+    fewer rows to give than strata, one row each to the rarest."""
     groups = sorted((idx[strata == s] for s in np.unique(strata)), key=len)
     chosen, left = [], total
     for i, group in enumerate(groups):
-        k = min(len(group), left // (len(groups) - i))
+        k = min(len(group), max(left // (len(groups) - i), min(left, 1)))
         chosen.append(group if k == len(group) else rng.choice(group, size=k, replace=False))
         left -= k
     return np.sort(np.concatenate(chosen))

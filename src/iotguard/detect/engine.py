@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from iotguard.core.config import (
     DEFAULT_ELF_DOWNLOADS,
@@ -62,7 +62,9 @@ from iotguard.core.config import (
     DEFAULT_SLOW_HTTP_SECONDS,
     EXTERNAL_FAMILIES,
     SITE_NETWORKS,
+    NetworkStr,
 )
+from iotguard.core.networks import NetworkSet
 from iotguard.core.records import Alert, Incident, proto_name
 from iotguard.core.schema import (
     ELF_COLUMN,
@@ -158,21 +160,11 @@ class DetectionConfig(BaseModel):
     rfb_auth_failures: int | None = Field(DEFAULT_RFB_AUTH_FAILURES, ge=1)
     """A flow whose VNC server told its source (the client) at least this many times that authentication failed
     alerts as BruteForce, the client the attacker (None: off)."""
-    site_networks: list[str] = Field(default_factory=lambda: list(SITE_NETWORKS))
+    site_networks: list[NetworkStr] = Field(default_factory=lambda: list(SITE_NETWORKS))
     """The site's own networks (the sensor config's ``inventory.networks``)."""
     external_families: list[str] = Field(default_factory=lambda: list(EXTERNAL_FAMILIES))
     """Families whose server must be outside ``site_networks``; a verdict of one of them against a server
     inside becomes an ``Anomaly`` alert (its evidence rule applies). Empty: off."""
-
-    @field_validator("site_networks")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-        return value
 
 
 def detection_config(config: Any) -> DetectionConfig:
@@ -273,8 +265,7 @@ class DetectionEngine:
         self.suppressor = Suppressor(config.suppress)
         self.confirmer = Confirmer(config.confirm)
         self.folder = IncidentFolder(config.fold)
-        self._site = [ipaddress.ip_network(n, strict=False) for n in config.site_networks]
-        self._inside: dict[str, bool] = {}  # address -> in the site's networks (bounded like _alerted)
+        self._site = NetworkSet(config.site_networks, cache=ALERTED_KEPT)
         self.gate = EvidenceGate(
             config.evidence, window=config.fold.window, fanin=config.fold.fanin, scatter=config.fold.scatter
         )
@@ -468,25 +459,11 @@ class DetectionEngine:
             return inside
         model = verdicts.component != DOWNLOAD
         for i in np.flatnonzero(flagged & model & np.isin(verdicts.family, families)).tolist():
-            inside[i] = self._in_site(str(victim[i])) and self._in_site(str(attacker[i]))
+            inside[i] = victim[i] in self._site and attacker[i] in self._site
         if inside.any():
             verdicts.family[inside] = ANOMALY
             self.stats.inside_site += int(inside.sum())
         return inside
-
-    def _in_site(self, address: str) -> bool:
-        known = self._inside.get(address)
-        if known is None:
-            try:
-                ip = ipaddress.ip_address(address)
-            except ValueError:
-                known = False  # not an address (a flow table's placeholder): nothing to judge by
-            else:
-                known = any(ip.version == net.version and ip in net for net in self._site)
-            if len(self._inside) >= ALERTED_KEPT:
-                self._inside.clear()
-            self._inside[address] = known
-        return known
 
     def _inspect(self, flows: pd.DataFrame, verdicts: Any) -> None:
         """Turn the verdicts of flows whose source sent enough probe packets into PortScan alerts, of those

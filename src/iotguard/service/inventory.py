@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from iotguard.core.config import DeviceConfig, InventoryConfig
+from iotguard.core.networks import NetworkSet
 from iotguard.core.records import Alert
 
 MODEL_NAME = "inventory-fingerprint"
@@ -215,28 +216,17 @@ class Inventory:
         self, config: InventoryConfig | None = None, devices: list[DeviceConfig] | None = None
     ) -> None:
         self.config = config or InventoryConfig()
-        self._nets = [ipaddress.ip_network(n, strict=False) for n in self.config.networks]
+        self._local = NetworkSet(self.config.networks)
         self._known = [(ipaddress.ip_network(d.address, strict=False), d) for d in devices or [] if d.address]
         self._known.sort(key=lambda item: -item[0].prefixlen)
         self._devices: OrderedDict[str, Device] = OrderedDict()
-        self._local_cache: dict[str, bool] = {}
         self._mac_owner: dict[str, str] = {}  # MAC -> the address first seen using it
         self._lock = threading.RLock()
         self.evicted = 0
 
     # -- who is local -------------------------------------------------------------------------------------
     def is_local(self, address: str) -> bool:
-        hit = self._local_cache.get(address)
-        if hit is None:
-            try:
-                ip = ipaddress.ip_address(address)
-                hit = any(ip.version == n.version and ip in n for n in self._nets)
-            except ValueError:
-                hit = False
-            if len(self._local_cache) > 200_000:
-                self._local_cache.clear()
-            self._local_cache[address] = hit
-        return hit
+        return address in self._local
 
     def _device(self, address: str, ts: float) -> Device:
         dev = self._devices.get(address)
