@@ -35,9 +35,10 @@ def test_a_capped_family_keeps_its_rare_strata_and_splits_the_rest():
     assert (family[_balance(x, family, 1000, seed=0)] == "DDoS").sum() == 1000 and plain["udp-flood"] < 10
 
 
-
 def test_a_cap_below_the_number_of_strata_keeps_the_rarest():
-    x, family, stratum = _rows({("DDoS", "udp-flood"): 1, ("DDoS", "http-flood"): 2, ("DDoS", "syn-flood"): 97})
+    x, family, stratum = _rows(
+        {("DDoS", "udp-flood"): 1, ("DDoS", "http-flood"): 2, ("DDoS", "syn-flood"): 97}
+    )
     kept = pd.Series(stratum[_balance(x, family, 2, seed=0, strata=stratum)]).value_counts()
     assert kept.sum() == 2 and kept["udp-flood"] == 1 and kept["http-flood"] == 1
 
