@@ -16,7 +16,11 @@ Protocol inside the training data (nothing here ever sees a test set)::
                benign flows exceeds target_fpr at most 1 - fpr_confidence (binomial bound, :func:`allowed_alerts`)
 
 ``model.fit`` also receives ``feature_names`` (the preprocessed column names), so that a model can treat a
-column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only).
+column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only), and a
+window model ``window_rows``: the row numbers of each fit and validation window's flows (-1 for padding), so
+that it can tell windows that share flows apart. A model that scores its benign validation rows itself
+(``validation_scores_``: ``knn-window`` skips the reference windows that overlap them) has those used for the
+threshold instead of a second, plain scoring.
 """
 
 from __future__ import annotations
