@@ -78,8 +78,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
             (operator, operator),
         ).fetchone()[0]
     assert checked == [(vnc["attacker"], 5900)] and sessions == 0
+    auth = summary["checks"]["auth-check"]
+    assert auth["sources"] == [vnc["attacker"]] and auth["incidents"] >= 1 and auth["alerts"] >= 1
     report = (out / "report.md").read_text()
-    assert "auth-check" in report
+    assert "| `auth-check` | failed VNC logins" in report and vnc["attacker"] in report
 
     # the sensor ran it: the device inventory and MQTT telemetry read off the wire took part
     assert summary["devices"] > 5 and summary["telemetry"]["messages"] > 100

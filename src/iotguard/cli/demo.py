@@ -207,14 +207,21 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
             },
         },
         "by_source": dict(sorted(by_source.items())),
-        "checks": {
-            name: (
-                sum(a.model == name for a in alerts),
-                len({a.incident_id for a in alerts if a.model == name}),
-            )
-            for name, _ in _checks()
-        },
+        "checks": _check_counts(alerts),
     }
+
+
+def _check_counts(alerts: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per fixed-rule check: its alerts, the incidents they went to, and the sources it named."""
+    out = {}
+    for name, _ in _checks():
+        mine = [a for a in alerts if a.model == name]
+        out[name] = {
+            "alerts": len(mine),
+            "incidents": len({a.incident_id for a in mine}),
+            "sources": sorted({a.src_ip for a in mine}),
+        }
+    return out
 
 
 def _pct(x: float | None) -> str:
@@ -338,12 +345,15 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         "Fixed-rule checks (what the packets themselves say; a match is its own evidence, whatever the models",
         "say):",
         "",
-        "| check | looks for | alerts | incidents |",
-        "|---|---|---|---|",
+        "| check | looks for | alerts | incidents | sources named |",
+        "|---|---|---|---|---|",
     ]
     for name, what in _checks():
-        n_alerts, n_incidents = det["checks"][name]
-        lines.append(f"| `{name}` | {what} | {n_alerts:,} | {n_incidents} |")
+        c = det["checks"][name]
+        named = ", ".join(c["sources"][:3]) + (
+            f" and {len(c['sources']) - 3} more" if len(c["sources"]) > 3 else ""
+        )
+        lines.append(f"| `{name}` | {what} | {c['alerts']:,} | {c['incidents']} | {named} |")
     lines += [
         "",
         f"![attack episodes and alerts over time]({det['timeline'].name})",
@@ -434,7 +444,7 @@ def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seco
         "detection": det["run"].stats.to_dict(),
         "incidents": len(det["run"].incidents),
         "alerts_by_source": det["by_source"],
-        "checks": {name: {"alerts": a, "incidents": i} for name, (a, i) in det["checks"].items()},
+        "checks": det["checks"],
         "devices": len(det["devices"]),
         "telemetry": det["telemetry"],
         "actions": dict(det["run"].actions),
@@ -530,7 +540,7 @@ def demo(
     console.print(t)
     console.print(
         "fixed-rule checks (alerts/incidents): "
-        + ", ".join(f"{name} {a}/{i}" for name, (a, i) in det["checks"].items()),
+        + ", ".join(f"{name} {c['alerts']}/{c['incidents']}" for name, c in det["checks"].items()),
         highlight=False,
     )
     report = _report(out, lab, results, det, time.perf_counter() - started)
