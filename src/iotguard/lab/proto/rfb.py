@@ -126,8 +126,13 @@ def _packed_palette(width: int, height: int, rng: np.random.Generator) -> bytes:
     to a whole byte. The indices come in runs, as text and flat areas do."""
     size = int(rng.integers(2, 17))
     palette = rng.integers(0, 256, size * 3, dtype=np.uint8).tobytes()
-    lengths = rng.geometric(1 / float(rng.uniform(2.0, 16.0)), width * height)
-    index = np.repeat(rng.integers(0, size, len(lengths)), lengths)[: width * height].astype(np.uint8)
+    pixels = width * height
+    mean = float(rng.uniform(2.0, 16.0))  # mean run length
+    runs = (
+        int(2 * pixels / mean) + 16
+    )  # enough runs to cover the tile nearly always (the rest repeats the last)
+    index = np.repeat(rng.integers(0, size, runs, dtype=np.uint8), rng.geometric(1 / mean, runs))
+    index = index[:pixels] if len(index) >= pixels else np.pad(index, (0, pixels - len(index)), mode="edge")
     bits = 1 if size == 2 else 2 if size <= 4 else 4
     per = 8 // bits
     row = -(-width // per) * per
