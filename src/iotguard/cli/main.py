@@ -46,6 +46,7 @@ def _root(
 def _register() -> None:
     # Each command group lives in its own module; importing it adds its commands to `app`.
     from iotguard.cli import (
+        baseline,  # noqa: F401
         config,  # noqa: F401
         datasets,  # noqa: F401
         demo,  # noqa: F401

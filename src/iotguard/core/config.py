@@ -171,7 +171,9 @@ class FlowsConfig(_Section):
 # -- model --------------------------------------------------------------------------------------------
 class ModelConfig(_Section):
     path: Path | None = Field(
-        None, description="Model artifact (directory or .zip). Empty: the default detector."
+        None,
+        description="Detector directory (e.g. a site baseline: iotguard baseline) or model artifact "
+        "(directory or .zip). Empty: the default detector.",
     )
     threshold: float | None = Field(
         None, description="Override the artifact's attack-score threshold for this deployment."

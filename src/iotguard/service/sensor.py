@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from iotguard import __version__
-from iotguard.core.config import Config
+from iotguard.core.config import Config, FlowsConfig
 from iotguard.core.errors import ConfigError, IotguardError
 from iotguard.core.progress import NO_PROGRESS, Progress
 from iotguard.core.records import Alert, Incident
@@ -405,24 +405,7 @@ class Sensor:
 
     # flows ---------------------------------------------------------------------------------------------
     def _flow_config(self) -> Any:
-        from iotguard.flows import FlowConfig
-
-        f = self.config.flows
-        # The meter's hash index needs a power-of-two table (another size never finds a free slot once the
-        # table is full): round the bound down, so the table never exceeds what the operator allowed.
-        max_flows = 1 << (f.max_flows.bit_length() - 1)
-        if max_flows != f.max_flows:
-            log.info("flows.max_flows %d rounded down to %d (a power of two)", f.max_flows, max_flows)
-        return FlowConfig(
-            flow_timeout=f.flow_timeout,
-            activity_timeout=f.activity_timeout,
-            close_grace=f.close_grace,
-            early_packets=f.early_packets or None,
-            early_seconds=f.early_seconds or None,
-            early_again=f.early_again or None,
-            max_flows=max_flows,
-            scan_interval=f.scan_interval,
-        )
+        return flow_config(self.config.flows)
 
     def _flow_loop(self) -> None:
         from iotguard.flows import FlowMeter
@@ -727,6 +710,28 @@ class Sensor:
             "anomalies": dict(self.telemetry.alert_counts),
             "devices": self.telemetry.devices()[:200],
         }
+
+
+def flow_config(f: FlowsConfig) -> Any:
+    """The flow meter's settings from the ``flows:`` section: how the sensor meters packets into records (and
+    so how a site baseline for it must be metered: ``iotguard baseline --config``)."""
+    from iotguard.flows import FlowConfig
+
+    # The meter's hash index needs a power-of-two table (another size never finds a free slot once the
+    # table is full): round the bound down, so the table never exceeds what the operator allowed.
+    max_flows = 1 << (f.max_flows.bit_length() - 1)
+    if max_flows != f.max_flows:
+        log.info("flows.max_flows %d rounded down to %d (a power of two)", f.max_flows, max_flows)
+    return FlowConfig(
+        flow_timeout=f.flow_timeout,
+        activity_timeout=f.activity_timeout,
+        close_grace=f.close_grace,
+        early_packets=f.early_packets or None,
+        early_seconds=f.early_seconds or None,
+        early_again=f.early_again or None,
+        max_flows=max_flows,
+        scan_interval=f.scan_interval,
+    )
 
 
 def check_port_free(host: str, port: int) -> None:
