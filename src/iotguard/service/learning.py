@@ -157,13 +157,12 @@ class LearningPeriod:
         return self.mode != "suppress"
 
     def fit(self) -> Any | None:
-        """Fit and save the site detector on the recorded flows; None (logged, kept in :attr:`failed`) if
-        that fails: the sensor goes on with the base detector, and a restart tries again (the flows stay)."""
+        """Fit and save the site detector on the recorded flows (flushed by the recording thread first: this
+        may run in another); None (logged, kept in :attr:`failed`) if that fails: the sensor goes on with the base detector, and a restart tries again (the flows stay)."""
         from iotguard.core.errors import IotguardError
         from iotguard.detect.site import fit_site_detector
 
         self.fitting = True
-        self.recorder.flush()
         started = time.perf_counter()
         try:
             flows = self.recorder.flows()

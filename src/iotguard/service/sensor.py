@@ -618,6 +618,8 @@ class Sensor:
         learning = self.learning
         if learning is None or learning.fitting or learning.failed:
             return
+        learning.recorder.flush()  # here, in the recording thread: the fit may run in another
+        learning.fitting = True
         if self.source is not None and self.source.live:
             self._thread("learn", self._fit_and_hand_over, nice=BULK_NICE)
         else:
