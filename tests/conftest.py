@@ -35,3 +35,21 @@ def data_file(data_root: Path):
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mqttset_halves(data_file, tmp_path_factory) -> tuple[Path, Path]:
+    """MQTTset's benign capture (10,896 packets) split in two by packet count, as docs/benchmarks.md does:
+    the second half starts mid-stream, with sensors that first publish a minute or more into it."""
+    import shutil
+    import subprocess
+
+    capture = data_file("pcaps/mqttset_reduced/benign.pcap")
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.skip("editcap (Debian package tshark) is not installed")
+    folder = tmp_path_factory.mktemp("mqttset-halves")
+    first, second = folder / "first.pcap", folder / "second.pcap"
+    subprocess.run([editcap, "-r", str(capture), str(first), "1-5448"], check=True, capture_output=True)
+    subprocess.run([editcap, "-r", str(capture), str(second), "5449-10896"], check=True, capture_output=True)
+    return first, second

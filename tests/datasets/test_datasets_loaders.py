@@ -62,9 +62,9 @@ def _label_counts(ds: Dataset) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("split", list(NSL_CATEGORIES))
-def test_nsl_kdd_rows_and_categories(data_file, split):
+def test_nsl_kdd_rows_and_categories(data_root, data_file, split):
     data_file(f"nsl-kdd/{split}.txt.gz")
-    ds = load("nsl-kdd", split)
+    ds = load("nsl-kdd", split, data_dir=data_root)
     counts = ds.category.value_counts()
     expected = dict(zip((BENIGN, "DoS", "Probe", "R2L", "U2R"), NSL_CATEGORIES[split], strict=True))
     assert {k: int(counts.get(k, 0)) for k in expected} == expected
@@ -78,10 +78,13 @@ def test_nsl_kdd_rows_and_categories(data_file, split):
     assert all(pd.api.types.is_numeric_dtype(ds.X[c]) for c in ds.features if c not in ds.categorical)
 
 
-def test_nsl_kdd_label_counts_and_test_only_attacks(data_file):
+def test_nsl_kdd_label_counts_and_test_only_attacks(data_root, data_file):
     data_file("nsl-kdd/KDDTrain+.txt.gz")
     data_file("nsl-kdd/KDDTest+.txt.gz")
-    train, test = load("nsl-kdd", "KDDTrain+"), load("nsl-kdd", "KDDTest+")
+    train, test = (
+        load("nsl-kdd", "KDDTrain+", data_dir=data_root),
+        load("nsl-kdd", "KDDTest+", data_dir=data_root),
+    )
     rename = {"normal": BENIGN}
     assert _label_counts(train) == {rename.get(k, k): v for k, v in NSL_TRAIN_LABELS.items()}
     assert _label_counts(test) == {rename.get(k, k): v for k, v in NSL_TEST_LABELS.items()}
@@ -136,9 +139,9 @@ def test_cicids2017_cns2022_file(data_file, stem):
     assert (frame["is_attack"] == int(family != BENIGN)).all()
 
 
-def test_cicids2017_improved_split(data_file):
+def test_cicids2017_improved_split(data_root, data_file):
     data_file("cicids2017/improved_cns2022_rnd5000/BENIGN_5000.csv.gz")
-    ds = load("cicids2017")
+    ds = load("cicids2017", data_dir=data_root)
     assert ds.split == "improved" and len(ds) == 43_419 and len(ds.files) == 16
     assert ds.features == [*FLOW_FEATURES, *EXTRA_FEATURES]
     assert set(ds.category) <= set(FAMILIES)
@@ -158,14 +161,14 @@ def test_cicids2017_improved_split(data_file):
     assert not np.isinf(ds.X.to_numpy(dtype=float)).any()  # SOURCE.md: no inf in this sample
 
 
-def test_cicids2017_folder_name_is_a_split(data_file):
+def test_cicids2017_folder_name_is_a_split(data_root, data_file):
     data_file("cicids2017/improved_cns2022_rnd5000/BENIGN_5000.csv.gz")
-    assert len(load("cicids2017", "improved_cns2022_rnd5000")) == 43_419
+    assert len(load("cicids2017", "improved_cns2022_rnd5000", data_dir=data_root)) == 43_419
 
 
-def test_cicids2017_original_trafficlabelling_sample(data_file):
+def test_cicids2017_original_trafficlabelling_sample(data_root, data_file):
     data_file("cicids2017/original_trafficlabelling/web_attacks_balanced.csv.gz")
-    ds = load("cicids2017", "original")
+    ds = load("cicids2017", "original", data_dir=data_root)
     assert len(ds) == 7267
     assert _label_counts(ds) == {
         BENIGN: 5087,
@@ -188,9 +191,9 @@ UNSW_CATEGORIES = dict(
 )  # fmt: skip
 
 
-def test_unsw_nb15_training_set(data_file):
+def test_unsw_nb15_training_set(data_root, data_file):
     data_file("unsw-nb15/UNSW_NB15_training-set.csv.gz")
-    ds = load("unsw-nb15")
+    ds = load("unsw-nb15", data_dir=data_root)
     assert ds.split == "training-set" and len(ds) == 82_332
     counts = {str(k): int(v) for k, v in ds.category.value_counts().items()}
     assert counts == {(BENIGN if k == "Normal" else k): v for k, v in UNSW_CATEGORIES.items()}
@@ -217,9 +220,9 @@ IOT23 = {
 
 
 @pytest.mark.parametrize("scenario", list(IOT23))
-def test_iot23_scenario(data_file, scenario):
+def test_iot23_scenario(data_root, data_file, scenario):
     data_file(f"iot23/{scenario}/conn.log.labeled.gz")
-    ds = load("iot23", scenario)
+    ds = load("iot23", scenario, data_dir=data_root)
     assert _label_counts(ds) == IOT23[scenario]
     assert len(ds) == sum(IOT23[scenario].values())
     assert (ds.frame["scenario"] == scenario).all()
@@ -230,9 +233,9 @@ def test_iot23_scenario(data_file, scenario):
     assert ds.frame["label"].notna().all() and set(ds.category) <= set(FAMILIES)
 
 
-def test_iot23_all_and_families(data_file):
+def test_iot23_all_and_families(data_root, data_file):
     data_file("iot23/CTU-IoT-Malware-Capture-34-1/conn.log.labeled.gz")
-    ds = load("iot23")
+    ds = load("iot23", data_dir=data_root)
     assert ds.split == "all" and len(ds) == 23_145 + 4_426 + 452
     mirai = ds.subset(ds.frame["scenario"] == "CTU-IoT-Malware-Capture-34-1")
     families = {str(k): int(v) for k, v in mirai.category.value_counts().items()}

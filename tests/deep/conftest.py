@@ -22,12 +22,12 @@ class Table:
 
 
 @pytest.fixture(scope="session")
-def nsl_table(data_file) -> Table:
+def nsl_table(data_root, data_file) -> Table:
     """3,000 training and 1,500 test rows of KDDTrain+_20Percent (its rows are in random order)."""
     from iotguard.datasets import load
 
     data_file("nsl-kdd/KDDTrain+_20Percent.txt.gz")
-    ds = load("nsl-kdd", "KDDTrain+_20Percent")
+    ds = load("nsl-kdd", "KDDTrain+_20Percent", data_dir=data_root)
     frame = ds.frame
     return Table(
         frame.iloc[:3000].reset_index(drop=True),
@@ -53,12 +53,12 @@ def nsl_slice(nsl_table):
 
 
 @pytest.fixture(scope="session")
-def cic_table(data_file):
+def cic_table(data_root, data_file):
     """About 4,300 random rows (10 %) of the CICIDS2017 corrected sample, with src_ip and ts_first."""
     from iotguard.datasets import load
 
     data_file("cicids2017/improved_cns2022_rnd5000/BENIGN_5000.csv.gz")
-    ds = load("cicids2017")
+    ds = load("cicids2017", data_dir=data_root)
     return ds.subset(np.random.default_rng(0).random(len(ds)) < 0.1)
 
 

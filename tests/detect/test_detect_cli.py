@@ -165,3 +165,27 @@ def test_detect_with_site_baseline(detector_dir, data_file, tmp_path):
     # this capture; the site threshold is calibrated on 15 of its 50 flows, so one alert, 2% of the flows, is
     # within that calibration's noise)
     assert stats["alerts"] <= max(before, 0.05 * stats["flows"]) and stats["alerts"] <= 0.1 * stats["flows"]
+
+
+def test_detect_baseline_teaches_the_telemetry_its_devices(detector_dir, mqttset_halves, tmp_path):
+    # The second half of MQTTset benign starts mid-stream: without a baseline, sensors that first publish after
+    # the telemetry's global warm-up are "unknown devices"; with the first half as the baseline, none is.
+    first, second = mqttset_halves
+
+    def unknown_devices(*args: str) -> tuple[list[str], dict]:
+        eve, summary = tmp_path / "eve.json", tmp_path / "s.json"
+        eve.unlink(missing_ok=True)
+        proc = _cli(
+            "detect", str(second), "--model", str(detector_dir), "--eve", str(eve), "--json", str(summary), *args
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        events = [json.loads(line) for line in eve.read_text().splitlines()] if eve.exists() else []
+        names = [e["iotguard"].get("device") for e in events if e["alert"]["signature_id"] == 9_100_007]
+        return names, json.loads(summary.read_text())
+
+    unknown, result = unknown_devices()
+    assert unknown and result.get("baseline") is None
+    unknown, result = unknown_devices("--baseline", str(first))
+    assert unknown == []
+    learnt = result["baseline"]
+    assert learnt["source"] == str(first) and learnt["mqtt_devices"] > 0 and learnt["mqtt_messages"] > 1000

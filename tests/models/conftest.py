@@ -19,12 +19,12 @@ class Slice:
 
 
 @pytest.fixture(scope="session")
-def nsl_slice(data_file) -> Slice:
+def nsl_slice(data_root, data_file) -> Slice:
     """4,000 training and 2,000 test rows of KDDTrain+_20Percent (its rows are in random order)."""
     from iotguard.datasets import load
 
     data_file("nsl-kdd/KDDTrain+_20Percent.txt.gz")
-    ds = load("nsl-kdd", "KDDTrain+_20Percent")
+    ds = load("nsl-kdd", "KDDTrain+_20Percent", data_dir=data_root)
     frame = ds.frame
     return Slice(
         frame.iloc[:4000].reset_index(drop=True),

@@ -171,3 +171,21 @@ def test_state_round_trip():
     again.load_state(state)
     assert again.get("192.168.1.20") == inv.get("192.168.1.20")
     assert again.devices()[0] == inv.devices()[0]
+
+
+def test_state_keeps_whose_mac_each_is():
+    # A restarted sensor (or detection started from a site baseline) still names the impostor of an ARP spoof
+    # whose MAC it learnt before.
+    inv = Inventory()
+    inv.observe_macs([("192.168.1.1", "02:00:00:00:00:01", T0, True)])  # the gateway
+    inv.observe_macs([("192.168.1.66", "02:66:66:66:66:66", T0 + 1, True)])  # a laptop
+    again = Inventory()
+    again.load_state(json.loads(json.dumps(inv.state())))
+    spoof = again.observe_macs([("192.168.1.1", "02:66:66:66:66:66", T0 + 2, True)])
+    assert [(a.family, a.src_ip, a.dest_ip) for a in spoof] == [("Spoofing", "192.168.1.66", "192.168.1.1")]
+    # a checkpoint from before the MAC owners were kept still loads
+    old = json.loads(json.dumps(inv.state()))
+    del old["mac_owners"]
+    older = Inventory()
+    older.load_state(old)
+    assert older.get("192.168.1.1")["macs"] == ["02:00:00:00:00:01"]

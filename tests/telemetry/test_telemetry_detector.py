@@ -194,3 +194,57 @@ def test_small_baselines():
         a.learn_one(float(i))
         b.learn_one(float(i))
     assert a.sample == b.sample
+
+
+def restored(cfg, detector):
+    again = TelemetryDetector(cfg)
+    again.load_state(json.loads(json.dumps(detector.state())))
+    return again
+
+
+def new_devices(alerts):
+    return [a.device for a in alerts if a.signature_id == 9_100_007]
+
+
+def test_a_checkpoint_taken_during_the_global_warmup_goes_on_warming_up(cfg):
+    # 30 s of the 60 s warm-up seen, then a restart (or detection after a short site baseline), a day later
+    detector = TelemetryDetector(cfg)
+    assert run(detector, sensor_traffic(devices=3, seconds=30)) == []
+    again = restored(cfg, detector)
+    start = T0 + 86_400
+    again.process(TelemetryMessage("sensors/dev0/state", b'{"temperature": 20.0}', start))
+    # still inside the ~30 s left: a device first heard now is learnt, not unknown
+    assert new_devices(again.process(TelemetryMessage("sensors/dev7/state", b"{}", start + 20))) == []
+    # past it: a device never heard is unknown
+    assert new_devices(again.process(TelemetryMessage("sensors/dev8/state", b"{}", start + 40))) == ["dev8"]
+
+
+def test_a_restored_baseline_knows_new_devices_on_a_clock_older_than_its_own(cfg):
+    # a site baseline recorded after the capture that is checked: its warm-up is over whatever the clock says
+    detector, _ = warmed(cfg)
+    again = restored(cfg, detector)
+    earlier = sensor_traffic(devices=3, seconds=120, seed=3, start=T0 - 3600)
+    assert new_devices(run(again, earlier)) == []  # the baseline's devices are known
+    rogue = TelemetryMessage("sensors/rogue/state", b'{"temperature": 20.0}', T0 - 3000)
+    assert new_devices(again.process(rogue)) == ["rogue"]
+
+
+def test_a_publishers_usual_rate_survives_a_restart(cfg):
+    # one host publishing for three sensors, about 1.5 messages/s together; then, after a restart, it sends
+    # 60 messages/s over made-up devices: three times the 20/s floor above its own rate, but below the
+    # 5 x 20/s that a publisher of unknown rate must exceed
+    normal = sensor_traffic(devices=3, seconds=300)
+    for m in normal:
+        m.client = "192.168.1.50"
+    detector = TelemetryDetector(cfg)
+    assert run(detector, normal) == []
+    again = restored(cfg, detector)
+    t = normal[-1].timestamp + 1
+    burst = [
+        TelemetryMessage(
+            f"sensors/fake{i}/state", b'{"temperature": 20.0}', t + i / 60, client="192.168.1.50"
+        )
+        for i in range(600)
+    ]
+    floods = [a for a in run(again, burst) if a.signature_id == 9_100_001]
+    assert floods and "from 192.168.1.50" in floods[0].signature

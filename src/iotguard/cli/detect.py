@@ -27,7 +27,8 @@ def detect(
         typer.Option(
             "--baseline",
             help="Capture or flow table of this site's normal traffic: fit the site's "
-            "anomaly model on it and set thresholds from it first.",
+            "anomaly model on it and set thresholds from it first; a capture also teaches the MQTT "
+            "telemetry and the device inventory the site's devices.",
         ),
     ] = None,
     policy: Annotated[
@@ -83,7 +84,7 @@ def detect(
     from iotguard.detect.detector import Detector
     from iotguard.detect.engine import DetectionConfig, detection_config
     from iotguard.respond.policy import default_policy, load_policy
-    from iotguard.service.offline import capture_flows, detect_source
+    from iotguard.service.offline import capture_flows, detect_source, is_flow_table, learn_devices
 
     if not source.exists():
         raise DataError("no such file", where=str(source))
@@ -100,6 +101,9 @@ def detect(
 
         detector = default_detector(rebuild=rebuild, progress=progress)
     work = Workdir()
+    learnt = None
+    baseline_row = ""
+    baseline_info: dict[str, object] | None = None
     try:
         if baseline is not None:
             with progress.task(f"fitting the site baseline on {baseline.name}"):
@@ -107,6 +111,29 @@ def detect(
                 detector, _ = fit_baseline(
                     detector, benign, work.path, target_fpr=target_fpr or 1e-3, progress=progress
                 )
+            baseline_info = {"source": str(baseline), "flows": len(benign)}
+            baseline_row = f"{len(benign):,} flows"
+            # The device detectors learn the site's devices from the same capture, so that a device it saw
+            # is not "unknown" when it first publishes later (a flow table has no packets to learn from).
+            if not (flows_only or is_flow_table(source) or is_flow_table(baseline)):
+                with progress.task(f"learning the site's devices from {baseline.name}"):
+                    learnt = learn_devices(
+                        baseline, early,
+                        telemetry=cfg.telemetry if cfg is not None else None,
+                        inventory=cfg.inventory if cfg is not None else None,
+                        devices=cfg.devices if cfg is not None else (),
+                    )  # fmt: skip
+                baseline_info |= {
+                    "mqtt_devices": learnt.telemetry_devices,
+                    "mqtt_messages": learnt.messages,
+                    "inventory_devices": learnt.inventory_devices,
+                }
+                baseline_row += (
+                    f", {learnt.telemetry_devices:,} MQTT devices ({learnt.messages:,} messages),"
+                    f" {learnt.inventory_devices:,} inventory devices"
+                )
+            elif not (flows_only or is_flow_table(source)):
+                baseline_row += " (a flow table: no MQTT devices or inventory learnt)"
         det_cfg = detection_config(cfg) if cfg is not None else DetectionConfig()
         if target_fpr is not None and baseline is None:
             det_cfg.target_fpr = target_fpr
@@ -119,7 +146,7 @@ def detect(
             apply=apply, early=early, flows_only=flows_only, progress=progress,
             telemetry=cfg.telemetry if cfg is not None else None,
             inventory=cfg.inventory if cfg is not None else None,
-            devices=cfg.devices if cfg is not None else (),
+            devices=cfg.devices if cfg is not None else (), device_baseline=learnt,
         )  # fmt: skip
     finally:
         work.close()
@@ -132,6 +159,7 @@ def detect(
     mode = "dry run" if run.dry_run else "applied"
     rows = [
         ("detector", detector.model_name),
+        *([("site baseline", baseline_row)] if baseline is not None else []),
         ("flows scored", f"{s.flows:,} ({s.partial_flows:,} early records)"),
         ("flagged by a model", f"{s.flagged:,}"),
         (
@@ -165,6 +193,7 @@ def detect(
         payload = {
             "source": str(source),
             "detector": detector.model_name,
+            "baseline": baseline_info,
             "stats": s.to_dict(),
             "actions": dict(run.actions),
             "incidents": [i.to_dict() for i in incidents],

@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from iotguard.core.errors import IotguardError, ResponseError
+from iotguard.core.networks import NetworkSet
 from iotguard.core.records import ActionRecord, Alert, Incident
 from iotguard.core.store import Store, redact
 from iotguard.detect.assets import Assets
@@ -39,18 +40,6 @@ from iotguard.respond.notify import MqttPublisher, format_rfc5424, post_webhook,
 from iotguard.respond.policy import CONTAINMENT, ActionItem, Match, Policy
 
 log = logging.getLogger(__name__)
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _in_any(address: str | None, networks: list[Network]) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip.version == n.version and ip in n for n in networks)
 
 
 class _Template(dict):
@@ -84,7 +73,7 @@ class ResponseEngine:
         self.assets = assets or Assets(policy.devices)
         self.clock = clock
         self._sleep = sleep
-        self._allow = [ipaddress.ip_network(a, strict=False) for a in policy.allowlist]
+        self._allow = NetworkSet(policy.allowlist)
         self._rules = [(r, self._compile(r.match)) for r in policy.rules]
         self._lock = threading.RLock()
         self._recent: deque[float] = deque()
@@ -107,8 +96,9 @@ class ResponseEngine:
     def _compile(m: Match) -> dict[str, Any]:
         return {
             "family": set(m.family) if m.family else None,
-            "src": [ipaddress.ip_network(n, strict=False) for n in m.src] if m.src else None,
-            "dst": [ipaddress.ip_network(n, strict=False) for n in m.dst] if m.dst else None,
+            # each rule its own set: an address matches a rule when it lies in one of that rule's networks
+            "src": NetworkSet(m.src) if m.src else None,
+            "dst": NetworkSet(m.dst) if m.dst else None,
             "src_tags": set(m.src_tags) if m.src_tags else None,
             "dst_tags": set(m.dst_tags) if m.dst_tags else None,
             "source": set(m.source) if m.source else None,
@@ -125,16 +115,16 @@ class ResponseEngine:
             return False
         if m["source"] is not None and alert.source not in m["source"]:
             return False
-        if m["src"] is not None and not _in_any(alert.src_ip, m["src"]):
+        if m["src"] is not None and alert.src_ip not in m["src"]:
             return False
-        if m["dst"] is not None and not _in_any(alert.dest_ip, m["dst"]):
+        if m["dst"] is not None and alert.dest_ip not in m["dst"]:
             return False
         if m["src_tags"] is not None and not (self.assets.tags(alert.src_ip) & m["src_tags"]):
             return False
         return not (m["dst_tags"] is not None and not (self.assets.tags(alert.dest_ip) & m["dst_tags"]))
 
     def allowlisted(self, address: str) -> bool:
-        return _in_any(address, self._allow)
+        return address in self._allow
 
     # -- entry points -----------------------------------------------------------------------------------
     def handle(self, alert: Alert, incident: Incident | None = None) -> list[ActionRecord]:

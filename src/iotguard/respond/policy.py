@@ -7,35 +7,22 @@ passwords out of the file); a missing variable is an error naming the line.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from os import PathLike
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from iotguard.core.config import DeviceConfig
+from iotguard.core.config import DeviceConfig, NetworkStr
 from iotguard.core.errors import ConfigError, location
 from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, validate
 from iotguard.respond.nft import HOOKS, parse_rate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Family = str
-
-
-def _network(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-    return value
-
-
-NetworkStr = Annotated[str, AfterValidator(_network)]
-"""An IP address or CIDR network, checked item by item so an error names its line."""
 
 
 class _Strict(BaseModel):

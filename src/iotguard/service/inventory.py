@@ -548,6 +548,7 @@ class Inventory:
         with self._lock:
             return {
                 "version": 1,
+                "mac_owners": dict(self._mac_owner),
                 "devices": [
                     {
                         "address": d.address,
@@ -580,6 +581,9 @@ class Inventory:
             raise ValueError("unknown inventory state version")
         with self._lock:
             self._devices.clear()
+            # whose MAC each is, so a spoofer is still named after a restart (absent from older checkpoints)
+            owners = list(state.get("mac_owners", {}).items())[-self.config.max_devices :]
+            self._mac_owner = {str(mac): str(address) for mac, address in owners}
             for item in state["devices"][-self.config.max_devices :]:
                 d = Device(
                     address=item["address"], first_seen=item["first_seen"], last_seen=item["last_seen"]

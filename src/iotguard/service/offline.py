@@ -4,16 +4,19 @@ run. The live sensor wires the same detection and response engines to a packet s
 On a capture, the same detectors as the sensor's watch the packets, unless ``flows_only``: the flow detector,
 the MQTT telemetry read off the wire (:class:`~iotguard.telemetry.MqttTap`, as with the sensor's
 ``telemetry.from_capture``) and the device inventory (ARP and MAC checks, behaviour drift). A flow table
-carries flows only."""
+carries flows only. Those two can start from what they learnt on a capture of the site's normal traffic
+(:func:`learn_devices`, ``iotguard detect --baseline``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,59 +51,129 @@ def flow_batches(path: Path, early: int) -> Iterator[pd.DataFrame]:
         yield from iter_flows(path, early=early or None)
 
 
-def capture_records(
+@dataclass
+class DeviceBaseline:
+    """What the sensor's device detectors learnt from a site's normal traffic, as their checkpoints: the MQTT
+    telemetry's devices (each device's rate, payload size, topics and reading ranges, who publishes where,
+    each publisher's usual rate, what is left of the global warm-up) and the device inventory (devices, their
+    MACs and whose MAC each is, behaviour fingerprints). Detection that starts from it behaves like a sensor
+    restarted from a checkpoint taken at the end of the baseline capture."""
+
+    telemetry: dict[str, Any]
+    """:meth:`TelemetryDetector.state`."""
+    inventory: dict[str, Any]
+    """:meth:`Inventory.state`."""
+    messages: int = 0
+    """MQTT messages read off the baseline capture."""
+
+    @property
+    def telemetry_devices(self) -> int:
+        return len(self.telemetry["devices"])
+
+    @property
+    def inventory_devices(self) -> int:
+        return len(self.inventory["devices"])
+
+
+class CaptureWatch:
+    """The sensor's detectors besides the flow detector, on a capture's packets: the MQTT telemetry read off
+    the wire and the device inventory (ARP and MAC checks, behaviour drift), started from ``baseline`` when
+    given."""
+
+    def __init__(
+        self,
+        early: int,
+        *,
+        telemetry: TelemetryConfig | None = None,
+        inventory: InventoryConfig | None = None,
+        devices: Sequence[DeviceConfig] = (),
+        baseline: DeviceBaseline | None = None,
+    ) -> None:
+        from iotguard.service.inventory import Inventory
+        from iotguard.telemetry import MqttTap, TelemetryDetector
+
+        telemetry = telemetry or TelemetryConfig()
+        self.early = early
+        self.tap = MqttTap(telemetry.capture_port)
+        self.telemetry = TelemetryDetector(telemetry, list(devices))
+        self.inventory = Inventory(inventory, list(devices))
+        if baseline is not None:
+            self.telemetry.load_state(baseline.telemetry)
+            self.inventory.load_state(baseline.inventory)
+
+    def records(self, path: Path) -> Iterator[tuple[pd.DataFrame, list[Alert]]]:
+        """A capture's flow records batch by batch (early ones included), each with the alerts the other
+        detectors raise on the same packets."""
+        from iotguard.capture import open_source
+        from iotguard.flows import FlowMeter
+        from iotguard.flows.parse import parse
+        from iotguard.service.macs import mac_pairs
+
+        meter = FlowMeter(early_packets=self.early or None)
+        now = 0.0  # the capture's clock: its newest packet so far
+        source = open_source(path)
+        try:
+            for batch in source:
+                packets = parse(batch)  # once, for the flow meter and the MQTT tap
+                flows = meter.feed(batch, packets)
+                if len(batch):
+                    now = max(now, float(batch.ts_us.max()) / 1e6)
+                alerts: list[Alert] = []
+                # As in the sensor, a failure of one of these costs its own alerts of the batch, not the flows'.
+                try:  # the inventory sees the batch's flows first, so their devices exist
+                    alerts += self.inventory.observe_flows(flows) if len(flows) else []
+                    alerts += self.inventory.observe_macs(mac_pairs(batch))
+                    alerts += self.inventory.tick(now)
+                except Exception:
+                    log.exception("the device inventory failed on a batch of %s; its alerts dropped", path)
+                try:
+                    for message in self.tap.messages(batch, packets):
+                        alerts += self.telemetry.process(message)
+                except Exception:
+                    log.exception(
+                        "reading MQTT telemetry failed on a batch of %s; its messages dropped", path
+                    )
+                yield flows, alerts
+        finally:
+            source.close()
+        flows = meter.flush()
+        try:
+            last = self.inventory.observe_flows(flows) if len(flows) else []
+        except Exception:
+            log.exception("the device inventory failed on the last flows of %s; its alerts dropped", path)
+            last = []
+        yield flows, last
+
+    def baseline(self) -> DeviceBaseline:
+        """What the detectors have learnt so far."""
+        # through JSON, as a checkpoint would be: what goes on from it shares nothing with these detectors
+        return DeviceBaseline(
+            telemetry=json.loads(json.dumps(self.telemetry.state())),
+            inventory=json.loads(json.dumps(self.inventory.state())),
+            messages=self.tap.messages_seen,
+        )
+
+
+def learn_devices(
     path: Path,
     early: int,
     *,
     telemetry: TelemetryConfig | None = None,
     inventory: InventoryConfig | None = None,
     devices: Sequence[DeviceConfig] = (),
-) -> Iterator[tuple[pd.DataFrame, list[Alert]]]:
-    """A capture's flow records batch by batch (early ones included), each with the alerts the sensor's
-    other detectors raise on the same packets: MQTT telemetry read off the wire and the device inventory."""
-    from iotguard.capture import open_source
-    from iotguard.flows import FlowMeter
-    from iotguard.flows.parse import parse
-    from iotguard.service.inventory import Inventory
-    from iotguard.service.macs import mac_pairs
-    from iotguard.telemetry import MqttTap, TelemetryDetector
-
-    telemetry = telemetry or TelemetryConfig()
-    tap = MqttTap(telemetry.capture_port)
-    watcher = TelemetryDetector(telemetry, list(devices))
-    devices_seen = Inventory(inventory, list(devices))
-    meter = FlowMeter(early_packets=early or None)
-    now = 0.0  # the capture's clock: its newest packet so far
-    source = open_source(path)
-    try:
-        for batch in source:
-            packets = parse(batch)  # once, for the flow meter and the MQTT tap
-            flows = meter.feed(batch, packets)
-            if len(batch):
-                now = max(now, float(batch.ts_us.max()) / 1e6)
-            alerts: list[Alert] = []
-            # As in the sensor, a failure of one of these costs its own alerts of the batch, not the flows'.
-            try:  # the inventory sees the batch's flows first, so their devices exist
-                alerts += devices_seen.observe_flows(flows) if len(flows) else []
-                alerts += devices_seen.observe_macs(mac_pairs(batch))
-                alerts += devices_seen.tick(now)
-            except Exception:
-                log.exception("the device inventory failed on a batch of %s; its alerts dropped", path)
-            try:
-                for message in tap.messages(batch, packets):
-                    alerts += watcher.process(message)
-            except Exception:
-                log.exception("reading MQTT telemetry failed on a batch of %s; its messages dropped", path)
-            yield flows, alerts
-    finally:
-        source.close()
-    flows = meter.flush()
-    try:
-        last = devices_seen.observe_flows(flows) if len(flows) else []
-    except Exception:
-        log.exception("the device inventory failed on the last flows of %s; its alerts dropped", path)
-        last = []
-    yield flows, last
+) -> DeviceBaseline:
+    """Run the device detectors over a capture of a site's normal traffic and keep what they learnt (the
+    alerts they raise on it are dropped: it is the baseline). A flow table has no packets to learn from."""
+    if is_flow_table(path):
+        raise DataError(
+            "a flow table has no MQTT messages or MAC addresses to learn devices from",
+            where=str(path),
+            expected="a capture (pcap, pcapng, .gz)",
+        )
+    watch = CaptureWatch(early, telemetry=telemetry, inventory=inventory, devices=devices)
+    for _ in watch.records(path):
+        pass
+    return watch.baseline()
 
 
 def capture_flows(path: Path, early: int) -> pd.DataFrame:
@@ -134,12 +207,14 @@ def detect_source(
     telemetry: TelemetryConfig | None = None,
     inventory: InventoryConfig | None = None,
     devices: Sequence[DeviceConfig] = (),
+    device_baseline: DeviceBaseline | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> OfflineRun:
     """Score every flow of ``source``, fold alerts into incidents, run ``policy`` (a dry run unless
     ``apply``), and record alerts, incidents and actions in ``db`` and ``eve`` when given. On a capture, the
     MQTT telemetry and the device inventory watch its packets too (configured by ``telemetry``, ``inventory``
-    and ``devices``), unless ``flows_only``. Returns every incident of the run, in order of first activity."""
+    and ``devices``, and started from ``device_baseline``: :func:`learn_devices`), unless ``flows_only``.
+    Returns every incident of the run, in order of first activity."""
     if not source.exists():
         raise DataError("no such file", where=str(source))
     # Incidents close as the capture's clock moves on, so the store is where all of them end up: without
@@ -158,10 +233,10 @@ def detect_source(
                     engine.process(batch, where=str(source))
                     task.advance(len(batch))
             else:
-                records = capture_records(
-                    source, early, telemetry=telemetry, inventory=inventory, devices=devices
+                watch = CaptureWatch(
+                    early, telemetry=telemetry, inventory=inventory, devices=devices, baseline=device_baseline
                 )
-                for batch, alerts in records:
+                for batch, alerts in watch.records(source):
                     engine.submit(alerts)
                     engine.process(batch, where=str(source))
                     task.advance(len(batch))

@@ -12,7 +12,8 @@ on and continuing with every message that is not itself anomalous:
   used to change and now repeats) stand out. Counters and clocks (fields that only climb) are recognised and
   not range-checked.
 
-A device never seen before that appears after the first ``global_warmup`` seconds raises **new device**, at
+A device never seen before that appears after the first ``global_warmup`` seconds (of message time; a restored
+checkpoint or a site baseline, ``iotguard detect --baseline``, carries over what was left) raises **new device**, at
 most once per ``alert_cooldown`` seconds per publisher (its address when the message was read off the wire,
 else all of them together), so a flood of messages each naming a made-up device is one alert, not one per
 message. Read off the wire, messages also carry their publisher's address, and each publisher's message rate
@@ -168,7 +169,11 @@ class TelemetryDetector:
             OrderedDict()
         )  # (publisher, kind) -> time
         self._topic_owners: dict[str, set[str]] = {}
-        self._started: float | None = None
+        self._started: float | None = None  # the first message's time
+        # Seconds of global warm-up still to run, counted down by the message clock from the first message
+        # since the detector started or was restored (a checkpoint or a site baseline carries it over).
+        self._warmup_left = self.config.global_warmup
+        self._warmup_clock: float | None = None
         self.messages = 0
         self.ignored = 0
         self.alert_counts: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -199,7 +204,7 @@ class TelemetryDetector:
         self.messages += 1
         if self._started is None:
             self._started = now
-        learning_globally = now - self._started < cfg.global_warmup
+        learning_globally = self._warming_up(now)
         doc = parse_json(message.payload)
         values = numeric_fields(doc)
         name = self.device_of(message.topic, doc)
@@ -321,6 +326,17 @@ class TelemetryDetector:
 
         return self._alerts(device, message, found)
 
+    def _warming_up(self, now: float) -> bool:
+        """Whether the global warm-up still runs at ``now``. Only time moving forward counts: a clock that
+        steps back, or a capture older than the baseline it follows, neither ends nor restarts it."""
+        if self._warmup_left > 0:
+            clock = self._warmup_clock
+            if clock is not None and now > clock:
+                self._warmup_left -= now - clock
+            if clock is None or now > clock:
+                self._warmup_clock = now
+        return self._warmup_left > 0
+
     def _forget_one(self) -> None:
         name = next(iter(self._once)) if self._once else next(iter(self._devices))
         self._once.pop(name, None)
@@ -407,7 +423,9 @@ class TelemetryDetector:
         return {
             "version": 1,
             "started": self._started,
+            "warmup_left": max(0.0, self._warmup_left),
             "topic_owners": {t: sorted(o) for t, o in self._topic_owners.items()},
+            "publishers": {p: rate.state() for p, rate in self._publishers.items()},
             "devices": [
                 {
                     "name": d.name,
@@ -427,11 +445,20 @@ class TelemetryDetector:
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("version") != 1:
             raise ValueError("unknown telemetry state version")
-        # A restart keeps the baselines; the global warm-up is over already.
-        self._started = state.get("started")
-        if self._started is not None:
-            self._started = float(self._started) - self.config.global_warmup
+        # A restart keeps the baselines, and the global warm-up goes on only for what was left of it (none
+        # in checkpoints older than ``warmup_left``), counted from the first message after the restart.
+        started = state.get("started")
+        self._started = None if started is None else float(started)
+        left = state.get("warmup_left", 0.0) if started is not None else self.config.global_warmup
+        self._warmup_left = float(left)
+        self._warmup_clock = None
         self._topic_owners = {t: set(o) for t, o in state["topic_owners"].items()}
+        # publishers' usual message rates (absent from older checkpoints)
+        self._publishers = OrderedDict(
+            (str(p), RateBaseline.from_state(rate))
+            for p, rate in list(state.get("publishers", {}).items())[-MAX_DEVICES:]
+        )
+        self._flooding.clear()
         self._devices.clear()
         self._once.clear()
         for i, item in enumerate(state["devices"][:MAX_DEVICES]):
