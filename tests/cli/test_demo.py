@@ -63,6 +63,26 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert results <= {"dry-run", "skipped"}
     assert all(json.loads(line)["event_type"] == "alert" for line in eve_lines[:50])
 
+    # the auth check: the test network's VNC password guessing raised an incident through failed logins, and
+    # the operator's own VNC sessions to the same console raised no alert
+    [vnc] = [e for e in episodes if e["label"] == "vnc-bruteforce"]
+    assert vnc["detected"] and vnc["family"] == "BruteForce"
+    hosts = json.loads((out / "lab" / "test" / "scenario.json").read_text())["hosts"]
+    operator = next(h["ip"] for h in hosts if h["kind"] == "workstation")
+    with sqlite3.connect(out / "iotguard.db") as db:
+        checked = db.execute(
+            "SELECT DISTINCT src_ip, dest_port FROM alerts WHERE model = 'auth-check'"
+        ).fetchall()
+        sessions = db.execute(
+            "SELECT count(*) FROM alerts WHERE (src_ip = ? AND dest_port = 5900) OR (dest_ip = ? AND src_port = 5900)",
+            (operator, operator),
+        ).fetchone()[0]
+    assert checked == [(vnc["attacker"], 5900)] and sessions == 0
+    auth = summary["checks"]["auth-check"]
+    assert auth["sources"] == [vnc["attacker"]] and auth["incidents"] >= 1 and auth["alerts"] >= 1
+    report = (out / "report.md").read_text()
+    assert "| `auth-check` | failed VNC logins" in report and vnc["attacker"] in report
+
     # the sensor ran it: the device inventory and MQTT telemetry read off the wire took part
     assert summary["devices"] > 5 and summary["telemetry"]["messages"] > 100
     assert summary["alerts_by_source"].get("flow", 0) > 0
@@ -81,6 +101,5 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
         assert 0 < site["flagged"][name]["attack"] <= site["attack_flows"]
 
     # 4. the report exists and points at the sensor
-    report = (out / "report.md").read_text()
     assert "iotguard run --pcap" in report and "unseen" in report
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "timeline.png" in report

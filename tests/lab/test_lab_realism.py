@@ -112,6 +112,7 @@ def test_protocols_decode(showcase):
         "icmp",
         "json",
         "image-jfif",
+        "vnc",
     ):
         assert f" {proto} " in hierarchy or f"  {proto}" in hierarchy, proto
     checks = {
@@ -139,6 +140,9 @@ def test_protocols_decode(showcase):
         "tcp.flags.fin == 1": "FIN",
         "tcp.analysis.retransmission": "retransmissions",
         "arp.opcode == 2 && !arp.duplicate-address-detected": "ARP replies",
+        "vnc.auth_result == 1": "VNC logins refused (the password guessing)",
+        "vnc.auth_result == 0": "VNC logins accepted (the operator)",
+        "vnc.server_message_type == 0": "VNC framebuffer updates",
     }
     for expression, what in checks.items():
         out = tshark("-r", str(path), "-Y", expression, "-T", "fields", "-e", "frame.number")

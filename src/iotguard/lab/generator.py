@@ -33,6 +33,7 @@ from iotguard.lab.devices import (
     phone,
     plc,
     smart_plug,
+    vnc,
 )
 from iotguard.lab.devices.common import NTP_NAME, cloud_heartbeats
 from iotguard.lab.network import EMBEDDED_LINUX, LINUX, LWIP, WINDOWS, Host, Network
@@ -253,6 +254,9 @@ def _extra_hosts(
             net.add_local(f"edge-{i + 1}", "edge", "raspberrypi", LINUX) for i in range(rng.randrange(1, 3))
         ]
         out["server"] = [net.add_local("automation", "server", "dell", LINUX)]
+    if "vnc" in scenario.extras:  # last: the other extras' hosts keep their addresses and MACs
+        out["operator"] = [net.add_local("operator", "workstation", "dell", WINDOWS)]
+        nvr.tcp_open[vnc.PORT] = vnc.SERVICE
     return out
 
 
@@ -277,6 +281,8 @@ def _simulate_extras(sim: Sim, extra: dict[str, list[Host]], world: World, durat
     watched = [hub, nvr, gateway, *extra.get("plc", []), *world.devices]
     for nms in extra.get("monitor", []):
         office.monitor(sim, nms, watched, rng.uniform(0, 30), duration)
+    for workstation in extra.get("operator", []):
+        vnc.operator(sim, workstation, nvr, rng.uniform(0.02, 0.15) * duration, duration)
 
 
 def _episodes(sim: Sim, packets: Packets) -> tuple[list[Episode], list[int]]:

@@ -21,7 +21,7 @@ import numpy as np
 from iotguard.lab.attacks.common import OPEN, outcome_for, rogue_host, syn_probes, targets_for, windows
 from iotguard.lab.network import Host
 from iotguard.lab.packets import BROADCAST, ZERO_MAC, arp_frame, icmp_port_unreachable, udp_frame
-from iotguard.lab.proto import coap, http, mqtt, ntp, telnet
+from iotguard.lab.proto import coap, http, mqtt, ntp, rfb, telnet
 from iotguard.lab.sim import Sim, World
 from iotguard.lab.tcp import TcpConn
 
@@ -401,6 +401,8 @@ def _versions(sim, scanner, found, end, tags, rng) -> None:
             )
         elif service == "mqtt":
             t = conn.request(t + rng.uniform(2.0, 5.0), mqtt.connect("nmap", 0), mqtt.connack(), 0.001)
+        elif service == "vnc":  # the server speaks first: its version banner is all nmap needs
+            t = conn.send(conn.reply_at(t, host, 0.002), False, rfb.VERSION_38)
         elif service == "dns":
             question = b"\x07version\x04bind\x00\x00\x10\x00\x03"
             query = struct.pack("!HHHHHH", 6, 0x0100, 1, 0, 0, 0) + question
