@@ -144,3 +144,32 @@ def test_bad_learning_settings_are_refused(tmp_path, hue_halves, short_default):
     fitted = cfg.state_path() / SITE_DETECTOR_DIR
     with pytest.raises(ConfigError, match="already fitted to a site baseline"):
         Sensor(_config(tmp_path / "d", hue_halves[1], fitted, learn_flows=100))
+
+
+def test_on_a_live_interface_the_fit_runs_beside_detection(tmp_path, hue_halves, short_default):
+    """A live interface cannot wait for the fit: it runs in its own thread while the base detector goes on
+    scoring, and detection switches between two batches once it is done. Driven batch by batch here (a live
+    capture needs an interface); the flow records are the Hue bridge's, metered as the sensor meters them."""
+    from iotguard.core.config import FlowsConfig
+    from iotguard.flows import read_flows
+    from iotguard.service.sensor import flow_config
+
+    flows = read_flows(hue_halves[0], config=flow_config(FlowsConfig()))
+    cfg = _config(tmp_path / "state", hue_halves[0], short_default, learn_flows=300)
+    sensor = Sensor(cfg)
+    sensor.source.live = True  # what a capture from an interface sets
+    try:
+        sensor._score(flows.iloc[:400])  # learning fills up: the fit starts in the background
+        fit = sensor._threads["learn"]
+        sensor._score(flows.iloc[400:])  # scored by the base detector meanwhile, nothing more recorded
+        fit.join(120)
+        assert not fit.is_alive() and sensor.learning is not None  # fitted, not yet switched
+        assert sensor.stats.snapshot()["counters"]["flows_learnt"] == 300
+        sensor._use_learnt()  # what the detection thread does between two batches
+        assert sensor.learning is None and sensor.detector.name.endswith("+site")
+        assert sensor.engine.detector is sensor.detector
+        assert not (cfg.state_path() / LEARNING_DIR).exists()
+        assert Detector.load(cfg.state_path() / SITE_DETECTOR_DIR).info[SITE_INFO]["flows"] == 300
+        assert sensor.health()["learning"]["active"] is False and not sensor.errors
+    finally:
+        sensor.close()

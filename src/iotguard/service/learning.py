@@ -100,9 +100,9 @@ class FlowRecorder:
         return pd.concat(frames, ignore_index=True).iloc[: self.target]
 
     def clear(self) -> None:
-        """Forget the records (the site detector fitted on them is saved)."""
+        """Delete the records (the site detector fitted on them is saved). The counts stay: a recorder that
+        looked empty again would start recording again."""
         shutil.rmtree(self.folder, ignore_errors=True)
-        self._chunks, self.saved = [], 0
 
 
 def _rows(path: Path) -> int | None:
@@ -186,7 +186,6 @@ class LearningPeriod:
             "learning done: site baseline fitted on %d flow records in %.1f s, saved in %s; scoring with it now",
             len(flows), time.perf_counter() - started, self.state_dir / SITE_DETECTOR_DIR,
         )  # fmt: skip
-        self.recorder.clear()
         return detector
 
     def state(self) -> dict[str, Any]:
@@ -207,7 +206,10 @@ def learnt_detector(state_dir: Path) -> Any | None:
     path = state_dir / SITE_DETECTOR_DIR
     if not (path / DETECTOR_FILE).is_file():
         return None
-    return Detector.load(path)
+    detector = Detector.load(path)
+    # stopped between the fit and the switch: the records it was fitted on are left over
+    shutil.rmtree(state_dir / LEARNING_DIR, ignore_errors=True)
+    return detector
 
 
 def _need_training() -> None:

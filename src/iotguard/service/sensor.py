@@ -642,6 +642,8 @@ class Sensor:
         self.engine.use_detector(learnt)
         self.detector = learnt
         self.stats.info["model"] = learnt.model_name
+        if self.learning is not None:
+            self.learning.recorder.clear()  # here, in the recording thread, once nothing records any more
         self.learning = None
 
     # telemetry -----------------------------------------------------------------------------------------
