@@ -157,3 +157,20 @@ def test_artifact_round_trip_without_pickles_and_same_seed_same_numbers(nsl_slic
     np.testing.assert_array_equal(artifact.predict(s.test).score, whole)
     rows = s.test[artifact.features].to_numpy(dtype=object)
     np.testing.assert_array_equal(artifact.predict_array(rows).score, whole)
+
+
+def test_keys_skip_the_reference_rows_that_share_one_and_bad_keys_are_clear_errors():
+    """knn's keys: a row scored while fitting skips reference rows sharing a key (leave-one-out is 'each row
+    its own key'); here rows come in identical pairs that share a key, so each is scored without its twin."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 4))
+    X = np.repeat(base, 2, axis=0)
+    keys = np.repeat(np.arange(200), 2)
+    twins = KNNDistanceModel(k=1, scaling="standard").fit(X, keys=keys)
+    plain = KNNDistanceModel(k=1, scaling="standard").fit(X)
+    assert (plain.calibration_scores_ < 1e-6).all()  # each row's twin is at distance 0
+    scaled = (base - twins.mean_) * twins.inv_std_
+    d = np.sqrt(((scaled[:, None] - scaled[None]) ** 2).sum(axis=2)) + np.diag(np.full(200, np.inf))
+    np.testing.assert_allclose(twins.calibration_scores_, np.repeat(d.min(axis=1), 2), rtol=1e-6)
+    with pytest.raises(DataError, match="knn keys"):
+        KNNDistanceModel(k=1).fit(X, keys=np.zeros((3, 1), np.int64))

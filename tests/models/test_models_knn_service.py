@@ -206,7 +206,7 @@ def test_a_service_with_fewer_than_k_benign_rows_is_known_and_judged_against_all
     np.testing.assert_allclose(_onnx_scores(model, queries), scores, rtol=1e-5)  # TopK path, k = 3
     np.testing.assert_allclose(_onnx_scores(model, queries + np.r_[9000.0, 0, 0, 0, 0]), unseen, rtol=1e-5)
     # leave-one-out: each 22/tcp reference row has one other row of its service, so it is known too
-    calibration = model._final(*model._combine(*model._distances_parts(None, exclude_self=True)), 0.0)
+    calibration = model._final(*model._combine(*_leave_one_out(model)), 0.0)
     assert np.isfinite(calibration[-2:]).all() and (calibration[-2:] <= model.unseen_offset_).all()
 
 
@@ -214,6 +214,12 @@ def test_a_service_whose_only_benign_row_is_left_out_counts_as_unseen_in_calibra
     X, names = _rare_service_matrix()
     X = X[:-1]  # one row to 22/tcp: scored leave-one-out, its service has no other row
     model = KNNDistanceModel(scaling="standard", k=2).fit(X, feature_names=names)
-    raw = model._combine(*model._distances_parts(None, exclude_self=True))
+    raw = model._combine(*_leave_one_out(model))
     assert np.isinf(raw[1][-1]) and np.isfinite(raw[1][:-1]).all()
     assert model.calibration_scores_.max() >= model.unseen_offset_  # that row scores U + plain distance
+
+
+def _leave_one_out(model: KNNDistanceModel) -> tuple:
+    """Each reference row's distances to the others (its own one skipped)."""
+    rows = np.arange(len(model.reference_))
+    return model._distances_parts(None, skip=(rows, rows))

@@ -1,6 +1,7 @@
-"""``knn-window``: knn over [the flow, the mean of its host's window, the window's share to the flow's
-service]. Real behaviour on flow tables with hosts and times: a window never holds a later flow, ONNX ==
-numpy (table and sensor stream), benign-only fit, same seed same numbers, clear errors."""
+"""``knn-window``: the larger of knn on the flow and knn on [the mean of its host's recent flows to the same
+service, the window's share to that service]. Real behaviour on flow tables with hosts and times: a window
+never holds a later flow, calibration skips overlapping windows, ONNX == numpy (table and sensor stream),
+benign-only fit, same seed same numbers, clear errors."""
 
 from __future__ import annotations
 
@@ -85,22 +86,22 @@ def test_a_window_never_holds_a_later_flow(pipeline):
     after = pipeline.predict(changed).score
     np.testing.assert_array_equal(after[~later.to_numpy()], before[~later.to_numpy()])
     assert (after[later.to_numpy()] != before[later.to_numpy()]).mean() > 0.9
-    # the context row is the flow, the mean over it and its host's earlier flows, and the share to its service
+    # the context: the mean over the flow and its host's earlier flows to the same service, and that share
     model = pipeline.model
     X = pipeline.transform(table)
     windows = build_windows(X, *window_keys(table), model.window)
-    rows = model.context(windows)
+    np.testing.assert_array_equal(model.flow_rows(windows), X)
+    rows = model.context_rows(windows)
     hosts, times = table.src_ip.to_numpy(), table.ts_first.to_numpy()
-    f = X.shape[1]
     for i in np.random.default_rng(0).choice(len(table), 50, replace=False):
         mine = np.flatnonzero((hosts == hosts[i]) & (times <= times[i]))
         mine = mine[np.argsort(times[mine], kind="stable")][-model.window :]
         assert mine[-1] == i
-        np.testing.assert_allclose(rows[i, :f], X[i])
-        np.testing.assert_allclose(rows[i, f : 2 * f], X[mine].astype(np.float64).mean(axis=0), rtol=1e-6)
         same = (table.dst_port.to_numpy()[mine] == table.dst_port[i]) & (
             table.protocol.to_numpy()[mine] == table.protocol[i]
         )
+        mean = X[mine[same]].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(rows[i, :-1], mean, rtol=1e-6)
         assert rows[i, -1] == pytest.approx(same.mean())
 
 
@@ -171,7 +172,7 @@ def test_missing_host_or_time_and_bad_options_are_clear_errors(pipeline, tmp_pat
 
 def test_neighbors_fixes_knns_k_and_the_window_is_k(tmp_path):
     model = train(hosts_table(1500), k=4, neighbors=3).model
-    assert model.window == 4 and model.knn.k_ == 3
+    assert model.window == 4 and [view.k_ for view in model.views.values()] == [3, 3]
 
 
 def test_cicids2017_sample_window_artifact_matches_pipeline(data_root, data_file, tmp_path):
@@ -190,4 +191,69 @@ def test_cicids2017_sample_window_artifact_matches_pipeline(data_root, data_file
     # float32 preprocessing in the graph may differ from numpy's in the last bit, as for knn itself
     np.testing.assert_allclose(got.score, expected.score, rtol=1e-3, atol=1e-3)
     assert (got.is_attack == expected.is_attack).mean() > 0.999
-    assert pipeline.training["hyperparameters"]["benign_rows"] <= int((ds.y == 0).sum())
+    assert pipeline.training["hyperparameters"]["flow"]["benign_rows"] <= int((ds.y == 0).sum())
+
+
+def test_an_odd_flow_is_flagged_by_the_flow_view_though_its_context_is_ordinary(pipeline):
+    """A host's one flow with 1,000 times the usual sizes, among ordinary flows to other services: the
+    context view sees one odd flow in its service's mean, the flow view sees it whole."""
+    table = hosts_table(1500, seed=8)
+    host = table.src_ip == table.src_ip.iloc[0]
+    odd = table[host & (table.dst_port == 443)].index[5]
+    table.loc[odd, list(STATS)] *= 1000.0
+    frame = features(table)
+    scores = pipeline.predict(frame)
+    assert scores.is_attack[odd]
+    model = pipeline.model
+    windows = build_windows(pipeline.transform(frame), *window_keys(frame), model.window)
+    views = [
+        model.views["flow"].scores(model.flow_rows(windows)),
+        model.views["context"].scores(model.context_rows(windows)),
+    ]
+    combined = np.max([v / d for v, d in zip(views, model.divisors_, strict=True)], axis=0)
+    np.testing.assert_allclose(scores.score, combined, rtol=1e-6)
+    assert views[0][odd] / model.divisors_[0] >= views[1][odd] / model.divisors_[1]
+
+
+def test_calibration_skips_the_windows_that_share_a_flow(pipeline):
+    """train_model passes each window's rows; the context view's calibration and validation scores then
+    skip reference windows sharing a flow (a new window shares none), which leave-one-out does not."""
+    model = pipeline.model
+    assert model.hyperparameters["window"]["calibration"] == "skips overlapping windows"
+    assert pipeline.threshold_info["validation_benign_rows"] == len(model.validation_scores_)
+    # by hand: train once more on the same windows, with and without the rows; one neighbour, one scale
+    table = features(hosts_table(1200, seed=9))
+    X = pipeline.transform(table)
+    from iotguard.models.deep.windows import gather_windows, window_index
+
+    index = window_index(*window_keys(table), 8)
+    windows = gather_windows(X, index)
+    fit, val = np.arange(0, 1000), np.arange(1000, 1200)
+    names = list(pipeline.preprocessor.get_feature_names_out())
+    options = {"k": 8, "neighbors": 1, "scaling": "standard", "service": "none"}
+    honest = KNNWindowModel(**options).fit(
+        windows[fit],
+        validation=(windows[val], np.full(len(val), "Benign")),
+        feature_names=names,
+        window_rows=(index[fit], index[val]),
+    )
+    loo = KNNWindowModel(**options).fit(
+        windows[fit], validation=(windows[val], np.full(len(val), "Benign")), feature_names=names
+    )
+    view = honest.views["context"]
+    context = view._scale(honest.context_rows(windows), "standard")
+    d = np.sqrt(((context[:, None, :] - context[None, fit, :]) ** 2).sum(axis=2))  # to every fit window
+    shares = np.array(
+        [
+            [len(set(index[i][index[i] >= 0]) & set(index[j][index[j] >= 0])) > 0 for j in fit]
+            for i in range(len(windows))
+        ]
+    )
+    expected_cal = np.where(shares[fit], np.inf, d[fit]).min(axis=1)
+    expected_val = np.where(shares[val], np.inf, d[val]).min(axis=1)
+    np.testing.assert_allclose(view.calibration_all_, expected_cal, rtol=1e-9)
+    np.testing.assert_allclose(view.validation_scores_, expected_val, rtol=1e-9)
+    # leave-one-out finds a neighbouring window of the same host: smaller scores
+    plain = loo.views["context"].calibration_all_
+    assert (plain <= expected_cal + 1e-12).all() and (plain < expected_cal).mean() > 0.3
+    assert not hasattr(loo, "validation_scores_")

@@ -36,6 +36,14 @@ at most ``max_reference``); :func:`iotguard.models.pipeline.train_model` adds th
 to the benign validation scores when it sets the alert threshold, so the 1 % threshold rests on several
 thousand benign scores instead of the validation rows alone.
 
+**Keys** (``fit(..., keys=, validation_keys=)``, optional): integer keys per row ([N, m], -1 for none). When
+a benign fit or validation row is scored during fitting (calibration, the choice of k and scale, the
+unseen-service offset), reference rows that share a key with it are skipped. Leave-one-out is the case "each
+row's key is its own number". A window model uses the row numbers of each window's flows: a new window shares
+no flow with the training windows, so a calibration window must not be compared with the windows it overlaps.
+With validation keys the honest benign validation scores are kept as ``validation_scores_``, which
+``train_model`` then uses instead of scoring those rows again (without skipping).
+
 ``k`` (and with ``auto`` the scale) is chosen on benign rows only, never on attacks: for each k of ``k_grid``
 (1, 2, 3, 5, 10), the threshold that keeps ``target_fpr`` of the benign validation rows is computed, and the
 k that flags the most *synthetic* anomalies wins: benign validation rows with a random
@@ -121,9 +129,14 @@ class KNNDistanceModel:
         validation: Validation = None,
         progress: Progress = NO_PROGRESS,
         feature_names: Any = None,
+        keys: Any = None,
+        validation_keys: Any = None,
         **_: Any,
     ) -> KNNDistanceModel:
+        n_rows = len(X)
+        keep = np.ones(n_rows, bool) if y is None else _labels(y) == BENIGN
         X = benign_rows(X, y, np.float64)
+        keys = _keys(keys, n_rows, "keys")[keep] if keys is not None else np.arange(len(X))[:, None]
         rng = np.random.default_rng(self.seed)
         self.n_features_in_ = X.shape[1]
         if feature_names is not None and len(feature_names) != X.shape[1]:
@@ -140,11 +153,18 @@ class KNNDistanceModel:
             # a value within a few float32 steps of a quantile counts as equal to it: the ONNX graph's
             # preprocessing may differ from numpy's in the last bit, and flow features tie on exact values
             self.tolerance_ = TOLERANCE * np.maximum(np.abs(self.quantiles_).max(axis=0), 1.0)
-            raw_reference = X[np.sort(rng.permutation(len(X))[: self.max_reference])]
+            chosen = np.sort(rng.permutation(len(X))[: self.max_reference])
+            raw_reference = X[chosen]
             self._fit_services(raw_reference, feature_names)
-            benign_val = None
+            self._overlap = Overlap(keys[chosen])
+            self._skip_reference = self._overlap.pairs(keys[chosen])
+            benign_val, self._skip_validation = None, None
             if validation is not None and len(validation[0]):
-                benign_val = np.asarray(validation[0], dtype=np.float64)[_labels(validation[1]) == BENIGN]
+                benign = _labels(validation[1]) == BENIGN
+                benign_val = np.asarray(validation[0], dtype=np.float64)[benign]
+                if validation_keys is not None:
+                    val_keys = _keys(validation_keys, len(benign), "validation_keys")[benign]
+                    self._skip_validation = self._overlap.pairs(val_keys)
             self.unseen_offset_ = 0.0
             self.scaling_, self.k_, self.selection_, divisors = self._choose(
                 X, raw_reference, benign_val, rng
@@ -156,6 +176,7 @@ class KNNDistanceModel:
             ]
             self.reference_ = self.parts_[0][1]
             self._calibrate(benign_val)
+            del self._overlap, self._skip_reference, self._skip_validation  # fitting only
         self.batch_rows = max(16, CALL_BYTES // (8 * len(self.reference_)))
         self.hyperparameters = {
             "k": self.k_,
@@ -218,25 +239,30 @@ class KNNDistanceModel:
         return np.where(known, ids, -1)
 
     def _calibrate(self, benign_val: np.ndarray | None) -> None:
-        """Leave-one-out scores of the benign reference rows (``calibration_scores_``) and the offset of flows
-        to unseen services (the largest same-service score of a benign calibration row)."""
-        raw = self._distances_parts(None, exclude_self=True)
+        """Leave-one-out scores of the benign reference rows (``calibration_scores_``; all of them, aligned
+        with the reference rows, in ``calibration_all_``), the offset of flows to unseen services (the largest
+        same-service score of a benign calibration row) and, with validation keys, ``validation_scores_``."""
+        raw = self._distances_parts(None, skip=self._skip_reference)
         scores = [self._combine(*raw)]
         if benign_val is not None and len(benign_val):
-            scores.append(self._combine(*self._distances_parts(benign_val)))
+            scores.append(self._combine(*self._distances_parts(benign_val, skip=self._skip_validation)))
         if self.service_ is not None:
             self.unseen_offset_ = _unseen_offset(np.concatenate([s[1] for s in scores]))
         all_, same_ = scores[0]
-        calibration = self._final(all_, same_, self.unseen_offset_)
+        self.calibration_all_ = self._final(all_, same_, self.unseen_offset_)
         # a reference of k rows or fewer leaves a row fewer than k others: no score of its own, and an infinite
         # one would carry the threshold to infinity (nothing would ever alert)
-        self.calibration_scores_ = calibration[np.isfinite(calibration)].astype(np.float32)
+        finite = np.isfinite(self.calibration_all_)
+        self.calibration_scores_ = self.calibration_all_[finite].astype(np.float32)
+        if self._skip_validation is not None and len(scores) > 1:
+            self.validation_scores_ = self._final(*scores[1], self.unseen_offset_)
 
     def _distances_parts(
-        self, X: np.ndarray | None, exclude_self: bool = False
+        self, X: np.ndarray | None, skip: tuple[np.ndarray, np.ndarray] | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """k-th distances of raw rows ``X`` (None: the reference rows, leave-one-out) per part: to all
-        reference rows, and to those of the same service (None without services)."""
+        """k-th distances of raw rows ``X`` (None: the reference rows) per part: to all reference rows, and to
+        those of the same service (None without services). ``skip``: (row, reference row) pairs not to
+        compare (see :class:`Overlap`)."""
         ids = self.reference_service_ if X is None else self._service_ids(X)
         all_, same = [], []
         for scaling, reference, _ in self.parts_:
@@ -247,7 +273,7 @@ class KNNDistanceModel:
                 self.k_,
                 ids if self.service_ is not None else None,
                 self.reference_service_ if self.service_ is not None else None,
-                exclude_self,
+                skip,
             )
             all_.append(a[:, -1])
             if s is not None:
@@ -306,11 +332,22 @@ class KNNDistanceModel:
         normal, odd = {}, {}  # per scale: sorted distances to all reference rows, and to the same service
         for scaling in SCALINGS if "both" in scalings else scalings:
             reference = self._scale(raw_reference, scaling)
+            # a synthetic row is made from a validation row: it skips the same reference rows
             normal[scaling] = _kth_distances(
-                self._scale(benign_val, scaling), reference, max(grid), self._service_ids(benign_val), r_ids
+                self._scale(benign_val, scaling),
+                reference,
+                max(grid),
+                self._service_ids(benign_val),
+                r_ids,
+                self._skip_validation,
             )
             odd[scaling] = _kth_distances(
-                self._scale(synthetic, scaling), reference, max(grid), self._service_ids(synthetic), r_ids
+                self._scale(synthetic, scaling),
+                reference,
+                max(grid),
+                self._service_ids(synthetic),
+                r_ids,
+                self._skip_validation,
             )
         flagged: dict[str, dict[str, float]] = {}
         divisors: dict[tuple[str, int], list[float]] = {}
@@ -349,18 +386,29 @@ class KNNDistanceModel:
 
     # -- scoring ------------------------------------------------------------------------------------------
     def attack_score(self, X: np.ndarray) -> np.ndarray:
+        return self.scores(X).astype(np.float32)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`attack_score` before its float32 cast (the graph's float64 score)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"input of shape {X.shape}", expected=f"[N, {self.n_features_in_}] features")
         if len(X) == 0:
-            return np.zeros(0, np.float32)
-        return self._final(*self._combine(*self._distances_parts(X)), self.unseen_offset_).astype(np.float32)
+            return np.zeros(0, np.float64)
+        return self._final(*self._combine(*self._distances_parts(X)), self.unseen_offset_)
 
     def to_onnx(self, n_features: int) -> Any:
-        from iotguard.preprocess.onnx_graph import DOUBLE, FLOAT, GraphBuilder
+        from iotguard.preprocess.onnx_graph import FLOAT, GraphBuilder
 
         g = GraphBuilder("knn_distance")
-        x_float = g.input("x", FLOAT, [None, n_features])
+        score = self.onnx_score(g, g.input("x", FLOAT, [None, n_features]))
+        g.output("score", g.op("Cast", score, to=FLOAT), FLOAT, [None])
+        return g.model()
+
+    def onnx_score(self, g: Any, x_float: str) -> str:
+        """Adds the scoring of float32 rows ``x_float`` [N, F] to graph ``g``; returns the float64 score."""
+        from iotguard.preprocess.onnx_graph import DOUBLE
+
         x = g.op("Cast", x_float, to=DOUBLE)
         same = None
         if self.service_ is not None:
@@ -382,8 +430,7 @@ class KNNDistanceModel:
             same_score = same_scores[0] if len(same_scores) == 1 else g.op("Max", *same_scores)
             unseen = g.op("Add", g.const(np.float64(self.unseen_offset_), "unseen_offset"), score)
             score = g.op("Where", g.op("IsInf", same_score), unseen, same_score)
-        g.output("score", g.op("Cast", score, to=FLOAT), FLOAT, [None])
-        return g.model()
+        return score
 
     def _onnx_kth(self, g: Any, d2: str, available: bool = False) -> str:
         """The k-th smallest of each row of ``d2``; ``available``: the largest finite one among the k
@@ -536,27 +583,57 @@ def _unseen_offset(same: np.ndarray) -> float:
     return float(finite.max()) if len(finite) else 0.0
 
 
+class Overlap:
+    """Which reference rows share a key with a row (:class:`KNNDistanceModel`'s ``keys``)."""
+
+    def __init__(self, reference_keys: np.ndarray) -> None:
+        rows, columns = np.nonzero(reference_keys >= 0)
+        keys = reference_keys[rows, columns]
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.rows = keys[order], rows[order]
+
+    def pairs(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, reference row) pairs sharing a key, rows ascending; ``keys`` [N, m], -1 for none."""
+        rows, columns = np.nonzero(keys >= 0)
+        wanted = keys[rows, columns]
+        low = np.searchsorted(self.keys, wanted, "left")
+        counts = np.searchsorted(self.keys, wanted, "right") - low
+        total = int(counts.sum())
+        ends = np.cumsum(counts)
+        positions = np.repeat(low - (ends - counts), counts) + np.arange(total)
+        return np.repeat(rows, counts), self.rows[positions]
+
+
+def _keys(keys: Any, rows: int, name: str) -> np.ndarray:
+    keys = np.asarray(keys)
+    if keys.ndim == 1:
+        keys = keys[:, None]
+    if keys.ndim != 2 or len(keys) != rows or keys.dtype.kind not in "iu":
+        raise DataError(f"knn {name} of shape {keys.shape} ({keys.dtype})", expected=f"[{rows}, m] integers")
+    return keys.astype(np.int64)
+
+
 def _kth_distances(
     x: np.ndarray,
     reference: np.ndarray,
     k: int,
     ids: np.ndarray | None = None,
     reference_ids: np.ndarray | None = None,
-    exclude_self: bool = False,
+    skip: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted distances of scaled rows ``x`` to their ``k`` nearest ``reference`` rows, [N, k] (float64),
     with the formula and precision of the ONNX graph; and (with service ids) to their ``k`` nearest
-    reference rows of the same service (``inf`` where there are fewer). ``exclude_self``: ``x`` is
-    ``reference`` and row i does not count as its own neighbour (leave-one-out)."""
+    reference rows of the same service (``inf`` where there are fewer). ``skip``: (row of ``x``, reference
+    row) pairs, rows ascending, that do not count as neighbours (leave-one-out, overlapping windows)."""
     out = np.empty((len(x), k))
     same = None if ids is None else np.empty((len(x), k))
     rr = (reference * reference).sum(axis=1)[None, :]
     for start in range(0, len(x), BLOCK):
         part = x[start : start + BLOCK]
         d2 = np.maximum((part * part).sum(axis=1, keepdims=True) - 2.0 * (part @ reference.T) + rr, 0.0)
-        if exclude_self:
-            rows = np.arange(len(part))
-            d2[rows, start + rows] = np.inf
+        if skip is not None:
+            low, high = np.searchsorted(skip[0], [start, start + len(part)])
+            d2[skip[0][low:high] - start, skip[1][low:high]] = np.inf
         out[start : start + BLOCK] = _k_smallest(d2, k)
         if same is not None and ids is not None and reference_ids is not None:
             mine = ids[start : start + BLOCK, None] == reference_ids[None, :]

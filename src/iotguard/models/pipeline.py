@@ -16,7 +16,11 @@ Protocol inside the training data (nothing here ever sees a test set)::
                benign flows exceeds target_fpr at most 1 - fpr_confidence (binomial bound, :func:`allowed_alerts`)
 
 ``model.fit`` also receives ``feature_names`` (the preprocessed column names), so that a model can treat a
-column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only).
+column by what it means (``knn`` compares flows of the same ``dst_port``/``protocol`` service only), and a
+window model ``window_rows``: the row numbers of each fit and validation window's flows (-1 for padding), so
+that it can tell windows that share flows apart. A model that scores its benign validation rows itself
+(``validation_scores_``: ``knn-window`` skips the reference windows that overlap them) has those used for the
+threshold instead of a second, plain scoring.
 """
 
 from __future__ import annotations
@@ -192,11 +196,16 @@ def train_model(
     frame = X_frame.reset_index(drop=True)
     with progress.task("preprocessing"):
         pre = TablePreprocessor(categorical=categorical, **(preprocess or {})).fit(frame.iloc[fit_idx])
+        window_rows = {}
         if window:
-            from iotguard.models.deep.windows import build_windows
+            from iotguard.models.deep.windows import gather_windows, window_index
 
-            windows = build_windows(pre.transform(frame), hosts, times, window)
+            index = window_index(hosts, times, window)
+            windows = gather_windows(pre.transform(frame), index)
             X_fit, X_val = windows[fit_idx], windows[val_idx]
+            # which flows each window holds: a model can tell windows that share flows (knn-window's
+            # calibration skips them, as a new window shares none with the training windows)
+            window_rows = {"window_rows": (index[fit_idx], index[val_idx])}
         else:
             X_fit = pre.transform(frame.iloc[fit_idx])
             X_val = pre.transform(frame.iloc[val_idx])
@@ -215,12 +224,18 @@ def train_model(
             validation=validation,
             progress=progress,
             feature_names=list(pre.get_feature_names_out()),
+            **window_rows,
         )
         benign_scores = attack_scores = None
         calibration = getattr(model, "calibration_scores_", None)
         calibration = None if calibration is None else np.asarray(calibration, dtype=np.float32)
+        # a model whose validation windows share flows with its reference scores them itself, honestly
+        honest = getattr(model, "validation_scores_", None)
         if threshold is None and (len(benign_val) or (calibration is not None and len(calibration))):
-            benign_scores = model.attack_score(benign_val) if len(benign_val) else np.zeros(0, np.float32)
+            if honest is not None:
+                benign_scores = np.asarray(honest, dtype=np.float32)
+            else:
+                benign_scores = model.attack_score(benign_val) if len(benign_val) else np.zeros(0, np.float32)
             if calibration is not None:  # more benign scores: a steadier threshold
                 benign_scores = np.concatenate([np.asarray(benign_scores, dtype=np.float32), calibration])
             attack_scores = model.attack_score(attack_val) if len(attack_val) else None
