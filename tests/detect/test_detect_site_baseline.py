@@ -178,3 +178,23 @@ def test_user_errors_say_what_and_where_and_leave_nothing(
     assert after == [n for n in before if n != "h"]  # nothing half-written next to --out
     if case == "existing":
         assert Detector.load(out).name.endswith("+site")  # the refusal left it as it was
+
+
+def test_a_baseline_too_small_for_its_target_fpr_says_so(site_dir):
+    """The Hue half is ~800 flows, 30 % of them held out: too few to resolve a 0.1 % FPR, which the operator
+    is told (summary and the saved detector), not left to find out."""
+    out, summary = site_dir
+    [line] = [w for w in summary["warnings"] if "held-out baseline flows" in w]
+    assert "needs about 1000" in line
+    assert Detector.load(out).info["baseline_warnings"] == summary["warnings"]
+
+
+def test_baseline_warnings_name_a_silenced_classifier():
+    from iotguard.detect.build import baseline_warnings
+
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    assert baseline_warnings(5000, 1e-3, logit(0.9), 0) == []
+    [few] = baseline_warnings(21, 1e-3, logit(0.9), 0)
+    assert "21 held-out" in few
+    [quiet] = baseline_warnings(5000, 1e-3, logit(0.99999), 7)
+    assert "P(attack) >= 0.999990" in quiet and "7 of the baseline" in quiet and "Anomaly" in quiet

@@ -119,6 +119,9 @@ def baseline(
     table.add_row("saved in", str(out))
     table.add_row("took", f"{seconds:.1f} s")
     console.print(table)
+    cautions = detector.info.get("baseline_warnings", [])
+    for line in cautions:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
     err.print(
         f"use it: iotguard run --model {out}   (or model.path: {out} in the sensor config)", highlight=False
     )
@@ -130,6 +133,7 @@ def baseline(
             "fitted_from": base.name,
             "baseline": site,
             "thresholds": {c.role: c.threshold for c in detector.components},
+            "warnings": cautions,
             "seconds": seconds,
         }
         json_out.write_text(json.dumps(payload, indent=1) + "\n")

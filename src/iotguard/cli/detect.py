@@ -109,9 +109,17 @@ def detect(
             with progress.task(f"fitting the site baseline on {baseline.name}"):
                 benign = capture_flows(baseline, early)
                 detector, _ = fit_baseline(
-                    detector, benign, work.path, target_fpr=target_fpr or 1e-3, progress=progress
+                    detector,
+                    benign,
+                    work.path,
+                    target_fpr=1e-3 if target_fpr is None else target_fpr,
+                    progress=progress,
                 )
-            baseline_info = {"source": str(baseline), "flows": len(benign)}
+            baseline_info = {
+                "source": str(baseline),
+                "flows": len(benign),
+                "warnings": detector.info.get("baseline_warnings", []),
+            }
             baseline_row = f"{len(benign):,} flows"
             # The device detectors learn the site's devices from the same capture, so that a device it saw
             # is not "unknown" when it first publishes later (a flow table has no packets to learn from).
@@ -176,6 +184,8 @@ def detect(
     for k, v in rows:
         summary.add_row(k, v)
     out.print(summary)
+    for line in (baseline_info or {}).get("warnings", []):
+        err.print(f"[yellow]warning (site baseline):[/] {line}", highlight=False)
     if incidents:
         t = Table(title=f"incidents (showing {min(incidents_shown, len(incidents))} of {len(incidents)})")
         for col in ("id", "sev", "family", "attacker(s)", "victims", "alerts", "summary"):

@@ -16,6 +16,7 @@ Training needs the ``train`` extra (scikit-learn, lightgbm); scoring needs only 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import warnings
@@ -347,7 +348,7 @@ def fit_baseline(
     )  # fmt: skip
     comp_a.threshold = comp_a.threshold_for(target_fpr)
     comp_a.target_fpr = target_fpr
-    comp_c = None
+    comp_c, over = None, 0
     if detector.classifier is not None:
         old = detector.classifier
         sc = classifier_logit(old.artifact.predict(X.iloc[cal_idx]), old.artifact)
@@ -361,13 +362,46 @@ def fit_baseline(
         comp_c.threshold = max(old.threshold, comp_c.threshold_for(target_fpr))
         comp_c.target_fpr = target_fpr
         sources["classifier"] = Path(old.artifact.path)
+        over = int((sc >= old.threshold).sum())  # held-out baseline flows the trained classifier alerts on
+    cautions = baseline_warnings(len(cal_idx), target_fpr, None if comp_c is None else comp_c.threshold, over)
+    for line in cautions:
+        log.warning("site baseline: %s", line)
     medians, spread = _medians(X)
-    info = detector.info | {"baseline_flows": int(len(X))}
+    info = detector.info | {"baseline_flows": int(len(X)), "baseline_warnings": cautions}
     det = Detector(
         comp_c, comp_a, baseline=medians, scale=spread, prototypes=_prototypes(X, seed), name=f"{detector.name}+site",
         info=info,
     )  # fmt: skip
     return det, sources
+
+
+QUIET_CLASSIFIER = math.log(0.999 / 0.001)
+"""A classifier threshold above P(attack) 0.999 (log-odds): the classifier then names almost nothing."""
+
+
+def baseline_warnings(
+    calibration_flows: int, target_fpr: float, classifier_threshold: float | None, flagged: int
+) -> list[str]:
+    """What an operator must know about a fitted site baseline: too few held-out flows to resolve the target
+    FPR (the thresholds then sit at the highest-scoring benign flows), and a classifier threshold moved so
+    high that the known-attack families (PortScan, DDoS, ...) will hardly be named any more."""
+    lines = []
+    needed = math.ceil(1.0 / target_fpr) if target_fpr > 0 else None
+    if needed is not None and calibration_flows < needed:
+        lines.append(
+            f"the thresholds rest on {calibration_flows} held-out baseline flows; a target FPR of {target_fpr:g} "
+            f"needs about {needed} to be resolved, so they sit at the highest-scoring normal flows: give it more "
+            "normal traffic (or a larger --target-fpr)"
+        )
+    if classifier_threshold is not None and classifier_threshold >= QUIET_CLASSIFIER:
+        p = 1.0 / (1.0 + math.exp(-classifier_threshold))
+        lines.append(
+            f"the known-attack classifier now alerts only at P(attack) >= {p:.6f}: {flagged} of the baseline's "
+            "held-out flows looked like known attacks to it (attacks in the baseline, or traffic it mistakes for "
+            "them), so families it names (PortScan, DDoS, BruteForce, ...) will mostly come as Anomaly or not "
+            "at all; check the baseline for attacks, and policies that match on those families"
+        )
+    return lines
 
 
 class Workdir:
