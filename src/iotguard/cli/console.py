@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +17,20 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-out = Console()
-err = Console(stderr=True)
+PIPE_WIDTH = 200
+"""Columns of a console that writes to a pipe or a file: rich's 80 would cut addresses and numbers in tables
+("192.168.…") that scripts and logs then read; COLUMNS, when set, still wins."""
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, width=PIPE_WIDTH)
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 class _RichTask:
