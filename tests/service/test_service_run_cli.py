@@ -72,6 +72,7 @@ def test_a_run_to_the_end_and_the_token(tmp_path, small_detector, data_file):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "stopped: 2,011 packets" in res.stderr and f"http://127.0.0.1:{port}/" in res.stderr
+    assert "drops: none" in res.stderr  # a file is read as fast as the pipeline goes: nothing dropped
     token_file = home / "api-token"
     token = token_file.read_text().strip()
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

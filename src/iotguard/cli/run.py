@@ -150,10 +150,10 @@ def run(
             server.stop()
     s = sensor.stats.snapshot()
     c = s["counters"]
+    drops = ", ".join(f"{where} {int(n):,}" for where, n in s["drops"].items() if n) or "none"
     err.print(
         f"stopped: {int(c.get('packets', 0)):,} packets, {int(c.get('flows_final', 0)):,} flows "
-        f"({int(c.get('flows_early', 0)):,} early records), {s['alerts']['total']:,} alerts, "
-        f"drops {dict(s['drops']) or 'none'}",
+        f"({int(c.get('flows_early', 0)):,} early records), {s['alerts']['total']:,} alerts, drops: {drops}",
         highlight=False,
     )
     if sensor.errors:
