@@ -43,7 +43,7 @@ from pydantic import (
 
 from iotguard.core.errors import ConfigError, location
 from iotguard.core.schema import FAMILIES
-from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml
+from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, parse_value
 
 ENV_PREFIX = "IOTGUARD_"
 CONFIG_ENV = "IOTGUARD_CONFIG"
@@ -648,7 +648,7 @@ def _parse_text(value: str) -> Any:
         return None
     if text[:1] in "[{":
         try:
-            return yaml.safe_load(text)
+            return parse_value(text)
         except yaml.YAMLError:
             return value
     return value
