@@ -47,6 +47,10 @@ CASES = [
     ("rules:\n  - name: a\n    actions:\n      - ratelimit: {rate: fast}\n", 4, "bad rate"),
     ("limits: {default_ttl: 100, max_ttl: 10}\n", 1, "exceeds max_ttl"),
     ("rules:\n  - name: a\n    actions: []\n", 3, "at least 1"),
+    # a family no alert carries would make the rule silently never match
+    ("rules:\n  - name: a\n    match: {family: DDos}\n    actions: [log]\n", 3, "did you mean 'DDoS'?"),
+    ("rules:\n  - name: a\n    match:\n      family: [DoS, PortScn]\n    actions: [log]\n", 4, "'PortScan'?"),
+    ("rules:\n  - name: a\n    match: {family: Benign}\n    actions: [log]\n", 3, "unknown family"),
 ]
 
 

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from iotguard.core.config import DeviceConfig, NetworkStr
 from iotguard.core.errors import ConfigError, location
+from iotguard.core.families import FamilyName
 from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, validate
 from iotguard.respond.nft import HOOKS, parse_rate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-Family = str
 
 
 class _Strict(BaseModel):
@@ -32,7 +32,9 @@ class _Strict(BaseModel):
 class Match(_Strict):
     """All given conditions must hold (an absent condition matches everything)."""
 
-    family: list[Family] | None = None
+    family: list[FamilyName] | None = None
+    """Alert family among ``iotguard.core.families.ALERT_FAMILIES``; any other name is an error (a typo would
+    silently never match)."""
     severity: int | None = Field(None, ge=1, le=4)
     """Match alerts at least this severe (1 most severe): ``severity: 2`` matches 1 and 2."""
     min_confidence: float | None = Field(None, ge=0, le=1)
