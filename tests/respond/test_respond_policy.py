@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from iotguard.core.errors import ConfigError
-from iotguard.respond.policy import load_policy
+from iotguard.respond.policy import check_policy, load_policy
 
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "iotguard" / "respond" / "policy.example.yaml"
 
@@ -47,6 +47,10 @@ CASES = [
     ("rules:\n  - name: a\n    actions:\n      - ratelimit: {rate: fast}\n", 4, "bad rate"),
     ("limits: {default_ttl: 100, max_ttl: 10}\n", 1, "exceeds max_ttl"),
     ("rules:\n  - name: a\n    actions: []\n", 3, "at least 1"),
+    # a family no alert carries would make the rule silently never match
+    ("rules:\n  - name: a\n    match: {family: DDos}\n    actions: [log]\n", 3, "did you mean 'DDoS'?"),
+    ("rules:\n  - name: a\n    match:\n      family: [DoS, PortScn]\n    actions: [log]\n", 4, "'PortScan'?"),
+    ("rules:\n  - name: a\n    match: {family: Benign}\n    actions: [log]\n", 3, "unknown family"),
 ]
 
 
@@ -72,3 +76,59 @@ def test_not_a_mapping(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_policy(tmp_path / "absent.yaml")
+
+
+def test_check_policy_needs_no_secrets_and_names_them(monkeypatch):
+    """``respond check`` checks a policy where the sensor's secrets are not set: each unset ${NAME} is a
+    warning naming its line, not an error (the sensor, which loads with load_policy, still refuses it)."""
+    monkeypatch.delenv("IOTGUARD_WEBHOOK_TOKEN", raising=False)
+    monkeypatch.delenv("IOTGUARD_MQTT_PASSWORD", raising=False)
+    policy, warnings = check_policy(SAMPLE)
+    assert [r.name for r in policy.rules][:2] == ["notify-everything", "contain-floods"]
+    lines = SAMPLE.read_text().splitlines()
+    token_line = next(i for i, t in enumerate(lines, 1) if "${IOTGUARD_WEBHOOK_TOKEN}" in t)
+    password_line = next(i for i, t in enumerate(lines, 1) if "${IOTGUARD_MQTT_PASSWORD}" in t)
+    assert [w.message.split(": ", 1) for w in warnings] == [
+        [f"{SAMPLE}:{token_line}:11", "needed at run time: environment variable IOTGUARD_WEBHOOK_TOKEN is not set"],
+        [f"{SAMPLE}:{password_line}:11", "needed at run time: environment variable IOTGUARD_MQTT_PASSWORD is not set"],
+    ]  # fmt: skip
+    monkeypatch.setenv("IOTGUARD_WEBHOOK_TOKEN", "t0k")
+    monkeypatch.setenv("IOTGUARD_MQTT_PASSWORD", "pw")
+    policy, warnings = check_policy(SAMPLE)
+    assert warnings == [] and policy.rules[1].actions[1].webhook.token == "t0k"
+
+
+def test_check_policy_still_refuses_a_bad_shape(tmp_path, monkeypatch):
+    monkeypatch.delenv("HOOK_URL", raising=False)
+    path = tmp_path / "p.yaml"
+    path.write_text("rules:\n  - name: a\n    match: {family: DDos}\n    actions: [log]\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml:3:13 .*did you mean 'DDoS'"):
+        check_policy(path)
+    # a value that is only an unset variable cannot be checked: the error says why
+    path.write_text("rules:\n  - name: a\n    actions:\n      - webhook: {url: '${HOOK_URL}'}\n")
+    with pytest.raises(
+        ConfigError, match=r":4:19 .*URL \(it is \$\{HOOK_URL\}, and HOOK_URL is not set here\)"
+    ):
+        check_policy(path)
+
+
+def test_cli_respond_check_of_the_sample_passes_without_secrets():
+    """The sample's header says "Check it with: iotguard respond check"; that must pass on a fresh machine,
+    and never print a secret's value when it is set."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("IOTGUARD_WEBHOOK_TOKEN", "IOTGUARD_MQTT_PASSWORD")
+    }
+    env["PYTHONPATH"] = str(SAMPLE.parents[2])
+    run = [sys.executable, "-m", "iotguard", "respond", "check", str(SAMPLE)]
+    res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "valid" in res.stdout and "Traceback" not in res.stderr
+    assert "warning:" in res.stderr and "IOTGUARD_WEBHOOK_TOKEN is not set" in res.stderr
+    env.update(IOTGUARD_WEBHOOK_TOKEN="s3cr3t-t0ken", IOTGUARD_MQTT_PASSWORD="s3cr3t-pw")
+    res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+    assert "s3cr3t" not in res.stdout + res.stderr

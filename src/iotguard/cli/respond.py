@@ -46,11 +46,14 @@ def _engine(db: Path | None, policy: Path | None, *, must_exist: bool = True):
 
 @respond_app.command("check")
 def check(policy: Annotated[Path, typer.Argument(help="Policy file (YAML).")]) -> None:
-    """Validate a policy file; errors name the line."""
-    from iotguard.cli.console import out
-    from iotguard.respond.policy import load_policy
+    """Validate a policy file; errors name the line. ${NAME} variables unset here are warnings (the sensor
+    needs them at run time), so a policy can be checked where its secrets are not."""
+    from iotguard.cli.console import err, out
+    from iotguard.respond.policy import check_policy
 
-    p = load_policy(policy)
+    p, warnings = check_policy(policy)
+    for warning in warnings:
+        err.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
     kinds = sorted({a.kind for r in p.rules for a in r.actions})
     out.print(
         f"{policy}: valid; {len(p.rules)} rule(s), actions: {', '.join(kinds) or 'none'};"

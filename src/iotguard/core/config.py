@@ -42,8 +42,8 @@ from pydantic import (
 )
 
 from iotguard.core.errors import ConfigError, location
-from iotguard.core.schema import FAMILIES
-from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml
+from iotguard.core.families import FamilyName
+from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, parse_value
 
 ENV_PREFIX = "IOTGUARD_"
 CONFIG_ENV = "IOTGUARD_CONFIG"
@@ -209,7 +209,7 @@ class ModelConfig(_Section):
 class SuppressRule(_Section):
     src: NetworkStr | None = Field(None, description="Attacker address or network.")
     dst: NetworkStr | None = Field(None, description="Victim address or network.")
-    family: str | None = Field(None, description="Attack family (e.g. PortScan).")
+    family: FamilyName | None = Field(None, description="Attack family (e.g. PortScan).")
     until: float | None = Field(None, description="Epoch seconds after which the rule lapses.")
     reason: str = Field("", description="Why (shown to operators).")
 
@@ -238,7 +238,7 @@ class DetectConfig(_Section):
         description="Hold an attacker's alerts until they show its family's pattern (docs/detection.md); "
         "false: every alert raises or joins an incident at once.",
     )
-    severity: dict[str, Annotated[int, Field(ge=1, le=4)]] = Field(
+    severity: dict[FamilyName, Annotated[int, Field(ge=1, le=4)]] = Field(
         default_factory=dict, description="Base severity (1..4) per family, overriding the defaults."
     )
     low_confidence: float = Field(
@@ -248,7 +248,7 @@ class DetectConfig(_Section):
         None, description="EVE JSON log of alerts. Empty: eve.json in the state directory."
     )
     suppress: list[SuppressRule] = Field(default_factory=list, description="Alerts that are never raised.")
-    external_families: list[str] = Field(
+    external_families: list[FamilyName] = Field(
         default_factory=lambda: list(EXTERNAL_FAMILIES),
         description="Families whose server must be outside inventory.networks: a verdict of one of them "
         "for a site device's channel to the site's own server is an Anomaly alert (docs/detection.md). "
@@ -277,14 +277,6 @@ class DetectConfig(_Section):
         ge=1,
         description="Failed VNC logins in a connection that make a BruteForce (null: off; a typo raises it too).",
     )
-
-    @field_validator("external_families")
-    @classmethod
-    def _families(cls, value: list[str]) -> list[str]:
-        unknown = [f for f in value if f not in FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown families {unknown}: expected some of {', '.join(FAMILIES)}")
-        return value
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DetectConfig:
@@ -648,7 +640,7 @@ def _parse_text(value: str) -> Any:
         return None
     if text[:1] in "[{":
         try:
-            return yaml.safe_load(text)
+            return parse_value(text)
         except yaml.YAMLError:
             return value
     return value
@@ -774,7 +766,12 @@ def _config_error(exc: ValidationError, origins: dict[Key, _Origin], path: Path 
     problems: list[ConfigError] = []
     for error in exc.errors():
         # Drop pydantic's internal loc parts (e.g. the function name of an after-validator).
-        loc: Key = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # ("[key]" marks an error in a mapping's key, as in detect.severity: the key's own mark names it.)
+        loc: Key = tuple(
+            p
+            for p in error["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))
+        )
         if error["type"] == "value_error":
             # A cross-field check raised on a section names the key it is about ("telemetry.url ..."):
             # point at that key rather than at the section.

@@ -1,7 +1,9 @@
 """YAML configuration files whose errors name the line: ``policy.yaml:12:5 field 'ttl': ...``.
 
 :func:`load_yaml` reads a file with PyYAML's safe loader and remembers where every mapping key and list item
-came from. :func:`validate` checks the data against a pydantic model and turns the first validation error
+came from. Anchors and aliases (``&name`` / ``*name``, ``<<: *name``) are refused: iotguard's files need
+none, and an alias is how a few hundred bytes expand into billions of nodes ("billion laughs").
+:func:`validate` checks the data against a pydantic model and turns the first validation error
 into a :class:`~iotguard.core.errors.ConfigError` that points at the offending line.
 """
 
@@ -32,7 +34,13 @@ class MarkedList(list):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Refuse an alias where PyYAML would resolve it, before any node is built from it: expansion, not
+        # parsing, is what makes an alias bomb grow without bound.
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Alias(event.anchor, event.start_mark.line + 1, event.start_mark.column + 1)
+        return super().compose_node(parent, index)
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
@@ -67,6 +75,11 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> MarkedList:
     return out
 
 
+class _Alias(Exception):
+    def __init__(self, anchor: str, line: int, column: int) -> None:
+        self.anchor, self.line, self.column = anchor, line, column
+
+
 class _DuplicateKey(Exception):
     def __init__(self, key: Any, line: int, column: int) -> None:
         self.key, self.line, self.column = key, line, column
@@ -77,7 +90,8 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 
 
 def load_yaml(path: str | PathLike[str], *, text: str | None = None) -> Any:
-    """Parse a YAML file (safe loader). Syntax errors and duplicate keys raise ConfigError naming the line."""
+    """Parse a YAML file (safe loader). Syntax errors, duplicate keys and aliases raise ConfigError naming
+    the line."""
     path = Path(path)
     if text is None:
         try:
@@ -86,6 +100,11 @@ def load_yaml(path: str | PathLike[str], *, text: str | None = None) -> Any:
             raise ConfigError(f"cannot read file: {exc}", where=str(path)) from exc
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except _Alias as exc:
+        raise ConfigError(
+            f"YAML alias *{exc.anchor} is not supported (anchors and aliases are refused: write the value out)",
+            where=location(path, line=exc.line, column=exc.column),
+        ) from None
     except _DuplicateKey as exc:
         raise ConfigError(
             f"duplicate key {exc.key!r}", where=location(path, line=exc.line, column=exc.column)
@@ -97,6 +116,15 @@ def load_yaml(path: str | PathLike[str], *, text: str | None = None) -> Any:
         raise ConfigError(f"invalid YAML: {what}", where=where) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", where=str(path)) from None
+
+
+def parse_value(text: str) -> Any:
+    """A value written in YAML on one line (an environment variable, a ``--set`` flag), aliases refused as in
+    :func:`load_yaml`. Raises ``yaml.YAMLError`` (an alias too) when it is not valid YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except (_Alias, _DuplicateKey) as exc:
+        raise yaml.YAMLError(str(exc)) from None
 
 
 def line_of(data: Any, loc: tuple[Any, ...]) -> tuple[int, int] | None:

@@ -6,8 +6,9 @@ actions at most once per incident. Safety, in the order it is checked:
 1. **allowlist**: an allowlisted address is never blocked, quarantined or rate limited (recorded as skipped),
    nor is an address that names no single host (unspecified, multicast, broadcast: containing ``0.0.0.0`` or
    ``ff02::1`` would cut off every host that uses it);
-2. **dry run** (the default): every action is recorded with result ``dry-run`` and nothing is touched;
-3. **cap**: at most ``limits.max_blocks_per_minute`` new containments in any 60 s (more are skipped);
+2. **cap**: at most ``limits.max_blocks_per_minute`` new containments in any 60 s (more are skipped), in dry
+   run too, so a dry run records what going live would do;
+3. **dry run** (the default): every action is recorded with result ``dry-run`` and nothing is touched;
 4. **TTL**: every containment expires (``limits.default_ttl``, never more than ``limits.max_ttl``), in the
    kernel too, so a block lifts itself even if iotguard is gone;
 5. **idempotent**: containing an address again refreshes its timeout instead of adding a rule.

@@ -2,7 +2,8 @@
 
 See ``docs/response.md`` and the commented sample ``respond/policy.example.yaml``. Errors name the file,
 line and field. ``${NAME}`` in any value is replaced by the environment variable ``NAME`` (keep tokens and
-passwords out of the file); a missing variable is an error naming the line.
+passwords out of the file); a missing variable is an error naming the line, except to :func:`check_policy`
+(``iotguard respond check``), which checks the file's shape where the sensor's secrets are not set.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from iotguard.core.config import DeviceConfig, NetworkStr
 from iotguard.core.errors import ConfigError, location
+from iotguard.core.families import FamilyName
 from iotguard.core.yamlfile import MarkedDict, MarkedList, load_yaml, validate
 from iotguard.respond.nft import HOOKS, parse_rate
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-Family = str
 
 
 class _Strict(BaseModel):
@@ -32,7 +33,9 @@ class _Strict(BaseModel):
 class Match(_Strict):
     """All given conditions must hold (an absent condition matches everything)."""
 
-    family: list[Family] | None = None
+    family: list[FamilyName] | None = None
+    """Alert family among ``iotguard.core.families.ALERT_FAMILIES``; any other name is an error (a typo would
+    silently never match)."""
     severity: int | None = Field(None, ge=1, le=4)
     """Match alerts at least this severe (1 most severe): ``severity: 2`` matches 1 and 2."""
     min_confidence: float | None = Field(None, ge=0, le=1)
@@ -230,15 +233,21 @@ class Policy(_Strict):
     rules: list[Rule] = []
 
 
-def _expand_env(data: Any, path: Path, mark: tuple[int, int] | None = None) -> Any:
-    """Replace ``${NAME}`` by the environment variable, keeping the YAML marks."""
+def _expand_env(
+    data: Any,
+    path: Path,
+    mark: tuple[int, int] | None = None,
+    unset: list[tuple[str, str]] | None = None,
+) -> Any:
+    """Replace ``${NAME}`` by the environment variable, keeping the YAML marks. An unset variable is an error,
+    or, given ``unset``, left as written and recorded there as (name, where)."""
     if isinstance(data, MarkedDict):
         for k in list(data):
-            data[k] = _expand_env(data[k], path, data.marks.get(k))
+            data[k] = _expand_env(data[k], path, data.marks.get(k), unset)
         return data
     if isinstance(data, MarkedList):
         for i in range(len(data)):
-            data[i] = _expand_env(data[i], path, data.marks[i])
+            data[i] = _expand_env(data[i], path, data.marks[i], unset)
         return data
     if isinstance(data, str) and "${" in data:
 
@@ -246,7 +255,10 @@ def _expand_env(data: Any, path: Path, mark: tuple[int, int] | None = None) -> A
             value = os.environ.get(m.group(1))
             if value is None:
                 where = location(path, line=mark[0], column=mark[1]) if mark else str(path)
-                raise ConfigError(f"environment variable {m.group(1)} is not set", where=where)
+                if unset is None:
+                    raise ConfigError(f"environment variable {m.group(1)} is not set", where=where)
+                unset.append((m.group(1), where))
+                return m.group(0)
             return value
 
         return _ENV.sub(sub, data)
@@ -256,10 +268,38 @@ def _expand_env(data: Any, path: Path, mark: tuple[int, int] | None = None) -> A
 def load_policy(path: str | PathLike[str]) -> Policy:
     """Read and check a policy file; any error names the line."""
     path = Path(path)
+    return validate(Policy, _expand_env(_read(path), path), path)
+
+
+def check_policy(path: str | PathLike[str]) -> tuple[Policy, list[ConfigError]]:
+    """Check a policy file's shape without the secrets it takes from the environment (``iotguard respond
+    check`` runs where the sensor's secrets are not set). Returns the policy and one warning per ``${NAME}``
+    that is unset here (needed at run time); such a reference is checked as the text ``${NAME}``. Any other
+    problem raises :class:`ConfigError` as :func:`load_policy` does."""
+    path = Path(path)
+    unset: list[tuple[str, str]] = []
+    data = _expand_env(_read(path), path, unset=unset)
+    try:
+        policy = validate(Policy, data, path)
+    except ConfigError as exc:
+        # A value that is only an unset ${NAME} (a whole URL, a port) cannot pass for one: say so.
+        at = exc.where or ""
+        names = [name for name, where in unset if at == where or at.startswith(f"{where} ")]
+        if names:
+            exc.what += f" (it is ${{{names[0]}}}, and {names[0]} is not set here)"
+        raise
+    warnings = [
+        ConfigError(f"needed at run time: environment variable {name} is not set", where=where)
+        for name, where in unset
+    ]
+    return policy, warnings
+
+
+def _read(path: Path) -> Any:
     data = load_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError("a policy is a mapping of keys (dry_run, allowlist, rules, ...)", where=str(path))
-    return validate(Policy, _expand_env(data, path), path)
+    return data
 
 
 def default_policy() -> Policy:
