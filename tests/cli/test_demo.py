@@ -89,6 +89,17 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     assert sum(summary["alerts_by_source"].values()) == det["alerts"]
     assert "dry_run: true" in (out / "policy.yaml").read_text()
 
+    # a site baseline fitted to the test network before its first attack, saved as a detector directory
+    site = summary["site_baseline"]
+    assert site is not None and site["normal_flows"] >= 20
+    from iotguard.detect.detector import Detector
+
+    fitted = Detector.load(out / "site-detector")
+    assert fitted.info["site_baseline"]["flows"] == site["normal_flows"]
+    for name in ("built", "site"):
+        assert 0 <= site["flagged"][name]["benign"] <= site["benign_flows"]
+        assert 0 < site["flagged"][name]["attack"] <= site["attack_flows"]
+
     # 4. the report exists and points at the sensor
     assert "iotguard run --pcap" in report and "unseen" in report
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "timeline.png" in report

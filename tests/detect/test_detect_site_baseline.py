@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,43 +22,10 @@ pytest.importorskip("lightgbm", reason="building a detector needs the train extr
 from iotguard.core.config import FlowsConfig, load_config  # noqa: E402
 from iotguard.core.store import Store  # noqa: E402
 from iotguard.detect.build import Workdir, fit_baseline  # noqa: E402
-from iotguard.detect.default import DEFAULT_SCENARIOS, build_default  # noqa: E402
 from iotguard.detect.detector import Detector  # noqa: E402
 from iotguard.detect.site import SITE_INFO, fit_site_detector  # noqa: E402
 from iotguard.flows import read_flows  # noqa: E402
 from iotguard.service.sensor import Sensor, flow_config  # noqa: E402
-
-HUE = "iot23/CTU-Honeypot-Capture-4-1/2018-09-14-13-40-25-Philips-Hue-Bridge.pcap"
-HUE_PACKETS = 8573
-
-
-@pytest.fixture(scope="module")
-def hue_halves(data_file, tmp_path_factory):
-    capture = data_file(HUE)
-    editcap = shutil.which("editcap")
-    if editcap is None:
-        pytest.skip("editcap (Debian package tshark) is not installed")
-    folder = tmp_path_factory.mktemp("hue")
-    first, second = folder / "first.pcap", folder / "second.pcap"
-    half = HUE_PACKETS // 2
-    subprocess.run([editcap, "-r", str(capture), str(first), f"1-{half}"], check=True, capture_output=True)
-    subprocess.run(
-        [editcap, "-r", str(capture), str(second), f"{half + 1}-{HUE_PACKETS}"],
-        check=True,
-        capture_output=True,
-    )
-    return first, second
-
-
-@pytest.fixture(scope="module")
-def base_detector(tmp_path_factory):
-    """The default detector's recipe (every scenario it uses once) on 150-second lab networks."""
-    specs, seen = [], set()
-    for name, seed, _, devices in DEFAULT_SCENARIOS:
-        if name not in seen:
-            seen.add(name)
-            specs.append((name, seed, 150.0, min(devices or 10, 10)))
-    return build_default(tmp_path_factory.mktemp("default") / "detector", scenarios=specs)
 
 
 def _cli(*args: str, home) -> subprocess.CompletedProcess:
@@ -72,12 +38,12 @@ def _cli(*args: str, home) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def site_dir(hue_halves, base_detector, tmp_path_factory):
+def site_dir(hue_halves, short_default, tmp_path_factory):
     """``iotguard baseline`` on the first half, fitted from the base detector."""
     work = tmp_path_factory.mktemp("site")
     out, summary = work / "site", work / "summary.json"
     proc = _cli(
-        "baseline", str(hue_halves[0]), "--model", str(base_detector), "--out", str(out), "--json", str(summary),
+        "baseline", str(hue_halves[0]), "--model", str(short_default), "--out", str(out), "--json", str(summary),
         home=work / "home",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -103,11 +69,11 @@ def _sensor(tmp_path, pcap, model) -> tuple[Sensor, int]:
     return sensor, len(incidents)
 
 
-def test_the_sensor_with_the_saved_baseline_is_quiet_where_the_base_detector_is_not(
-    site_dir, base_detector, hue_halves, tmp_path
+def test_the_sensor_with_the_saved_baseline_is_quiet_where_the_short_default_is_not(
+    site_dir, short_default, hue_halves, tmp_path
 ):
     out, summary = site_dir
-    _, noisy = _sensor(tmp_path / "base", hue_halves[1], base_detector)
+    _, noisy = _sensor(tmp_path / "base", hue_halves[1], short_default)
     assert noisy >= 3  # the premise: without a site baseline the real home network raises false incidents
     sensor, quiet = _sensor(tmp_path / "site", hue_halves[1], out)
     assert sensor.detector.name.endswith("+site")
@@ -140,13 +106,13 @@ def test_the_directory_holds_only_onnx_and_json(site_dir):
         assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
 
 
-def test_the_saved_detector_scores_as_the_in_memory_one(base_detector, hue_halves, tmp_path):
+def test_the_saved_detector_scores_as_the_in_memory_one(short_default, hue_halves, tmp_path):
     """What the sensor loads gives the same verdicts as the detector fitted in memory (as `detect --baseline`
     does), on flows neither has seen."""
     meter = flow_config(FlowsConfig())
     normal = read_flows(hue_halves[0], config=meter)
     later = read_flows(hue_halves[1], config=meter)
-    base = Detector.load(base_detector)
+    base = Detector.load(short_default)
     with Workdir() as work:
         memory, _ = fit_baseline(base, normal, work)
         saved = fit_site_detector(base, normal, tmp_path / "site", source="first half")
@@ -179,9 +145,9 @@ def test_the_saved_detector_scores_as_the_in_memory_one(base_detector, hue_halve
     ],
 )
 def test_user_errors_say_what_and_where_and_leave_nothing(
-    case, fragment, base_detector, site_dir, hue_halves, tmp_path
+    case, fragment, short_default, site_dir, hue_halves, tmp_path
 ):
-    capture, model, out = hue_halves[0], base_detector, tmp_path / "new"
+    capture, model, out = hue_halves[0], short_default, tmp_path / "new"
     extra: list[str] = []
     if case == "missing":
         capture = tmp_path / "nowhere.pcap"

@@ -1,1 +1,8 @@
-from sensor_fixtures import lab_attack, lab_detector, mosquitto, small_detector  # noqa: F401
+from sensor_fixtures import (  # noqa: F401
+    hue_halves,
+    lab_attack,
+    lab_detector,
+    mosquitto,
+    short_default,
+    small_detector,
+)

@@ -8,7 +8,9 @@
 4. a detector (classifier + anomaly model, thresholds for a 1% false-positive rate on held-out benign
    training flows) is built, and the sensor runs it over the test capture: alerts from flows, from the device
    inventory (ARP spoofing) and from MQTT telemetry read off the wire, incidents, response actions in dry-run;
-5. everything lands in a report, with the command that starts the sensor and its dashboard on it.
+5. a site baseline: the detector fitted to the test network's traffic before its first attack (as
+   ``iotguard baseline`` and the sensor's learning period fit one), and what it changes on the rest;
+6. everything lands in a report, with the command that starts the sensor and its dashboard on it.
 """
 
 from __future__ import annotations
@@ -197,6 +199,47 @@ def _detect(lab: _Lab, out: Path, seed: int, progress: Any) -> dict[str, Any]:
     }
 
 
+def _site_baseline(lab: _Lab, out: Path, progress: Any) -> dict[str, Any] | None:
+    """What a site baseline changes: the detector fitted to the test network's traffic before its first attack
+    (by the lab's ground truth, as an operator's normal capture would be) and saved as ``iotguard baseline``
+    saves it, then both detectors scored on the rest of the test capture's flows. None when too little comes
+    before the first attack to fit on (a short ``--scale``)."""
+    from iotguard.core.config import FlowsConfig
+    from iotguard.detect.detector import Detector
+    from iotguard.detect.site import MIN_FLOWS, fit_site_detector
+    from iotguard.flows import read_flows
+    from iotguard.service.sensor import flow_config
+
+    with progress.task("site baseline: the test network before its first attack"):
+        flows = read_flows(
+            lab.test.capture,
+            config=flow_config(FlowsConfig(early_packets=EARLY_PACKETS)),
+            labels=lab.test.episodes_path,
+        )
+        first_attack = min(e.start for e in lab.test.episodes)
+        normal = flows[flows["ts_last"] < first_attack]
+        if len(normal) < MIN_FLOWS:
+            return None
+        built = Detector.load(out / "detector")
+        site = fit_site_detector(
+            built, normal, out / "site-detector", source=f"{lab.test.capture} before {first_attack:.0f}"
+        )
+    later = flows[flows["ts_first"] >= first_attack]
+    benign = later["category"].to_numpy() == "Benign"
+    flagged = {}
+    for name, detector in (("built", built), ("site", site)):
+        alert = detector.score_array(detector.matrix(later)).is_alert
+        flagged[name] = {"benign": int(alert[benign].sum()), "attack": int(alert[~benign].sum())}
+    return {
+        "normal_flows": int(len(normal)),
+        "normal_seconds": float(first_attack - flows["ts_first"].min()),
+        "benign_flows": int(benign.sum()),
+        "attack_flows": int((~benign).sum()),
+        "flagged": flagged,
+        "path": out / "site-detector",
+    }
+
+
 def _check_counts(alerts: list[Any]) -> dict[str, dict[str, Any]]:
     """Per fixed-rule check: its alerts, the incidents they went to, and the sources it named."""
     from iotguard.detect.engine import FIXED_CHECKS
@@ -374,13 +417,37 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         + (f" (ttl {a.params.get('ttl')} s)" if a.params.get("ttl") else "")
         for a in det["actions"]
     ]
+    site = det["site"]
+    lines += (
+        []
+        if site is None
+        else [
+            "",
+            "### Site baseline",
+            "",
+            f"The detector fitted to the test network's first {site['normal_seconds']:.0f} s ({site['normal_flows']:,} "
+            "flow records, before its first attack), as `iotguard baseline` fits one and the sensor's learning "
+            f"period (`model.learn_flows`) does, saved in `{site['path'].name}/`. On the rest of the test capture:",
+            "",
+            "| detector | benign flow records flagged | attack flow records flagged |",
+            "|---|---|---|",
+            *(
+                f"| {name} | {f['benign']:,} of {site['benign_flows']:,} | {f['attack']:,} of {site['attack_flows']:,} |"
+                for name, f in (
+                    ("built from the training capture", site["flagged"]["built"]),
+                    ("fitted to the site", site["flagged"]["site"]),
+                )
+            ),
+        ]
+    )
     lines += [
         "",
         "## 4. Files",
         "",
         "- `lab/train`, `lab/test`: captures (`capture.pcap`), ground truth (`episodes.csv`), labelled flows",
         "- `models/`: results.json, report.md, confusion matrices",
-        f"- `detector/`: the detector (ONNX artifacts + detector.json); `{det['eve'].name}`: alerts as Suricata EVE "
+        f"- `detector/`: the detector (ONNX artifacts + detector.json); `site-detector/`: the same fitted to the test "
+        f"network before its first attack; `{det['eve'].name}`: alerts as Suricata EVE "
         f"JSON; `{det['db'].name}`: alerts, incidents and actions (SQLite); `{det['policy'].name}`: the response "
         "policy; `sensor/`: the sensor's checkpoint (inventory, telemetry baselines)",
         "",
@@ -439,6 +506,9 @@ def _summary(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], seco
         "devices": len(det["devices"]),
         "telemetry": det["telemetry"],
         "actions": dict(det["run"].actions),
+        "site_baseline": None
+        if det["site"] is None
+        else {k: v for k, v in det["site"].items() if k != "path"},
         "episodes": [
             {
                 "label": r.episode.label,
@@ -534,6 +604,18 @@ def demo(
         + ", ".join(f"{name} {c['alerts']}/{c['incidents']}" for name, c in det["checks"].items()),
         highlight=False,
     )
+    det["site"] = site = _site_baseline(lab, out, progress)
+    if site is None:
+        console.print("site baseline: skipped, too few flows before the first attack at this --scale")
+    else:
+        built, fitted = site["flagged"]["built"], site["flagged"]["site"]
+        console.print(
+            f"site baseline: fitted to the test network's first {site['normal_seconds']:.0f} s "
+            f"({site['normal_flows']:,} flow records, no attack yet) -> {site['path']}; on the rest, benign records "
+            f"flagged {built['benign']:,} -> {fitted['benign']:,} of {site['benign_flows']:,}, attack records "
+            f"{built['attack']:,} -> {fitted['attack']:,} of {site['attack_flows']:,}",
+            highlight=False,
+        )
     report = _report(out, lab, results, det, time.perf_counter() - started)
     console.rule("[bold]4. report")
     console.print(f"report: {report}  (models: {out / 'models' / 'report.md'})", highlight=False)

@@ -169,6 +169,12 @@ class FlowsConfig(_Section):
 
 
 # -- model --------------------------------------------------------------------------------------------
+LEARN_FLOWS_MIN = 20
+"""Fewer flows cannot both fit a site anomaly model and calibrate its threshold (iotguard.detect.site)."""
+LEARN_FLOWS_MAX = 500_000
+"""The learnt flows are held in memory while the baseline is fitted: about 0.5 KB each."""
+
+
 class ModelConfig(_Section):
     path: Path | None = Field(
         None,
@@ -178,6 +184,25 @@ class ModelConfig(_Section):
     threshold: float | None = Field(
         None, description="Override the artifact's attack-score threshold for this deployment."
     )
+    learn_flows: int = Field(
+        0,
+        ge=0,
+        le=LEARN_FLOWS_MAX,
+        description="Learning period: record this many flow records of the site's traffic (in the state "
+        "directory), then fit a site baseline on them and switch to it. 0: off.",
+    )
+    learn_alerts: Literal["record", "suppress", "act"] = Field(
+        "record",
+        description="Flow alerts while learning: record (stored and shown, no response action), suppress "
+        "(not scored at all, as Kitsune's grace period), act (as after learning).",
+    )
+
+    @field_validator("learn_flows")
+    @classmethod
+    def _enough_to_learn(cls, value: int) -> int:
+        if 0 < value < LEARN_FLOWS_MIN:
+            raise ValueError(f"0 (off) or at least {LEARN_FLOWS_MIN} flow records (got {value})")
+        return value
 
 
 # -- detection ----------------------------------------------------------------------------------------

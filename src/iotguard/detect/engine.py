@@ -284,14 +284,8 @@ class DetectionEngine:
         eve: EveWriter | None = None,
         sinks: Iterable[Sink] = (),
     ) -> None:
-        self.detector = detector
         self.config = config = config or DetectionConfig()
-        if config.target_fpr is not None:
-            detector.set_target_fpr(config.target_fpr)
-        detector.set_thresholds(
-            classifier=config.classifier_threshold if detector.classifier is not None else None,
-            anomaly=config.anomaly_threshold if detector.anomaly is not None else None,
-        )
+        self.use_detector(detector)
         self.assets = assets or Assets()
         self.severity = SeverityModel(config.severity, self.assets)
         self.suppressor = Suppressor(config.suppress)
@@ -311,6 +305,18 @@ class DetectionEngine:
         self._ids = itertools.count(1)  # alert and incident ids when there is no store
         self._incident_ids = itertools.count(1)
         self._incidents: dict[int, Incident] = {}
+
+    def use_detector(self, detector: Detector) -> None:
+        """Score with ``detector`` from the next batch on (the sensor switches to the site detector its
+        learning period fitted), its thresholds moved as this engine's configuration says."""
+        config = self.config
+        if config.target_fpr is not None:
+            detector.set_target_fpr(config.target_fpr)
+        detector.set_thresholds(
+            classifier=config.classifier_threshold if detector.classifier is not None else None,
+            anomaly=config.anomaly_threshold if detector.anomaly is not None else None,
+        )
+        self.detector = detector
 
     def process(self, flows: pd.DataFrame, *, where: str | None = None) -> list[Event]:
         """Score one batch of flow records; store, write and hand on its alerts. Returns them in order."""

@@ -166,7 +166,9 @@ class Sensor:
         dry_run = policy.dry_run if cfg.respond.dry_run is None else cfg.respond.dry_run
         self.responder = ResponseEngine(policy, self.store, dry_run=dry_run, assets=self.assets)
         self.inventory = Inventory(cfg.inventory, cfg.devices)
-        self.detector = detector if detector is not None else self._load_detector()
+        self.learning: Any | None = None  # a LearningPeriod while model.learn_flows records and fits
+        self._learnt: Any | None = None  # its fitted site detector, until the detection thread takes it
+        self.detector = self._choose_detector(detector)
         self.stats.info["model"] = self.detector.model_name
         self.stats.info["source"] = self.source.spec if self.source else "telemetry only"
         self.engine = DetectionEngine(
@@ -175,7 +177,7 @@ class Sensor:
             assets=self.assets,
             store=self.store,
             eve=self.eve,
-            sinks=[self._count_alert, self.responder.handle],
+            sinks=[self._count_alert, self._respond],
         )
         self.telemetry = None
         self.subscriber = None
@@ -197,6 +199,28 @@ class Sensor:
             if self.telemetry is not None and self._checkpoint.get("telemetry"):
                 with contextlib.suppress(KeyError, ValueError, TypeError):
                     self.telemetry.load_state(self._checkpoint["telemetry"])
+
+    def _choose_detector(self, detector: Any | None) -> Any:
+        """The given detector, else ``model.path`` or the default; with ``model.learn_flows``, the site
+        detector a past learning period fitted, else that detector while a learning period starts."""
+        learn = self.config.model.learn_flows
+        if not learn:
+            return detector if detector is not None else self._load_detector()
+        from iotguard.service.learning import LearningPeriod, learnt_detector
+
+        learnt = learnt_detector(self.state_dir)
+        if learnt is not None:
+            log.info("site baseline learnt earlier: %s (%s)", learnt.name, self.state_dir)
+            return learnt
+        base = detector if detector is not None else self._load_detector()
+        mode = self.config.model.learn_alerts
+        spec = self.source.spec if self.source else "telemetry only"
+        self.learning = LearningPeriod(self.state_dir, learn, mode, base, spec)
+        log.warning(
+            "learning this site's traffic: %d of %d flow records so far; flow alerts meanwhile: %s",
+            self.learning.recorder.recorded, learn, mode,
+        )  # fmt: skip
+        return base
 
     def _load_detector(self) -> Any:
         from iotguard.detect.detector import Detector
@@ -511,7 +535,9 @@ class Sensor:
 
     def _detect_loop(self) -> None:
         finished = self.source is None
-        last_tick = time.monotonic()
+        last_tick = last_flush = time.monotonic()
+        if self.learning is not None and self.learning.recorder.full:  # restarted before the fit was done
+            self._fit_site()
         while True:
             item = None
             if not finished:
@@ -532,6 +558,13 @@ class Sensor:
             if isinstance(item, pd.DataFrame) and len(item):
                 self._score(item)
             self._drain_alerts()
+            self._use_learnt()
+            if (
+                self.learning is not None
+                and time.monotonic() - last_flush >= self.config.service.checkpoint_interval
+            ):
+                last_flush = time.monotonic()
+                self.learning.recorder.flush()
             if time.monotonic() - last_tick >= 5.0:
                 last_tick = time.monotonic()
                 now = self.engine.folder.now if self.engine.folder.now > 0 else time.time()
@@ -540,6 +573,8 @@ class Sensor:
         if telemetry is not None:  # its last alerts must go through before the incidents close
             telemetry.join(self.config.service.shutdown_timeout / 2)
         self._drain_alerts()
+        if self.learning is not None:
+            self.learning.recorder.flush()
         with contextlib.suppress(Exception):
             self.engine.close()
 
@@ -549,6 +584,14 @@ class Sensor:
             self._submit(self.inventory.observe_flows(flows))
         except Exception:
             log.exception("inventory failed on a batch of %d flows", len(flows))
+        learning = self.learning
+        if learning is not None:
+            if not learning.recorder.full:
+                self.stats.add("flows_learnt", learning.recorder.record(flows))
+                if learning.recorder.full:
+                    self._fit_site()  # on a capture file the switch comes now, before this batch is scored
+            if self.learning is not None and not self.learning.scores:
+                return  # suppress: as Kitsune's grace period, nothing is scored until learning ends
         before = self.engine.stats.score_seconds
         try:
             self.engine.process(flows, where=self.source.spec if self.source else None)
@@ -560,6 +603,48 @@ class Sensor:
             self.stats.drop("detect_errors", len(flows))
         else:
             self.stats.observe_inference(self.engine.stats.score_seconds - before, len(flows))
+
+    def _respond(self, alert: Alert, incident: Incident) -> Any:
+        learning = self.learning
+        if learning is not None and learning.holds(alert):
+            self.stats.add("responses_held_learning")
+            return []
+        return self.responder.handle(alert, incident)
+
+    def _fit_site(self) -> None:
+        """Fit the site detector on the learnt flows. A capture file waits for it (back-pressure, as it waits
+        for detection: nothing is lost, and the switch falls at the same record every run); a live interface
+        cannot wait, so there it fits in the background while the base detector goes on scoring."""
+        learning = self.learning
+        if learning is None or learning.fitting or learning.failed:
+            return
+        learning.recorder.flush()  # here, in the recording thread: the fit may run in another
+        learning.fitting = True
+        if self.source is not None and self.source.live:
+            self._thread("learn", self._fit_and_hand_over, nice=BULK_NICE)
+        else:
+            self._fit_and_hand_over()
+            self._use_learnt()
+
+    def _fit_and_hand_over(self) -> None:
+        assert self.learning is not None
+        learnt = self.learning.fit()
+        if learnt is not None:
+            self._learnt = learnt  # the detection thread switches to it between two batches
+        else:
+            self.errors.append(f"learning: {self.learning.failed}")
+            self.learning = None  # act on alerts again; the flows stay for a fit at the next start
+
+    def _use_learnt(self) -> None:
+        learnt, self._learnt = self._learnt, None
+        if learnt is None:
+            return
+        self.engine.use_detector(learnt)
+        self.detector = learnt
+        self.stats.info["model"] = learnt.model_name
+        if self.learning is not None:
+            self.learning.recorder.clear()  # here, in the recording thread, once nothing records any more
+        self.learning = None
 
     # telemetry -----------------------------------------------------------------------------------------
     def _telemetry_loop(self) -> None:
@@ -623,11 +708,13 @@ class Sensor:
     def health(self) -> dict[str, Any]:
         alive = {name: t.is_alive() for name, t in self._threads.items()}
         expected_dead = {"capture", "flows"} if self.done_event.is_set() else set()
+        expected_dead.add("learn")  # the learning period's fit ends when it is done
         ok = not self.errors and all(v for k, v in alive.items() if k not in expected_dead)
         out: dict[str, Any] = {"ok": ok, "threads": alive, "errors": self.errors[-5:]}
         out["source_finished"] = self.done_event.is_set()
         if self.subscriber is not None:
             out["mqtt"] = self.subscriber.stats()
+        out["learning"] = self.learning_info()
         return out
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -655,7 +742,7 @@ class Sensor:
         if self.subscriber is not None:
             self.subscriber.stop()  # no new messages; the queued ones are still judged
         deadline = time.monotonic() + self.config.service.shutdown_timeout
-        for name in ("capture", "flows", "detect", "telemetry", "housekeeping"):
+        for name in ("capture", "flows", "detect", "telemetry", "housekeeping", "learn"):
             thread = self._threads.get(name)
             if thread is not None:
                 thread.join(max(0.1, deadline - time.monotonic()))
@@ -697,7 +784,19 @@ class Sensor:
             ],
             "info": det.info,
             "detection": self.engine.stats.to_dict(),
+            "learning": self.learning_info(),
         }
+
+    def learning_info(self) -> dict[str, Any]:
+        """The learning period: off, under way (flows so far, target, what happens to alerts), or done."""
+        learning = self.learning
+        if learning is not None:
+            return learning.state()
+        if self.config.model.learn_flows:
+            from iotguard.detect.site import SITE_INFO
+
+            return {"active": False, "site_baseline": self.detector.info.get(SITE_INFO)}
+        return {"active": False}
 
     def telemetry_info(self) -> dict[str, Any]:
         if self.telemetry is None:
