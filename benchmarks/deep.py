@@ -43,6 +43,7 @@ import numpy as np
 from iotguard.evaluate.harness import run_experiments, window_table
 from iotguard.evaluate.protocols import plan
 from iotguard.evaluate.report import write_report
+from iotguard.models.base import get
 
 RECORD = ["mlp", "cnn", "lstm", "cnn-lstm", "autoencoder", "mlp-ae"]
 WINDOW = ["lstm-window", "cnn-lstm-window"]
@@ -341,7 +342,7 @@ def part_latency(out: Path, quick: bool, seed: int, models: list[str] | None = N
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in models or LATENCY:
-        window = name in WINDOW
+        window = get(name).input == "window"
         params = {"epochs": 3} if name in RECORD + WINDOW else None
         pipeline = train_model(
             name, train.X, train.y, keys=train.frame if window else None, seed=seed, params=params

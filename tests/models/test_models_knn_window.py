@@ -218,17 +218,24 @@ def test_an_odd_flow_is_flagged_by_the_flow_view_though_its_context_is_ordinary(
 def test_calibration_skips_the_windows_that_share_a_flow(pipeline):
     """train_model passes each window's rows; the context view's calibration and validation scores then
     skip reference windows sharing a flow (a new window shares none), which leave-one-out does not."""
+    from iotguard.models.pipeline import choose_threshold
+
     model = pipeline.model
     assert model.hyperparameters["window"]["calibration"] == "skips overlapping windows"
     assert pipeline.threshold_info["validation_benign_rows"] == len(model.validation_scores_)
-    # by hand: train once more on the same windows, with and without the rows; one neighbour, one scale
-    table = features(hosts_table(1200, seed=9))
+    # the threshold rests on the model's own validation scores, not on a plain second scoring of those windows
+    honest = np.concatenate([model.validation_scores_, model.calibration_scores_]).astype(np.float32)
+    assert pipeline.threshold == choose_threshold(honest, None, 0.01, None)["value"]
+    assert pipeline.threshold_info["validation_scores"].startswith("the model's own")
+    # by hand: train once more on the same windows, with and without the rows; one neighbour, one scale;
+    # more fit windows than one distance block (1,024) holds, so the skipping crosses a block boundary
+    table = features(hosts_table(1400, seed=9))
     X = pipeline.transform(table)
     from iotguard.models.deep.windows import gather_windows, window_index
 
     index = window_index(*window_keys(table), 8)
     windows = gather_windows(X, index)
-    fit, val = np.arange(0, 1000), np.arange(1000, 1200)
+    fit, val = np.arange(0, 1100), np.arange(1100, 1400)
     names = list(pipeline.preprocessor.get_feature_names_out())
     options = {"k": 8, "neighbors": 1, "scaling": "standard", "service": "none"}
     honest = KNNWindowModel(**options).fit(
@@ -243,12 +250,10 @@ def test_calibration_skips_the_windows_that_share_a_flow(pipeline):
     view = honest.views["context"]
     context = view._scale(honest.context_rows(windows), "standard")
     d = np.sqrt(((context[:, None, :] - context[None, fit, :]) ** 2).sum(axis=2))  # to every fit window
-    shares = np.array(
-        [
-            [len(set(index[i][index[i] >= 0]) & set(index[j][index[j] >= 0])) > 0 for j in fit]
-            for i in range(len(windows))
-        ]
-    )
+    members = np.zeros((len(windows), len(table)), np.int64)  # which flows each window holds
+    rows, columns = np.nonzero(index >= 0)
+    members[rows, index[rows, columns]] = 1
+    shares = (members @ members[fit].T) > 0
     expected_cal = np.where(shares[fit], np.inf, d[fit]).min(axis=1)
     expected_val = np.where(shares[val], np.inf, d[val]).min(axis=1)
     np.testing.assert_allclose(view.calibration_all_, expected_cal, rtol=1e-9)
@@ -256,4 +261,31 @@ def test_calibration_skips_the_windows_that_share_a_flow(pipeline):
     # leave-one-out finds a neighbouring window of the same host: smaller scores
     plain = loo.views["context"].calibration_all_
     assert (plain <= expected_cal + 1e-12).all() and (plain < expected_cal).mean() > 0.3
-    assert not hasattr(loo, "validation_scores_")
+    assert loo.validation_scores_ is None
+
+
+def test_one_busy_host_trains_and_too_few_separate_windows_are_a_clear_error():
+    """Windows of one host overlap their neighbours: a validation window with fewer than k windows that share
+    no flow with it has no honest score, and must not carry the threshold to infinity; with no such window at
+    all there is nothing to calibrate on, which is said in one line."""
+    table = hosts_table(20, seed=10, hosts=1)
+    one_host = train_model(
+        "knn-window",
+        features(table)[list(FLOW_FEATURES)],
+        table["is_attack"],
+        keys=features(table),
+        params={"k": 16},
+    )
+    honest = one_host.model.validation_scores_
+    assert np.isinf(honest).any()  # the case: validation windows without an honest score
+    assert np.isfinite(one_host.threshold)
+    assert one_host.threshold_info["validation_scored_rows"] == np.isfinite(honest).sum()
+    tiny = hosts_table(16, seed=10, hosts=1)
+    with pytest.raises(DataError, match="no benign window has"):
+        train_model(
+            "knn-window",
+            features(tiny)[list(FLOW_FEATURES)],
+            tiny["is_attack"],
+            keys=features(tiny),
+            params={"k": 16},
+        )

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from iotguard.core.config import DeviceConfig, InventoryConfig
 from iotguard.service.inventory import Inventory
@@ -189,3 +190,25 @@ def test_state_keeps_whose_mac_each_is():
     older = Inventory()
     older.load_state(old)
     assert older.get("192.168.1.1")["macs"] == ["02:00:00:00:00:01"]
+
+
+def test_a_damaged_state_is_refused_whole_and_the_inventory_kept():
+    """A checkpoint is the sensor's own file, but a disk or an editor can damage it: a bad part raises a
+    ValueError/KeyError/TypeError (the sensor then starts that part fresh) and changes nothing."""
+    inv = Inventory()
+    inv.observe_macs([("192.168.1.1", "02:00:00:00:00:01", T0, True)])
+    good = json.loads(json.dumps(inv.state()))
+    for damage in (
+        {"mac_owners": ["02:00:00:00:00:01"]},
+        {"devices": {"192.168.1.9": {}}},
+        {"devices": [{"address": "192.168.1.9"}]},
+        {"version": 2},
+        {"devices": 5},
+    ):
+        target = Inventory()
+        target.load_state(good)
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            target.load_state(good | damage)
+        assert target.get("192.168.1.1")["macs"] == ["02:00:00:00:00:01"]
+    with pytest.raises(ValueError):
+        Inventory().load_state([good])  # type: ignore[arg-type]

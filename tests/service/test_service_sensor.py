@@ -298,3 +298,19 @@ def test_bounded_packet_queue_under_back_pressure(tmp_path, data_file, small_det
     assert max(depth) <= 2 and sensor.stats.counters["packets"] == 2011
     assert sensor.stats.drops.get("packet_queue", 0) == 0
     assert threading.active_count() < 50
+
+
+def test_a_damaged_checkpoint_part_is_ignored_with_a_warning_and_the_sensor_runs(
+    tmp_path, data_file, small_detector, caplog
+):
+    pcap = data_file(SYNSCAN)
+    cfg = config(tmp_path, capture={"pcap": str(pcap)}, model={"path": str(small_detector)})
+    cfg.state_path().mkdir(parents=True, exist_ok=True)
+    damaged = {"version": 1, "inventory": {"version": 1, "mac_owners": ["x"], "devices": []}}
+    (cfg.state_path() / "sensor-state.json").write_text(json.dumps(damaged))
+    with caplog.at_level("WARNING", logger="iotguard.service.sensor"):
+        sensor = Sensor(cfg, exit_when_done=True)
+        run_to_end(sensor)
+    assert "ignoring the inventory state in checkpoint" in caplog.text
+    assert sensor.stats.snapshot()["counters"]["packets"] == 2011
+    assert sensor.inventory.devices(limit=100)[1]  # the inventory started fresh and learnt the capture

@@ -248,3 +248,22 @@ def test_a_publishers_usual_rate_survives_a_restart(cfg):
     ]
     floods = [a for a in run(again, burst) if a.signature_id == 9_100_001]
     assert floods and "from 192.168.1.50" in floods[0].signature
+
+
+def test_a_damaged_state_is_refused_whole_and_the_warmup_never_outlasts_the_config(cfg):
+    detector, t = warmed(cfg)
+    good = json.loads(json.dumps(detector.state()))
+    for damage in (
+        {"publishers": [1]},
+        {"topic_owners": ["sensors/dev0/state"]},
+        {"warmup_left": float("nan")},
+        {"devices": [{"name": "dev9"}]},
+    ):
+        target = restored(cfg, detector)
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            target.load_state(good | damage)
+        assert target.state() == detector.state()  # nothing replaced
+    # a warm-up longer than the configured one (a damaged file, or the setting shortened since) is cut to it
+    again = TelemetryDetector(cfg)
+    again.load_state(good | {"warmup_left": 1e300})
+    assert again.state()["warmup_left"] == cfg.global_warmup

@@ -36,10 +36,12 @@ DEFAULT_MODELS = (
     "lgbm",
     "kmeans",
     "iforest",
+    "knn",
     "mlp",
     "cnn",
     "lstm",
     "lstm-window",
+    "knn-window",
     "autoencoder",
 )
 EARLY_PACKETS = 10

@@ -133,6 +133,7 @@ class KNNDistanceModel:
         validation_keys: Any = None,
         **_: Any,
     ) -> KNNDistanceModel:
+        self.validation_scores_ = None  # set again only for this fit's validation rows, with their keys
         n_rows = len(X)
         keep = np.ones(n_rows, bool) if y is None else _labels(y) == BENIGN
         X = benign_rows(X, y, np.float64)
@@ -601,7 +602,10 @@ class Overlap:
         total = int(counts.sum())
         ends = np.cumsum(counts)
         positions = np.repeat(low - (ends - counts), counts) + np.arange(total)
-        return np.repeat(rows, counts), self.rows[positions]
+        # windows that share several flows meet once per shared flow: one pair each is enough
+        width = int(self.rows.max(initial=0)) + 1
+        pairs = np.unique(np.repeat(rows, counts) * width + self.rows[positions])  # sorted: rows ascending
+        return pairs // width, pairs % width
 
 
 def _keys(keys: Any, rows: int, name: str) -> np.ndarray:

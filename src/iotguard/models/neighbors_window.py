@@ -107,6 +107,7 @@ class KNNWindowModel:
         from iotguard.models.pipeline import fpr_threshold
 
         X = self._check(X, fitted=False)
+        self.validation_scores_ = None  # set again below only for this fit's validation windows
         names = [str(n) for n in feature_names] if feature_names is not None else []
         if names and len(names) != X.shape[2]:
             raise DataError(
@@ -146,7 +147,14 @@ class KNNWindowModel:
                 honest = view.scores(view_validation[0][_labels(view_validation[1]) == BENIGN])
             honest = np.zeros(0) if honest is None else honest
             benign = np.concatenate([view.calibration_all_, honest])
-            divisor, _ = fpr_threshold(benign[np.isfinite(benign)].astype(np.float32), self.target_fpr)
+            benign = benign[np.isfinite(benign)]
+            if not len(benign):  # every benign window overlaps all but fewer than k of the others
+                raise DataError(
+                    f"knn-window {name} view: no benign window has {view.k_} reference windows that share "
+                    f"no flow with it ({len(view.calibration_all_)} benign windows of {self.window} flows)",
+                    expected="benign traffic from more hosts, or a longer stretch of it",
+                )
+            divisor, _ = fpr_threshold(benign.astype(np.float32), self.target_fpr)
             divisors.append(divisor if divisor > 0 else 1.0)
             calibration.append(view.calibration_all_)
             checks.append(honest)
@@ -164,8 +172,9 @@ class KNNWindowModel:
         } | {
             "window": {
                 "k": self.window,
-                "context": ["mean of each feature over the flows to the same service"]
-                + (["share to the same service"] if self.service_columns_ else []),
+                "context": ["mean of each feature over the flows to the same service", "share of them"]
+                if self.service_columns_
+                else ["mean of each feature over the window"],
                 "calibration": "skips overlapping windows" if window_rows is not None else "leave-one-out",
             }
         }

@@ -231,9 +231,17 @@ def train_model(
         calibration = None if calibration is None else np.asarray(calibration, dtype=np.float32)
         # a model whose validation windows share flows with its reference scores them itself, honestly
         honest = getattr(model, "validation_scores_", None)
+        provenance: dict[str, Any] = {}
         if threshold is None and (len(benign_val) or (calibration is not None and len(calibration))):
-            if honest is not None:
-                benign_scores = np.asarray(honest, dtype=np.float32)
+            if honest is not None and len(honest) == len(benign_val):
+                # a window with fewer than k non-overlapping neighbours has no score (inf): it would carry the
+                # threshold to infinity
+                honest = np.asarray(honest, dtype=np.float32)
+                benign_scores = honest[np.isfinite(honest)]
+                provenance = {
+                    "validation_scores": "the model's own (windows sharing a flow with the reference skipped)",
+                    "validation_scored_rows": len(benign_scores),
+                }
             else:
                 benign_scores = model.attack_score(benign_val) if len(benign_val) else np.zeros(0, np.float32)
             if calibration is not None:  # more benign scores: a steadier threshold
@@ -247,6 +255,7 @@ def train_model(
         if calibration is not None:
             info["calibration_rows"] = len(calibration)
             info["validation_benign_rows"] = len(benign_val)
+        info |= provenance
         threshold = info["value"]
         if not info.get("target_met", True):
             log.warning(

@@ -577,14 +577,18 @@ class Inventory:
             }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != 1:
+        """Restore a :meth:`state`; a malformed one raises ``ValueError``/``KeyError``/``TypeError`` and leaves
+        the inventory as it was (everything is read before anything is replaced)."""
+        if not isinstance(state, dict) or state.get("version") != 1:
             raise ValueError("unknown inventory state version")
+        if not isinstance(state.get("mac_owners", {}), dict):
+            raise ValueError("inventory state: mac_owners is not a mapping")
+        # whose MAC each is, so a spoofer is still named after a restart (absent from older checkpoints)
+        owners = list(state.get("mac_owners", {}).items())[-self.config.max_devices :]
+        mac_owner = {str(mac): str(address) for mac, address in owners}
+        devices: dict[str, Device] = {}
         with self._lock:
-            self._devices.clear()
-            # whose MAC each is, so a spoofer is still named after a restart (absent from older checkpoints)
-            owners = list(state.get("mac_owners", {}).items())[-self.config.max_devices :]
-            self._mac_owner = {str(mac): str(address) for mac, address in owners}
-            for item in state["devices"][-self.config.max_devices :]:
+            for item in list(state["devices"])[-self.config.max_devices :]:
                 d = Device(
                     address=item["address"], first_seen=item["first_seen"], last_seen=item["last_seen"]
                 )
@@ -603,4 +607,7 @@ class Inventory:
                     services={k: float(v) for k, v in f["services"].items()},
                 )
                 d.flagged_at = item.get("flagged_at")
-                self._devices[d.address] = d
+                devices[d.address] = d
+            self._devices.clear()
+            self._devices.update(devices)
+            self._mac_owner = mac_owner

@@ -194,11 +194,17 @@ class Sensor:
             if wire:
                 self.tap = MqttTap(cfg.telemetry.capture_port)
         if self._checkpoint:
-            with contextlib.suppress(KeyError, ValueError, TypeError):
-                self.inventory.load_state(self._checkpoint["inventory"])
+            self._restore("inventory", self.inventory)
             if self.telemetry is not None and self._checkpoint.get("telemetry"):
-                with contextlib.suppress(KeyError, ValueError, TypeError):
-                    self.telemetry.load_state(self._checkpoint["telemetry"])
+                self._restore("telemetry", self.telemetry)
+
+    def _restore(self, part: str, component: Any) -> None:
+        """Load one part of the checkpoint; a damaged part is ignored (the component starts fresh), said once,
+        and never stops the sensor."""
+        try:
+            component.load_state(self._checkpoint[part])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("ignoring the %s state in checkpoint %s: %s", part, self.checkpoint_path, exc)
 
     def _choose_detector(self, detector: Any | None) -> Any:
         """The given detector, else ``model.path`` or the default; with ``model.learn_flows``, the site

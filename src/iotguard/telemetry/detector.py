@@ -443,26 +443,30 @@ class TelemetryDetector:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != 1:
+        """Restore a :meth:`state`; a malformed one raises ``ValueError``/``KeyError``/``TypeError`` and leaves
+        this detector as it was (everything is read before anything is replaced)."""
+        if not isinstance(state, dict) or state.get("version") != 1:
             raise ValueError("unknown telemetry state version")
+        for key in ("topic_owners", "publishers"):
+            if not isinstance(state.get(key, {}), dict):
+                raise ValueError(f"telemetry state: {key} is not a mapping")
         # A restart keeps the baselines, and the global warm-up goes on only for what was left of it (none
-        # in checkpoints older than ``warmup_left``), counted from the first message after the restart.
+        # in checkpoints older than ``warmup_left``), counted from the first message after the restart; never
+        # longer than the configured warm-up (it may have been shortened since).
         started = state.get("started")
-        self._started = None if started is None else float(started)
-        left = state.get("warmup_left", 0.0) if started is not None else self.config.global_warmup
-        self._warmup_left = float(left)
-        self._warmup_clock = None
-        self._topic_owners = {t: set(o) for t, o in state["topic_owners"].items()}
-        # publishers' usual message rates (absent from older checkpoints)
-        self._publishers = OrderedDict(
+        started = None if started is None else float(started)
+        left = float(state.get("warmup_left", 0.0)) if started is not None else self.config.global_warmup
+        if not math.isfinite(left):
+            raise ValueError(f"telemetry state: warmup_left {left}")
+        owners = {str(t): {str(o) for o in owned} for t, owned in state["topic_owners"].items()}
+        # publishers' usual message rates (absent from older checkpoints); the most recent ones are kept
+        publishers = OrderedDict(
             (str(p), RateBaseline.from_state(rate))
             for p, rate in list(state.get("publishers", {}).items())[-MAX_DEVICES:]
         )
-        self._flooding.clear()
-        self._devices.clear()
-        self._once.clear()
-        for i, item in enumerate(state["devices"][:MAX_DEVICES]):
-            d = _Device(name=item["name"], first_seen=item["first_seen"], last_seen=item["last_seen"])
+        devices: dict[str, _Device] = {}
+        for i, item in enumerate(list(state["devices"])[-MAX_DEVICES:]):
+            d = _Device(name=str(item["name"]), first_seen=item["first_seen"], last_seen=item["last_seen"])
             d.messages, d.alerts = int(item["messages"]), int(item["alerts"])
             d.rate = RateBaseline.from_state(item["rate"])
             d.size = Welford.from_state(item["size"])
@@ -470,9 +474,19 @@ class TelemetryDetector:
             d.fields = {
                 k: RangeBaseline.from_state(v, seed=self.config.seed + i) for k, v in item["fields"].items()
             }
-            self._devices[d.name] = d
+            devices[d.name] = d
+        self._started = started
+        self._warmup_left = min(max(left, 0.0), self.config.global_warmup)
+        self._warmup_clock = None
+        self._topic_owners = owners
+        self._publishers = publishers
+        self._flooding.clear()
+        self._devices.clear()
+        self._once.clear()
+        for name, d in devices.items():
+            self._devices[name] = d
             if d.messages == 1:
-                self._once[d.name] = None
+                self._once[name] = None
 
 
 def _flood_limit(cfg: TelemetryConfig, usual: float, *, learned: bool) -> float:
