@@ -268,6 +268,7 @@ def test_a_vnc_scanners_failed_login_raises_a_brute_force_incident_at_once(data_
     }
     assert events[0].incident.src_ip == "192.168.0.11" and events[0].incident.family == "BruteForce"
     assert all(e.alert.top_features == [("rfb_auth_failures", 1.0)] for e in events)
+    assert all(e.alert.signature == "IOTGUARD BruteForce (a failed VNC login)" for e in events)
     # one failure: confidence 0.5, so BruteForce's base severity 2 becomes 3 (of 4, 4 the least severe)
     assert all(e.alert.confidence == 0.5 and e.alert.severity == 3 for e in events)
     # None turns it off

@@ -47,20 +47,6 @@ DEFAULT_MODELS = (
 EARLY_PACKETS = 10
 
 
-def _checks() -> tuple[tuple[str, str], ...]:
-    """The detection engine's fixed-rule checks (model name, what it looks for), shown apart in the report
-    because they read what the packets say, which the models, seeing sizes and timing, cannot."""
-    from iotguard.detect import engine
-
-    return (
-        (engine.AUTH_MODEL, "failed VNC logins (RFB SecurityResult after the password challenge)"),
-        (engine.INSPECTION_MODEL, "shell and SQL injection in HTTP requests"),
-        (engine.DOWNLOAD_MODEL, "Linux executables a device downloads"),
-        (engine.PROBE_MODEL, "packets only probing tools send"),
-        (engine.SLOW_HTTP_MODEL, "HTTP request heads left unfinished"),
-    )
-
-
 @dataclass
 class _Lab:
     train: Any
@@ -258,8 +244,10 @@ def _site_baseline(lab: _Lab, out: Path, progress: Any) -> dict[str, Any] | None
 
 def _check_counts(alerts: list[Any]) -> dict[str, dict[str, Any]]:
     """Per fixed-rule check: its alerts, the incidents they went to, and the sources it named."""
+    from iotguard.detect.engine import FIXED_CHECKS
+
     out = {}
-    for name, _ in _checks():
+    for name in (check.model for check in FIXED_CHECKS):
         mine = [a for a in alerts if a.model == name]
         out[name] = {
             "alerts": len(mine),
@@ -393,7 +381,10 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
         "| check | looks for | alerts | incidents | sources named |",
         "|---|---|---|---|---|",
     ]
-    for name, what in _checks():
+    from iotguard.detect.engine import FIXED_CHECKS
+
+    for check in FIXED_CHECKS:
+        name, what = check.model, check.looks_for
         c = det["checks"][name]
         named = ", ".join(c["sources"][:3]) + (
             f" and {len(c['sources']) - 3} more" if len(c["sources"]) > 3 else ""

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,38 @@ AUTH = 7
 """``Verdicts.component`` of a verdict made by the auth check."""
 AUTH_MODEL = "auth-check"
 AUTH_FAMILY = "BruteForce"
+
+
+class FixedCheck(NamedTuple):
+    """A fixed-rule check: a match on what the packets say, not a model's score."""
+
+    component: int
+    """``Verdicts.component`` of its verdicts."""
+    model: str
+    """The ``model`` of its alerts."""
+    column: str
+    """The flow column it counts; the count is its alerts' score and explanation."""
+    matched: str
+    """What one alert matched, in the alert's signature: ``IOTGUARD <family> (<matched>)``."""
+    looks_for: str
+    """What the check looks for, for reports (the demo's table of checks)."""
+
+
+FIXED_CHECKS: tuple[FixedCheck, ...] = (
+    FixedCheck(AUTH, AUTH_MODEL, RFB_FAILURES_COLUMN, "a failed VNC login",
+               "failed VNC logins (RFB SecurityResult after the password challenge)"),
+    FixedCheck(INSPECTION, INSPECTION_MODEL, HTTP_COLUMN, "injection in an HTTP request",
+               "shell and SQL injection in HTTP requests"),
+    FixedCheck(DOWNLOAD, DOWNLOAD_MODEL, ELF_COLUMN, "a Linux executable downloaded",
+               "Linux executables a device downloads"),
+    FixedCheck(PROBE, PROBE_MODEL, PROBES_COLUMN, "a packet only probing tools send",
+               "packets only probing tools send"),
+    FixedCheck(SLOW_HTTP, SLOW_HTTP_MODEL, HEAD_OPEN_COLUMN, "an HTTP request left unfinished",
+               "HTTP request heads left unfinished"),
+)  # fmt: skip
+"""Every fixed-rule check, read by the engine (its alerts' model, explanation and signature) and by the
+reports that list the checks (``iotguard demo``), so a check added here cannot be missing from either."""
+_CHECKS = {check.component: check for check in FIXED_CHECKS}
 
 
 def signature_id(family: str) -> int:
@@ -361,16 +393,9 @@ class DetectionEngine:
             else [[] for _ in keep]
         )
         for j, i in enumerate(keep):  # a rule's score is its count
-            if verdicts.component[i] == INSPECTION:
-                explanations[j] = [(HTTP_COLUMN, float(verdicts.score[i]))]
-            elif verdicts.component[i] == PROBE:
-                explanations[j] = [(PROBES_COLUMN, float(verdicts.score[i]))]
-            elif verdicts.component[i] == SLOW_HTTP:
-                explanations[j] = [(HEAD_OPEN_COLUMN, float(verdicts.score[i]))]
-            elif verdicts.component[i] == DOWNLOAD:
-                explanations[j] = [(ELF_COLUMN, float(verdicts.score[i]))]
-            elif verdicts.component[i] == AUTH:
-                explanations[j] = [(RFB_FAILURES_COLUMN, float(verdicts.score[i]))]
+            check = _CHECKS.get(int(verdicts.component[i]))
+            if check is not None:
+                explanations[j] = [(check.column, float(verdicts.score[i]))]
         self.stats.explain_seconds += time.perf_counter() - t0
         # Columns as arrays once per batch: a row lookup (flows.iloc[i]) per alert cost ~0.5 ms each.
         cols = {
@@ -419,16 +444,9 @@ class DetectionEngine:
         comp = self.detector.classifier if verdicts.component[i] == 1 else self.detector.anomaly
         model = comp.name if comp is not None else self.detector.model_name
         how = "unusual for this site" if fam == ANOMALY else "known attack pattern"
-        if verdicts.component[i] == INSPECTION:
-            model, how = INSPECTION_MODEL, "injection in an HTTP request"
-        elif verdicts.component[i] == PROBE:
-            model, how = PROBE_MODEL, "a packet only probing tools send"
-        elif verdicts.component[i] == SLOW_HTTP:
-            model, how = SLOW_HTTP_MODEL, "an HTTP request left unfinished"
-        elif verdicts.component[i] == DOWNLOAD:
-            model, how = DOWNLOAD_MODEL, "a Linux executable downloaded"
-        elif verdicts.component[i] == AUTH:
-            model, how = AUTH_MODEL, "a failed VNC login"
+        check = _CHECKS.get(int(verdicts.component[i]))
+        if check is not None:
+            model, how = check.model, check.matched
         elif cols["inside"][i]:
             how = "a botnet-like channel to a server inside the site"
         return Alert(

@@ -1,13 +1,14 @@
 """A VNC console on the recorder (NVR) and the operator who uses it (the ``vnc`` extra of a scenario).
 
 The recorder serves its local console over RFB 3.8 on TCP 5900, with VNC authentication (security type 2,
-one password for the console). An operator's workstation opens a session every few minutes: the handshake,
-the right password (saved in the viewer, or typed into its prompt), SecurityResult OK, ClientInit and
-ServerInit, the viewer's pixel format and encodings, a full-screen update, then some seconds to minutes of
-work. The viewer keeps one incremental update request outstanding and the console answers it when its
-screen changes: the status bar's clock every second, a camera thumbnail every two, a menu or a playback list
-after a click. The mouse sends pointer events every 10-20 ms while it moves (the viewer draws the cursor
-itself), a search is typed as key presses and releases, and the viewer closes the connection at the end.
+one password for the console). An operator's workstation opens a session now and then (:func:`operator`):
+the handshake, the right password (saved in the viewer, or typed into its prompt), SecurityResult OK,
+ClientInit and ServerInit, the viewer's pixel format and encodings, a full-screen update, then some seconds
+to minutes of work. The viewer keeps one incremental update request outstanding and the console answers it
+when its screen changes: the status bar's clock every second, a camera thumbnail every two, a menu or a
+playback list after a click. The mouse sends pointer events every 10-20 ms while it moves (the viewer draws
+the cursor itself), a search is typed as key presses and releases, and the viewer closes the connection at
+the end.
 
 :func:`login` is the handshake up to the SecurityResult, which the password-guessing attack
 (``attacks.vnc_bruteforce``) shares.
@@ -50,8 +51,10 @@ def login(
 ) -> tuple[float, bool]:
     """The RFB 3.8 handshake of an open connection from ``t``: version banners, security types, VNC
     authentication with ``guess`` against the server's ``password`` (``prompt``: seconds the viewer takes to
-    answer the challenge), the SecurityResult. With ``refused`` the server offers no security type and says
-    why instead. Returns the time of the server's last message and whether the login succeeded."""
+    answer the challenge), the SecurityResult. With ``refused`` the server, after the same version exchange,
+    sends a security-types count of 0 and ``refused`` as the reason instead (RFB 3.8's way to turn a client
+    away; TigerVNC turns a blacklisted address away before any exchange, with ``RFB 003.003\n``, a 4-byte 0
+    and the reason). Returns the time of the server's last message and whether the login succeeded."""
     server, client = conn.s.host, conn.c.host
     t = conn.send(conn.reply_at(t, server, rng.uniform(2e-4, 2e-3)), False, rfb.VERSION_38)
     t = conn.send(conn.reply_at(t, client, rng.uniform(1e-4, 1e-3)), True, rfb.VERSION_38)
@@ -71,7 +74,8 @@ def login(
 
 
 def operator(sim: Sim, workstation: Host, console: Host, start: float, end: float) -> None:
-    """The operator's sessions on ``console`` from ``start``: one every 1-6 minutes, each 20 s to 3 min."""
+    """The operator's sessions on ``console`` from ``start``: each 20 s to 3 min, the next one 60-360 s after
+    it ends (logins about 80 s to 9 min apart; 2 sessions in the 600 s ``test``)."""
     rng = sim.rng("vnc-operator", workstation.name)
     password = console_password(sim, console)
     saved = rng.random() < 0.5  # the viewer remembers the password, or the operator types it each time

@@ -21,8 +21,9 @@ VNC_AUTH = 2  # security type "VNC Authentication"
 OK, FAILED = 0, 1  # SecurityResult status
 ZRLE = 16
 ENCODINGS = (ZRLE, 7, 5, 6, 1, 0, -239, -223, -224)
-"""What a viewer asks for, best first: ZRLE, Tight, Hextile, Zlib, CopyRect, Raw, and the Cursor, DesktopSize
-and LastRect pseudo-encodings (TigerVNC's and TightVNC's viewers send lists like this)."""
+"""What the viewer asks for, best first: ZRLE, Tight, Hextile, Zlib, CopyRect, Raw, and the Cursor,
+DesktopSize and LastRect pseudo-encodings. ZRLE first is RealVNC's viewer's order; TigerVNC's and TightVNC's
+viewers put Tight first."""
 TILE = 64  # ZRLE tiles are 64x64 pixels, the right and bottom ones smaller
 
 SET_PIXEL_FORMAT, SET_ENCODINGS, UPDATE_REQUEST, KEY_EVENT, POINTER_EVENT = 0, 2, 3, 4, 5
@@ -91,7 +92,8 @@ def pointer_event(buttons: int, x: int, y: int) -> bytes:
 
 class ZrleEncoder:
     """One connection's ZRLE encoder: every rectangle's tiles go through the connection's single zlib stream,
-    each flushed to a byte boundary (``Z_SYNC_FLUSH``) so the viewer can decode it at once."""
+    each rectangle ending in a full flush (``Z_FULL_FLUSH``: a flush to a byte boundary that also resets the
+    compression history) so the viewer can decode it at once."""
 
     def __init__(self) -> None:
         self._zlib = zlib.compressobj(6)
@@ -109,8 +111,9 @@ class ZrleEncoder:
                 else:
                     tiles.append(b"\x01" + rng.integers(0, 256, 3, dtype=np.uint8).tobytes())  # 1: solid
         raw = b"".join(tiles)
-        # a full flush (a sync flush that also forgets the history) keeps it one zlib stream, as the RFC
-        # asks, and lets each rectangle inflate on its own too, as Wireshark's dissector tries to
+        # a full flush keeps it one zlib stream, as the RFC asks, and since it forgets the history, every
+        # rectangle after the first also inflates on its own as raw deflate (no zlib header: only the first
+        # carries the stream's 2-byte header), which Wireshark's dissector tries
         data = self._zlib.compress(raw) + self._zlib.flush(zlib.Z_FULL_FLUSH)
         return struct.pack("!HHHHiI", x, y, width, height, ZRLE, len(data)) + data
 
@@ -128,9 +131,8 @@ def _packed_palette(width: int, height: int, rng: np.random.Generator) -> bytes:
     palette = rng.integers(0, 256, size * 3, dtype=np.uint8).tobytes()
     pixels = width * height
     mean = float(rng.uniform(2.0, 16.0))  # mean run length
-    runs = (
-        int(2 * pixels / mean) + 16
-    )  # enough runs to cover the tile nearly always (the rest repeats the last)
+    # enough runs to cover the tile nearly always (the rest repeats the last)
+    runs = int(2 * pixels / mean) + 16
     index = np.repeat(rng.integers(0, size, runs, dtype=np.uint8), rng.geometric(1 / mean, runs))
     index = index[:pixels] if len(index) >= pixels else np.pad(index, (0, pixels - len(index)), mode="edge")
     bits = 1 if size == 2 else 2 if size <= 4 else 4
