@@ -92,6 +92,7 @@ def evaluate(
     from iotguard.cli.console import RichProgress
     from iotguard.cli.console import out as console
     from iotguard.core.errors import ConfigError
+    from iotguard.core.paths import check_writable
     from iotguard.evaluate.harness import run_experiments
     from iotguard.evaluate.protocols import plan
     from iotguard.evaluate.report import write_report
@@ -102,6 +103,7 @@ def evaluate(
         raise ConfigError(f"{latency_calls}", where="--latency-calls", expected="a count >= 0")
     if out.exists() and not out.is_dir():
         raise ConfigError("is a file", where=str(out), expected="a folder for the report")
+    check_writable(out, what="report", directory=True)
     progress = RichProgress()
     with progress.task(f"loading {dataset}"):
         experiments = plan(
@@ -181,6 +183,7 @@ def train(
     from iotguard.cli.console import RichProgress
     from iotguard.cli.console import out as console
     from iotguard.core.errors import ArtifactError, ConfigError
+    from iotguard.core.paths import check_writable
     from iotguard.evaluate.harness import evaluate_model
     from iotguard.models.artifact import save_artifact
     from iotguard.models.base import get
@@ -192,6 +195,7 @@ def train(
         raise ConfigError("give exactly one of --dataset and --flows", expected="a training source")
     if out.exists() and not force:
         raise ArtifactError("already exists", where=str(out), expected="a new path, or --force")
+    check_writable(out, what="model artifact", directory=out.suffix != ".zip")
     progress = RichProgress()
     if dataset is not None:
         from iotguard.evaluate.protocols import plan
@@ -314,12 +318,14 @@ def predict(
     import pandas as pd
 
     from iotguard.cli.console import RichProgress, err
+    from iotguard.core.paths import check_writable
     from iotguard.core.schema import IDENTITY_COLUMNS
     from iotguard.models.artifact import load_artifact
     from iotguard.preprocess.tables import read_table, table_kind, write_table
 
     if output is not None:
         table_kind(output)  # refuse an unknown output type before any work
+        check_writable(output, what="predictions")
     artifact = load_artifact(model)
     frame, first_line = read_table(table)
     if len(frame) > 200_000:  # a bar only where scoring takes more than a moment

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from iotguard.core.errors import DataError
+from iotguard.core.paths import unwritable
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -81,15 +82,18 @@ def atomic_output(path: str | os.PathLike[str], *, directory: bool = False) -> I
     result gets the permissions the umask gives new files (temp files are created private).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
     try:
         yield tmp
         os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
