@@ -70,6 +70,7 @@ def baseline(
     )
     from iotguard.flows import read_flows
     from iotguard.preprocess.tables import atomic_output
+    from iotguard.service.offline import is_flow_table, read_flow_file
     from iotguard.service.sensor import flow_config
 
     if not source.exists():
@@ -87,7 +88,10 @@ def baseline(
     # the capture first: a bad or short one should fail before the default detector is built (a minute)
     with progress.task(f"reading flows of {source.name}"):
         # metered exactly as the sensor meters (early records included), so the thresholds hold for what it scores
-        flows = read_flows(source, config=flow_config(cfg.flows))
+        if is_flow_table(source):
+            flows = read_flow_file(source)
+        else:
+            flows = read_flows(source, config=flow_config(cfg.flows))
     check_flows(flows, str(source))
     if model is not None:
         base = Detector.load(model)
