@@ -136,3 +136,27 @@ def test_a_good_table_still_reads(flow_csv):
     frame = read_flow_file(flow_csv)
     assert len(frame) == len(pd.read_csv(flow_csv))
     assert pd.api.types.is_numeric_dtype(frame["flow_duration"])
+
+
+def test_predict_ignores_and_names_columns_that_are_not_features(flow_csv, tmp_path, capsys, monkeypatch):
+    """`iotguard flows` output carries columns beyond the CICIDS2017 features (end_reason, app_proto ...):
+    a model trained on CICIDS2017 features scores it, naming what it left out; a missing feature still fails."""
+    import numpy as np
+
+    from iotguard.core.schema import FLOW_FEATURES
+    from iotguard.models.artifact import save_artifact
+    from iotguard.models.pipeline import train_model
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.lognormal(2, 1, (200, len(FLOW_FEATURES))), columns=list(FLOW_FEATURES))
+    model = save_artifact(train_model("lr", x, (rng.random(200) < 0.4).astype(int)), tmp_path / "model")
+    table = pd.read_csv(flow_csv)
+    assert {"end_reason", "app_proto"} <= set(table.columns)
+    code, _, err = run(["predict", flow_csv, "--model", model, "-o", tmp_path / "p.csv"], capsys, monkeypatch)
+    assert code == 0, err
+    assert re.search(r"ignored \d+ column\(s\) that are not the model's features: .*'end_reason'", err), err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(table)
+
+    table.drop(columns=["flow_duration"]).to_csv(tmp_path / "short.csv", index=False)
+    code, _, err = run(["predict", tmp_path / "short.csv", "--model", model], capsys, monkeypatch)
+    one_line_error(code, err, r"short.csv: 1 missing column\(s\) 'flow_duration'")

@@ -321,6 +321,7 @@ def predict(
     from iotguard.core.paths import check_writable
     from iotguard.core.schema import IDENTITY_COLUMNS
     from iotguard.models.artifact import load_artifact
+    from iotguard.preprocess.columns import names, unknown_columns
     from iotguard.preprocess.tables import read_table, table_kind, write_table
 
     if output is not None:
@@ -328,6 +329,11 @@ def predict(
         check_writable(output, what="predictions")
     artifact = load_artifact(model)
     frame, first_line = read_table(table)
+    # Columns the model does not read (a flow exporter's extras: end_reason, app_proto ...) are dropped and
+    # named in the summary; missing feature columns stay an error (artifact.predict says which).
+    ignored = unknown_columns(frame.columns, artifact.features, allowed=artifact.ignored)
+    if ignored:
+        frame = frame.drop(columns=ignored)
     if len(frame) > 200_000:  # a bar only where scoring takes more than a moment
         with RichProgress(console=err).task(f"scoring {len(frame):,} flows with {artifact.name}"):
             prediction = artifact.predict(frame, where=str(table), first_line=first_line)
@@ -344,4 +350,6 @@ def predict(
     if "is_attack" in frame.columns:
         truth = pd.to_numeric(frame["is_attack"], errors="coerce").fillna(-1).to_numpy() == 1
         summary += f"; agreement with is_attack {100 * float((truth == prediction.is_attack).mean()):.2f}%"
+    if ignored:
+        summary += f"; ignored {len(ignored)} column(s) that are not the model's features: {names(ignored)}"
     err.print(summary + (f"; wrote {output}" if output else ""), highlight=False, soft_wrap=True)
