@@ -59,6 +59,7 @@ def baseline(
     from iotguard.cli.console import out as console
     from iotguard.core.config import load_config
     from iotguard.core.errors import DataError
+    from iotguard.core.paths import check_writable
     from iotguard.detect.detector import Detector
     from iotguard.detect.site import (
         SITE_INFO,
@@ -68,6 +69,8 @@ def baseline(
         fit_site_detector,
     )
     from iotguard.flows import read_flows
+    from iotguard.preprocess.tables import atomic_output
+    from iotguard.service.offline import is_flow_table, read_flow_file
     from iotguard.service.sensor import flow_config
 
     if not source.exists():
@@ -77,12 +80,18 @@ def baseline(
     check_target_fpr(target_fpr)
     cfg = load_config(config)
     check_output(out, force=force)  # before the slow part: a refusal should not cost a fit
+    check_writable(out, what="detector", directory=True)
+    if json_out is not None:
+        check_writable(json_out, what="JSON summary")
     progress = RichProgress()
     started = time.perf_counter()
     # the capture first: a bad or short one should fail before the default detector is built (a minute)
     with progress.task(f"reading flows of {source.name}"):
         # metered exactly as the sensor meters (early records included), so the thresholds hold for what it scores
-        flows = read_flows(source, config=flow_config(cfg.flows))
+        if is_flow_table(source):
+            flows = read_flow_file(source)
+        else:
+            flows = read_flows(source, config=flow_config(cfg.flows))
     check_flows(flows, str(source))
     if model is not None:
         base = Detector.load(model)
@@ -136,4 +145,5 @@ def baseline(
             "warnings": cautions,
             "seconds": seconds,
         }
-        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        with atomic_output(json_out) as tmp:
+            tmp.write_text(json.dumps(payload, indent=1) + "\n")

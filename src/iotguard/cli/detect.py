@@ -78,16 +78,19 @@ def detect(
 
     from iotguard.cli.console import RichProgress, err, out
     from iotguard.core.errors import DataError
-    from iotguard.core.paths import state_dir
+    from iotguard.core.paths import check_writable, state_dir
     from iotguard.detect.assets import Assets
     from iotguard.detect.build import Workdir, fit_baseline
     from iotguard.detect.detector import Detector
     from iotguard.detect.engine import DetectionConfig, detection_config
+    from iotguard.preprocess.tables import atomic_output
     from iotguard.respond.policy import default_policy, load_policy
     from iotguard.service.offline import capture_flows, detect_source, is_flow_table, learn_devices
 
     if not source.exists():
         raise DataError("no such file", where=str(source))
+    if json_out is not None:
+        check_writable(json_out, what="JSON summary")  # now, not after the whole run
     progress = RichProgress()
     cfg = None
     if config is not None:
@@ -208,4 +211,5 @@ def detect(
             "actions": dict(run.actions),
             "incidents": [i.to_dict() for i in incidents],
         }
-        json_out.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+        with atomic_output(json_out) as tmp:
+            tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")

@@ -13,6 +13,7 @@ from iotguard.capture.sources import is_live
 from iotguard.cli.console import RichProgress, err, out
 from iotguard.cli.main import app
 from iotguard.core.errors import ConfigError
+from iotguard.core.paths import check_writable
 from iotguard.flows.api import iter_flows, summarise
 from iotguard.flows.meter import FlowConfig
 from iotguard.flows.writers import FlowWriter, output_format
@@ -75,6 +76,7 @@ def flows_command(
 ) -> None:
     """Extract bidirectional flows with CICFlowMeter (CNS2022) features from captures or an interface."""
     output_format(output)
+    check_writable(output, what="flow table")
     config = FlowConfig.build(
         flow_timeout=flow_timeout,
         activity_timeout=activity_timeout,

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import typer
+from rich.markup import escape
 
 from iotguard import __version__
 from iotguard.cli.console import err
@@ -66,5 +67,6 @@ def main() -> None:
     try:
         app()
     except IotguardError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        # escaped: a message may hold brackets (`iotguard[train]`, a regex) that rich would take for markup
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -92,6 +92,7 @@ def evaluate(
     from iotguard.cli.console import RichProgress
     from iotguard.cli.console import out as console
     from iotguard.core.errors import ConfigError
+    from iotguard.core.paths import check_writable
     from iotguard.evaluate.harness import run_experiments
     from iotguard.evaluate.protocols import plan
     from iotguard.evaluate.report import write_report
@@ -102,6 +103,7 @@ def evaluate(
         raise ConfigError(f"{latency_calls}", where="--latency-calls", expected="a count >= 0")
     if out.exists() and not out.is_dir():
         raise ConfigError("is a file", where=str(out), expected="a folder for the report")
+    check_writable(out, what="report", directory=True)
     progress = RichProgress()
     with progress.task(f"loading {dataset}"):
         experiments = plan(
@@ -181,6 +183,7 @@ def train(
     from iotguard.cli.console import RichProgress
     from iotguard.cli.console import out as console
     from iotguard.core.errors import ArtifactError, ConfigError
+    from iotguard.core.paths import check_writable
     from iotguard.evaluate.harness import evaluate_model
     from iotguard.models.artifact import save_artifact
     from iotguard.models.base import get
@@ -192,6 +195,7 @@ def train(
         raise ConfigError("give exactly one of --dataset and --flows", expected="a training source")
     if out.exists() and not force:
         raise ArtifactError("already exists", where=str(out), expected="a new path, or --force")
+    check_writable(out, what="model artifact", directory=out.suffix != ".zip")
     progress = RichProgress()
     if dataset is not None:
         from iotguard.evaluate.protocols import plan
@@ -314,14 +318,22 @@ def predict(
     import pandas as pd
 
     from iotguard.cli.console import RichProgress, err
+    from iotguard.core.paths import check_writable
     from iotguard.core.schema import IDENTITY_COLUMNS
     from iotguard.models.artifact import load_artifact
+    from iotguard.preprocess.columns import names, unknown_columns
     from iotguard.preprocess.tables import read_table, table_kind, write_table
 
     if output is not None:
         table_kind(output)  # refuse an unknown output type before any work
+        check_writable(output, what="predictions")
     artifact = load_artifact(model)
     frame, first_line = read_table(table)
+    # Columns the model does not read (a flow exporter's extras: end_reason, app_proto ...) are dropped and
+    # named in the summary; missing feature columns stay an error (artifact.predict says which).
+    ignored = unknown_columns(frame.columns, artifact.features, allowed=artifact.ignored)
+    if ignored:
+        frame = frame.drop(columns=ignored)
     if len(frame) > 200_000:  # a bar only where scoring takes more than a moment
         with RichProgress(console=err).task(f"scoring {len(frame):,} flows with {artifact.name}"):
             prediction = artifact.predict(frame, where=str(table), first_line=first_line)
@@ -338,4 +350,6 @@ def predict(
     if "is_attack" in frame.columns:
         truth = pd.to_numeric(frame["is_attack"], errors="coerce").fillna(-1).to_numpy() == 1
         summary += f"; agreement with is_attack {100 * float((truth == prediction.is_attack).mean()):.2f}%"
+    if ignored:
+        summary += f"; ignored {len(ignored)} column(s) that are not the model's features: {names(ignored)}"
     err.print(summary + (f"; wrote {output}" if output else ""), highlight=False, soft_wrap=True)

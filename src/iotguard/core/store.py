@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iotguard.core.errors import DataError
+from iotguard.core.paths import unwritable
 from iotguard.core.records import ActionRecord, Alert, Incident
 
 SCHEMA_VERSION = 1
@@ -177,7 +178,10 @@ class Store:
             self._writer = None
             self._check_version(self._reader())
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unwritable(self.path, exc, "database") from None
         try:
             self._writer = self._connect()
             self._writer.execute(f"PRAGMA synchronous={synchronous}")

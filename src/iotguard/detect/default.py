@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iotguard.core.errors import ArtifactError
+from iotguard.core.errors import ArtifactError, ConfigError
 from iotguard.core.paths import state_dir
 from iotguard.core.progress import NO_PROGRESS, Progress
 from iotguard.core.schema import BENIGN
@@ -55,6 +55,22 @@ a validation SCADA host's Modbus polls (a connection per poll) MQTT abuse: 2 fal
 EARLY_PACKETS = 10
 RECIPE = 4
 """Version of the recipe (scenarios, models, thresholds); a cached detector built by another is rebuilt."""
+
+
+TRAINING_MODULES = ("sklearn", "lightgbm", "onnx", "skl2onnx")
+"""What building the detector imports from the ``train`` extra (a sensor's base install has none of it)."""
+
+
+def require_training_modules() -> None:
+    """Fail in one line, before any lab traffic is generated, where the ``train`` extra is not installed."""
+    import importlib.util
+
+    missing = [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"building the default detector needs {', '.join(missing)}, which this install lacks",
+            expected="pip install 'iotguard[train]', or --model DIR: a prebuilt detector",
+        )
 
 
 def default_detector_path() -> Path:
@@ -106,6 +122,7 @@ def build_default(
 ) -> Path:
     """Build the default detector into ``path`` (default :func:`default_detector_path`)."""
     path = Path(path) if path is not None else default_detector_path()
+    require_training_modules()
     with tempfile.TemporaryDirectory(prefix="iotguard-default-") as tmp:
         work = Path(tmp)
         with progress.task("building the default detector from lab traffic"):

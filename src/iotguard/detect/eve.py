@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from iotguard.core.errors import ConfigError
+from iotguard.core.paths import unwritable
 from iotguard.core.records import Alert
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class EveWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         except OSError as exc:
-            raise ConfigError(f"cannot open EVE log: {exc.strerror}", where=str(self.path)) from exc
+            raise unwritable(self.path, exc, "EVE log") from exc
         self._fh = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         st = os.fstat(fd)
         self._ino = (st.st_dev, st.st_ino)

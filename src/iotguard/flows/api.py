@@ -227,6 +227,12 @@ def read_flow_table(path: Source) -> pd.DataFrame:
         raise DataError("no such flow file", where=str(path)) from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is a bad input file
         raise DataError(f"cannot read flow table: {exc}", where=str(path)) from exc
+    require_flow_columns(frame, path)
+    return frame
+
+
+def require_flow_columns(frame: pd.DataFrame, path: Source) -> None:
+    """A flow table has the identity and feature columns of :mod:`iotguard.core.schema`."""
     missing = [c for c in dict.fromkeys((*IDENTITY_COLUMNS, *FLOW_FEATURES)) if c not in frame.columns]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -235,7 +241,6 @@ def read_flow_table(path: Source) -> pd.DataFrame:
             where=str(path),
             expected="the columns of iotguard.core.schema",
         )
-    return frame
 
 
 def read_flows(

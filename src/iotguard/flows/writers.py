@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iotguard.core.errors import ConfigError, DataError
+from iotguard.core.paths import unwritable
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz")
 ROW_GROUP = 16384
@@ -54,7 +55,10 @@ class FlowWriter:
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise DataError("output folder does not exist", where=str(parent))
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        except OSError as exc:
+            raise unwritable(self.path, exc, "flow table") from None
         os.close(fd)
         self._tmp = Path(tmp)
         self._schema: pa.Schema | None = None

@@ -86,8 +86,7 @@ def check_columns(
     present = [str(c) for c in columns]
     have = set(present)
     missing = [c for c in required if c not in have]
-    known = set(required) | set(allowed) | KNOWN_NUMERIC | set(IDENTITY_COLUMNS)
-    extra = [c for c in present if c not in known and not is_identifier(c) and not is_label(c)]
+    extra = unknown_columns(present, required, allowed=allowed)
     if missing or extra:
         parts = []
         if missing:
@@ -99,6 +98,22 @@ def check_columns(
             where=where,
             expected=f"the {len(required)} columns the model was trained on",
         )
+
+
+def unknown_columns(
+    columns: Iterable[str], required: Sequence[str], *, allowed: Iterable[str] = ()
+) -> list[str]:
+    """The columns that are neither the model's features nor identity, label or canonical flow columns: the
+    ones :func:`check_columns` calls unexpected (a caller may drop them, saying so, instead)."""
+    known = set(required) | set(allowed) | KNOWN_NUMERIC | set(IDENTITY_COLUMNS)
+    return [
+        str(c) for c in columns if str(c) not in known and not is_identifier(str(c)) and not is_label(str(c))
+    ]
+
+
+def names(names: Sequence[str], limit: int = 8) -> str:
+    """``'a', 'b' and 3 more``: column names for a one-line message."""
+    return _names(names, limit)
 
 
 def _names(names: Sequence[str], limit: int = 8) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from iotguard.core.errors import DataError
+from iotguard.core.paths import unwritable
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -52,12 +54,87 @@ def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, int | None]:
     else:
         from iotguard.datasets.reading import read_csv, sniff
 
-        frame = read_csv(path, sniff(path, "a CSV flow table"))
+        compression = sniff(path, "a CSV flow table")
+        frame = read_csv(path, compression)
         first_line = 2
+        if not frame.empty:
+            _check_field_counts(path, compression, len(frame.columns))
     if frame.empty:
         raise DataError("no data rows", where=str(path), expected="at least one flow")
     frame.columns = [str(c).strip() for c in frame.columns]
+    _require_numeric_features(frame, path, first_line)
     return frame, first_line
+
+
+def _check_field_counts(path: Path, compression: str | None, n_fields: int) -> None:
+    """Every row must have as many fields as the header: pandas pads a short row (a file cut mid-row, a
+    hand-edited line) with empty values and reads on, so it is counted here, naming the first bad line.
+
+    Counting separators is vectorised; a file with quotes (a quoted field may hold a comma or a newline)
+    is counted by the csv module instead.
+    """
+    import csv
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(path, "rb") if compression == "gzip" else open(path, "rb") as fh:
+        data = fh.read()
+    if b'"' in data:
+        with io.StringIO(data.decode("latin-1"), newline="") as text:
+            reader = csv.reader(text)
+            for row in reader:
+                if row and len(row) != n_fields:
+                    _short_row(path, reader.line_num, len(row), n_fields)
+        return
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if not len(raw):
+        return
+    newlines = np.flatnonzero(raw == ord("\n"))
+    ends = newlines if raw[-1] == ord("\n") else np.append(newlines, len(raw))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    # commas per line, summed segment by segment (no per-byte running total: memory stays near the file's)
+    fields = np.add.reduceat(raw == ord(","), starts, dtype=np.int64) + 1
+    carriage = raw[np.maximum(ends - 1, 0)] == ord("\r")
+    blank = ends - starts <= carriage.astype(np.int64)
+    bad = np.flatnonzero((fields != n_fields) & ~blank)
+    if len(bad):
+        _short_row(path, int(bad[0]) + 1, int(fields[bad[0]]), n_fields)
+
+
+def _short_row(path: Path, line: int, fields: int, n_fields: int) -> None:
+    from iotguard.core.errors import location
+
+    what = f"{fields} fields" if fields > n_fields else f"only {fields} fields (a row cut short?)"
+    raise DataError(
+        what, where=location(path, line=line), expected=f"{n_fields} fields, as many as the header"
+    )
+
+
+def _require_numeric_features(frame: pd.DataFrame, path: Path, first_line: int | None) -> None:
+    """Feature columns hold numbers: text in one is an error naming its file line (CSV) or row (Parquet),
+    here where the file's line numbers are still known (training shuffles the rows later)."""
+    from iotguard.core.schema import FLOW_FEATURES
+    from iotguard.datasets.reading import require_numeric
+
+    columns = [c for c in FLOW_FEATURES if c in frame.columns]
+    if first_line is not None:
+        require_numeric(frame, columns, path, first_line)
+        return
+    for column in columns:  # Parquet has no lines: name the row
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        coerced = pd.to_numeric(values, errors="coerce")
+        bad = (coerced.isna() & values.notna()).to_numpy()
+        if bad.any():
+            row = int(bad.argmax())
+            raise DataError(
+                f"text {values.iloc[row]!r} in a numeric column",
+                where=f"{path} row {row + 1} column {column!r}",
+                expected="a number",
+            )
+        frame[column] = coerced
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -81,15 +158,18 @@ def atomic_output(path: str | os.PathLike[str], *, directory: bool = False) -> I
     result gets the permissions the umask gives new files (temp files are created private).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
     try:
         yield tmp
         os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)

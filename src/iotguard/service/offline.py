@@ -41,12 +41,23 @@ def is_flow_table(path: Path) -> bool:
     return str(path).lower().endswith(FLOW_SUFFIXES)
 
 
+def read_flow_file(path: Path) -> pd.DataFrame:
+    """A saved flow table, read as ``predict`` and ``train`` read it: a short row or text in a feature column
+    is an error naming the file and line (pandas alone pads the one and keeps the other as text)."""
+    from iotguard.flows.api import require_flow_columns
+    from iotguard.preprocess.tables import read_table
+
+    frame, _ = read_table(path)
+    require_flow_columns(frame, path)
+    return frame
+
+
 def flow_batches(path: Path, early: int) -> Iterator[pd.DataFrame]:
     """Flow record batches of a capture (early records included) or the records of a saved flow table."""
-    from iotguard.flows import iter_flows, read_flow_table
+    from iotguard.flows import iter_flows
 
     if is_flow_table(path):
-        yield read_flow_table(path)
+        yield read_flow_file(path)
     else:
         yield from iter_flows(path, early=early or None)
 
@@ -180,6 +191,8 @@ def capture_flows(path: Path, early: int) -> pd.DataFrame:
     """All flow records of a capture (early ones included, as detection sees them) or of a flow table."""
     from iotguard.flows import read_flows
 
+    if is_flow_table(path):
+        return read_flow_file(path)
     return read_flows(path, early=early or None)
 
 
