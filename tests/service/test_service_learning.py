@@ -173,3 +173,35 @@ def test_on_a_live_interface_the_fit_runs_beside_detection(tmp_path, hue_halves,
         assert sensor.health()["learning"]["active"] is False and not sensor.errors
     finally:
         sensor.close()
+
+
+def test_a_damaged_chunk_never_makes_a_later_one_replace_a_good_one(tmp_path):
+    """Chunks were named by the records saved so far: with a damaged chunk set aside at a restart, that
+    count named the next chunk after a good one, which it replaced (its records lost, the new ones read
+    twice)."""
+    from iotguard.service.learning import FlowRecorder
+
+    def chunk(start):
+        return pd.DataFrame({"x": range(start, start + 100), "ts_first": 0.0, "ts_last": 1.0})
+
+    folder = tmp_path / LEARNING_DIR
+    recorder = FlowRecorder(folder, 1000, ["x"])
+    for start in (0, 100, 200):
+        recorder.record(chunk(start))
+        recorder.flush()
+    first = sorted(folder.glob("flows-*.parquet"))[0]
+    first.write_bytes(b"damaged")  # a chunk in the middle of what was recorded, not the last one
+
+    again = FlowRecorder(folder, 1000, ["x"])  # a restart
+    assert again.recorded == 200
+    again.record(chunk(1000))
+    again.flush()
+    assert len(set(again._chunks)) == len(again._chunks) == 3
+    flows = again.flows()
+    assert len(flows) == again.recorded == 300 and not flows.duplicated().any()
+    assert sorted(flows["x"]) == [*range(100, 300), *range(1000, 1100)]
+    # and after another restart, the names it counts from include the one set aside
+    third = FlowRecorder(folder, 1000, ["x"])
+    third.record(chunk(2000))
+    third.flush()
+    assert sorted(third.flows()["x"]) == [*range(100, 300), *range(1000, 1100), *range(2000, 2100)]
