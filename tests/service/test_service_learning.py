@@ -323,3 +323,39 @@ def test_a_failed_fit_ends_learning_in_the_detection_thread_only(tmp_path, hue_h
         assert sensor.health()["learning"]["active"] is False
     finally:
         sensor.close()
+
+
+def test_a_damaged_site_baseline_does_not_stop_the_sensor(tmp_path, hue_halves, short_default):
+    """A site-detector/ that no longer loads (here its classifier's ONNX file damaged) used to stop the sensor
+    from starting at all. It starts with the base detector, and the log and health name the folder."""
+    import shutil
+
+    cfg = _config(tmp_path / "state", hue_halves[0], short_default, learn_flows=300)
+    site = cfg.state_path() / SITE_DETECTOR_DIR
+    shutil.copytree(short_default, site)
+    onnx = site / "classifier" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-100])
+    sensor = Sensor(cfg)
+    try:
+        assert sensor.detector.name == Detector.load(short_default).name
+        assert sensor.learning is None  # its fit would replace the folder: that is the operator's call
+        health = sensor.health()
+        assert not health["ok"] and str(site) in health["errors"][-1]
+        assert "cannot load the site baseline" in health["errors"][-1]
+        assert onnx.exists()  # left for a look
+    finally:
+        sensor.close()
+
+
+def test_learning_needs_what_the_fit_exports_with(monkeypatch, tmp_path, hue_halves, short_default):
+    """The site baseline's k-means is exported to ONNX with skl2onnx: without it the fit would fail after the
+    whole learning period, so it is refused at the start."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "skl2onnx" else real(name, *a)
+    )
+    cfg = _config(tmp_path / "state", hue_halves[0], short_default, learn_flows=300)
+    with pytest.raises(ConfigError, match="skl2onnx"):
+        Sensor(cfg)

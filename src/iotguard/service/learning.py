@@ -211,7 +211,8 @@ class LearningPeriod:
 
 
 def learnt_detector(state_dir: Path) -> Any | None:
-    """The site detector a past learning period left in ``state_dir``, if any."""
+    """The site detector a past learning period left in ``state_dir``, if any. A damaged one raises (an
+    :class:`~iotguard.core.errors.IotguardError` naming it); its learnt flows are then left alone."""
     from iotguard.detect.detector import DETECTOR_FILE, Detector
 
     path = state_dir / SITE_DETECTOR_DIR
@@ -226,7 +227,8 @@ def learnt_detector(state_dir: Path) -> Any | None:
 def _need_training() -> None:
     import importlib.util
 
-    missing = [m for m in ("sklearn", "onnx") if importlib.util.find_spec(m) is None]
+    # skl2onnx: the site baseline's anomaly model (k-means) is exported to ONNX with it
+    missing = [m for m in ("sklearn", "onnx", "skl2onnx") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(
             f"the learning period fits a model, which needs {', '.join(missing)}",

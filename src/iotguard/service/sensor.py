@@ -218,9 +218,21 @@ class Sensor:
         learn = self.config.model.learn_flows
         if not learn:
             return detector if detector is not None else self._load_detector()
-        from iotguard.service.learning import LearningPeriod, learnt_detector
+        from iotguard.service.learning import SITE_DETECTOR_DIR, LearningPeriod, learnt_detector
 
-        learnt = learnt_detector(self.state_dir)
+        try:
+            learnt = learnt_detector(self.state_dir)
+        except IotguardError as exc:
+            # A damaged site-detector/ (a disk error, a hand edit) must not keep the sensor from watching: it
+            # scores with the base detector and says so (log, health). No new learning period: its fit would
+            # replace the folder, which is for the operator to look at and delete (then it learns again).
+            message = (
+                f"learning: cannot load the site baseline learnt earlier ({exc}); scoring with the base "
+                f"detector; delete {self.state_dir / SITE_DETECTOR_DIR} to learn again"
+            )
+            log.error("%s", message)
+            self.errors.append(message)
+            return detector if detector is not None else self._load_detector()
         if learnt is not None:
             log.info("site baseline learnt earlier: %s (%s)", learnt.name, self.state_dir)
             return learnt
