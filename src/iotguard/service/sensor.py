@@ -682,9 +682,8 @@ class Sensor:
         # while learning (never to be acted on), and its view of the site is what learning replaces: an
         # attacker named by an incident while learning, or a scan half-counted then, must show itself again
         # to the site detector before anything acts. `act` keeps it: there the base detector's alerts count.
-        self.engine.use_detector(
-            learnt := outcome, fresh_evidence=learning is not None and learning.mode == "record"
-        )
+        learnt = outcome
+        self.engine.use_detector(learnt, fresh_evidence=learning is not None and learning.mode == "record")
         self.detector = learnt
         self.stats.info["model"] = learnt.model_name
         if learning is not None:
