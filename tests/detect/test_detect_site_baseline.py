@@ -198,3 +198,30 @@ def test_baseline_warnings_name_a_silenced_classifier():
     assert "21 held-out" in few
     [quiet] = baseline_warnings(5000, 1e-3, logit(0.99999), 7)
     assert "P(attack) >= 0.999990" in quiet and "7 of the baseline" in quiet and "Anomaly" in quiet
+
+
+def test_a_zipped_model_is_a_base_too(short_default, hue_halves, tmp_path):
+    """`--model` (and `model.path`) accept a bare model artifact as a zip; fitting a site baseline from one
+    copied the zip as if it were the artifact's directory and died (a traceback from the CLI, a failed fit
+    after every learning period). The zip's artifact is unpacked into the detector directory."""
+    import zipfile
+
+    classifier = short_default / "classifier"
+    clf = tmp_path / "clf.zip"
+    with zipfile.ZipFile(clf, "w") as zf:
+        for name in ("manifest.json", "model.onnx"):
+            zf.write(classifier / name, name)
+        zf.writestr("../outside.txt", "a member that is not the artifact's")  # never unpacked
+    out = tmp_path / "site"
+    proc = _cli(
+        "baseline", str(hue_halves[0]), "--model", str(clf), "--out", str(out), home=tmp_path / "home"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = Detector.load(out)
+    assert {c.role for c in saved.components} == {"classifier", "anomaly"}
+    assert sorted(p.name for p in (out / "classifier").iterdir()) == ["manifest.json", "model.onnx"]
+    assert (out / "classifier" / "model.onnx").read_bytes() == (classifier / "model.onnx").read_bytes()
+    assert not (tmp_path / "outside.txt").exists()
+    base = Detector.load(clf).classifier.artifact
+    later = read_flows(hue_halves[1], config=flow_config(FlowsConfig()))[base.features]
+    np.testing.assert_array_equal(saved.classifier.artifact.predict(later).proba, base.predict(later).proba)

@@ -494,8 +494,8 @@ class Detector:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, sources: dict[Role, str | os.PathLike[str]]) -> Path:
-        """Write the detector directory. ``sources``: where each component's artifact directory is now (it
-        is copied in). Written to a temporary name and renamed, so a crash leaves nothing half-written."""
+        """Write the detector directory. ``sources``: where each component's artifact directory (or zip) is
+        now (it is copied in, a zip unpacked). Written to a temporary name and renamed, so a crash leaves nothing half-written."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -513,8 +513,7 @@ class Detector:
                 "components": {},
             }
             for comp in self.components:
-                src = Path(sources[comp.role])
-                shutil.copytree(src, tmp / comp.role)
+                _copy_artifact(Path(sources[comp.role]), tmp / comp.role)
                 doc["components"][comp.role] = {
                     "path": comp.role,
                     "manifest_sha256": hashlib.sha256(
@@ -736,3 +735,23 @@ def _float(v: float) -> float | None:
 
 def _floats(a: np.ndarray) -> list[float | None]:
     return [_float(float(v)) for v in np.asarray(a).tolist()]
+
+
+def _copy_artifact(src: Path, dest: Path) -> None:
+    """Copy a component's model artifact into a detector directory: a directory as it is, a zip (which
+    ``model.path`` and ``--model`` accept as the base of a site baseline) unpacked. Only the artifact's own
+    files are taken from a zip, by name, never a path from inside it."""
+    if src.is_dir():
+        shutil.copytree(src, dest)
+        return
+    import zipfile
+
+    from iotguard.models.artifact import MANIFEST, ONNX_FILE
+
+    dest.mkdir()
+    try:
+        with zipfile.ZipFile(src) as zf:
+            for name in (MANIFEST, ONNX_FILE):
+                (dest / name).write_bytes(zf.read(name))
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ArtifactError(f"cannot copy the model artifact ({exc})", where=str(src)) from exc

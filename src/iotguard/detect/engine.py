@@ -306,9 +306,14 @@ class DetectionEngine:
         self._incident_ids = itertools.count(1)
         self._incidents: dict[int, Incident] = {}
 
-    def use_detector(self, detector: Detector) -> None:
+    def use_detector(self, detector: Detector, *, fresh_evidence: bool = False) -> None:
         """Score with ``detector`` from the next batch on (the sensor switches to the site detector its
-        learning period fitted), its thresholds moved as this engine's configuration says."""
+        learning period fitted), its thresholds moved as this engine's configuration says.
+        ``fresh_evidence``: forget the evidence gate's state (held alerts dropped and counted as insufficient
+        evidence, attackers no longer named): what the old detector saw does not count for the new one."""
+        if fresh_evidence:
+            self.gate.close()
+            self._gate_stats()
         config = self.config
         if config.target_fpr is not None:
             detector.set_target_fpr(config.target_fpr)

@@ -44,6 +44,10 @@ class FlowRecorder:
             stale.unlink(missing_ok=True)
         self._chunks: list[Path] = []
         self.saved = 0
+        # The next chunk's number: one past the highest name ever used here (set aside ones included), never
+        # the count of records: a damaged chunk set aside lowers the count, and a chunk named after it would
+        # replace a good one (its records lost, the new ones read twice).
+        self._next = 1 + max((_index(p) for p in folder.glob("flows-*.*")), default=-1)
         for path in sorted(folder.glob("flows-*.parquet")):
             rows = _rows(path)
             if rows is not None:
@@ -76,7 +80,7 @@ class FlowRecorder:
         if not self._pending:
             return
         frame = pd.concat(self._pending, ignore_index=True)
-        path = self.folder / f"flows-{self.saved:09d}.parquet"  # named by the records before it: unique
+        path = self.folder / f"flows-{self._next:09d}.parquet"
         tmp = self.folder / f".{path.name}.{os.getpid()}.tmp"
         try:
             frame.to_parquet(tmp, index=False)
@@ -86,6 +90,7 @@ class FlowRecorder:
             log.error("cannot save learnt flows to %s: %s (kept in memory)", path, exc)
             return
         self._chunks.append(path)
+        self._next += 1
         self.saved += len(frame)
         self._pending, self._pending_rows = [], 0
 
@@ -103,6 +108,12 @@ class FlowRecorder:
         """Delete the records (the site detector fitted on them is saved). The counts stay: a recorder that
         looked empty again would start recording again."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _index(path: Path) -> int:
+    """The number in a chunk's name (``flows-000000042.parquet`` or, set aside, ``.bad``); -1 if none."""
+    number = path.name.removeprefix("flows-").split(".", 1)[0]
+    return int(number) if number.isdigit() else -1
 
 
 def _rows(path: Path) -> int | None:
@@ -200,7 +211,8 @@ class LearningPeriod:
 
 
 def learnt_detector(state_dir: Path) -> Any | None:
-    """The site detector a past learning period left in ``state_dir``, if any."""
+    """The site detector a past learning period left in ``state_dir``, if any. A damaged one raises (an
+    :class:`~iotguard.core.errors.IotguardError` naming it); its learnt flows are then left alone."""
     from iotguard.detect.detector import DETECTOR_FILE, Detector
 
     path = state_dir / SITE_DETECTOR_DIR
@@ -215,7 +227,8 @@ def learnt_detector(state_dir: Path) -> Any | None:
 def _need_training() -> None:
     import importlib.util
 
-    missing = [m for m in ("sklearn", "onnx") if importlib.util.find_spec(m) is None]
+    # skl2onnx: the site baseline's anomaly model (k-means) is exported to ONNX with it
+    missing = [m for m in ("sklearn", "onnx", "skl2onnx") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(
             f"the learning period fits a model, which needs {', '.join(missing)}",

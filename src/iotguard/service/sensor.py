@@ -166,8 +166,14 @@ class Sensor:
         dry_run = policy.dry_run if cfg.respond.dry_run is None else cfg.respond.dry_run
         self.responder = ResponseEngine(policy, self.store, dry_run=dry_run, assets=self.assets)
         self.inventory = Inventory(cfg.inventory, cfg.devices)
-        self.learning: Any | None = None  # a LearningPeriod while model.learn_flows records and fits
-        self._learnt: Any | None = None  # its fitted site detector, until the detection thread takes it
+        # A LearningPeriod while model.learn_flows records and fits. Only the detection thread changes it: the
+        # background fit hands its outcome over through _fitted (a detector, or the error that stopped it).
+        self.learning: Any | None = None
+        self._fitted: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # The evidence time (flow records' ts_last) up to which the base detector scored while learning in
+        # `record` mode: flow alerts up to it are never acted on, whenever they reach the response policy
+        # (the evidence gate may hold them past the end of learning; a late flow record may be scored after).
+        self._record_until = float("-inf")
         self.detector = self._choose_detector(detector)
         self.stats.info["model"] = self.detector.model_name
         self.stats.info["source"] = self.source.spec if self.source else "telemetry only"
@@ -212,9 +218,21 @@ class Sensor:
         learn = self.config.model.learn_flows
         if not learn:
             return detector if detector is not None else self._load_detector()
-        from iotguard.service.learning import LearningPeriod, learnt_detector
+        from iotguard.service.learning import SITE_DETECTOR_DIR, LearningPeriod, learnt_detector
 
-        learnt = learnt_detector(self.state_dir)
+        try:
+            learnt = learnt_detector(self.state_dir)
+        except IotguardError as exc:
+            # A damaged site-detector/ (a disk error, a hand edit) must not keep the sensor from watching: it
+            # scores with the base detector and says so (log, health). No new learning period: its fit would
+            # replace the folder, which is for the operator to look at and delete (then it learns again).
+            message = (
+                f"learning: cannot load the site baseline learnt earlier ({exc}); scoring with the base "
+                f"detector; delete {self.state_dir / SITE_DETECTOR_DIR} to learn again"
+            )
+            log.error("%s", message)
+            self.errors.append(message)
+            return detector if detector is not None else self._load_detector()
         if learnt is not None:
             log.info("site baseline learnt earlier: %s (%s)", learnt.name, self.state_dir)
             return learnt
@@ -593,11 +611,17 @@ class Sensor:
         learning = self.learning
         if learning is not None:
             if not learning.recorder.full:
-                self.stats.add("flows_learnt", learning.recorder.record(flows))
+                kept = learning.recorder.record(flows)
+                self.stats.add("flows_learnt", kept)
+                if kept and learning.mode == "record":
+                    self._record_until = max(self._record_until, _newest(flows.iloc[:kept]))
                 if learning.recorder.full:
                     self._fit_site()  # on a capture file the switch comes now, before this batch is scored
-            if self.learning is not None and not self.learning.scores:
+            learning = self.learning
+            if learning is not None and not learning.scores:
                 return  # suppress: as Kitsune's grace period, nothing is scored until learning ends
+            if learning is not None and learning.mode == "record":  # the base detector scores these
+                self._record_until = max(self._record_until, _newest(flows))
         before = self.engine.stats.score_seconds
         try:
             self.engine.process(flows, where=self.source.spec if self.source else None)
@@ -612,7 +636,11 @@ class Sensor:
 
     def _respond(self, alert: Alert, incident: Incident) -> Any:
         learning = self.learning
-        if learning is not None and learning.holds(alert):
+        if (learning is not None and learning.holds(alert)) or (
+            alert.source == "flow" and alert.timestamp <= self._record_until
+        ):
+            # judged by the alert's own evidence time, not by whether learning is on when it gets here: the
+            # evidence gate releases held alerts later, with the next alert of their attacker
             self.stats.add("responses_held_learning")
             return []
         return self.responder.handle(alert, incident)
@@ -633,23 +661,33 @@ class Sensor:
             self._use_learnt()
 
     def _fit_and_hand_over(self) -> None:
-        assert self.learning is not None
-        learnt = self.learning.fit()
-        if learnt is not None:
-            self._learnt = learnt  # the detection thread switches to it between two batches
-        else:
-            self.errors.append(f"learning: {self.learning.failed}")
-            self.learning = None  # act on alerts again; the flows stay for a fit at the next start
+        learning = self.learning  # read once: this may run in the "learn" thread
+        assert learning is not None
+        learnt = learning.fit()
+        # the detection thread takes it between two batches (_use_learnt): a detector, or why there is none
+        self._fitted.put(learnt if learnt is not None else f"learning: {learning.failed}")
 
     def _use_learnt(self) -> None:
-        learnt, self._learnt = self._learnt, None
-        if learnt is None:
+        """In the detection thread: end the learning period once its fit is done (or failed)."""
+        try:
+            outcome = self._fitted.get_nowait()
+        except queue.Empty:
             return
-        self.engine.use_detector(learnt)
+        learning = self.learning
+        if isinstance(outcome, str):  # the fit failed: act on alerts again; the flows stay for the next start
+            self.errors.append(outcome)
+            self.learning = None
+            return
+        # `record`: forget the evidence the base detector gathered while learning. Its held alerts were raised
+        # while learning (never to be acted on), and its view of the site is what learning replaces: an
+        # attacker named by an incident while learning, or a scan half-counted then, must show itself again
+        # to the site detector before anything acts. `act` keeps it: there the base detector's alerts count.
+        learnt = outcome
+        self.engine.use_detector(learnt, fresh_evidence=learning is not None and learning.mode == "record")
         self.detector = learnt
         self.stats.info["model"] = learnt.model_name
-        if self.learning is not None:
-            self.learning.recorder.clear()  # here, in the recording thread, once nothing records any more
+        if learning is not None:
+            learning.recorder.clear()  # here, in the recording thread, once nothing records any more
         self.learning = None
 
     # telemetry -----------------------------------------------------------------------------------------
@@ -815,6 +853,14 @@ class Sensor:
             "anomalies": dict(self.telemetry.alert_counts),
             "devices": self.telemetry.devices()[:200],
         }
+
+
+def _newest(flows: pd.DataFrame) -> float:
+    """The newest evidence time (ts_last) among these flow records (-inf without any)."""
+    if "ts_last" not in flows.columns or not len(flows):
+        return float("-inf")
+    newest = pd.to_numeric(flows["ts_last"], errors="coerce").max()
+    return float(newest) if pd.notna(newest) else float("-inf")
 
 
 def flow_config(f: FlowsConfig) -> Any:
