@@ -99,7 +99,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     for name in ("built", "site"):
         assert 0 <= site["flagged"][name]["benign"] <= site["benign_flows"]
         assert 0 < site["flagged"][name]["attack"] <= site["attack_flows"]
+    # a baseline this short is said to be too short, in the summary and the report (the fit's own warning)
+    assert site["warnings"] == fitted.info["baseline_warnings"]
+    assert any("held-out baseline flows" in w for w in site["warnings"])
 
     # 4. the report exists and points at the sensor
     assert "iotguard run --pcap" in report and "unseen" in report
+    assert "- warning: the thresholds rest on" in report
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "timeline.png" in report

@@ -238,6 +238,7 @@ def _site_baseline(lab: _Lab, out: Path, progress: Any) -> dict[str, Any] | None
         "benign_flows": int(benign.sum()),
         "attack_flows": int((~benign).sum()),
         "flagged": flagged,
+        "warnings": list(site.info.get("baseline_warnings", [])),
         "path": out / "site-detector",
     }
 
@@ -440,6 +441,12 @@ def _report(out: Path, lab: _Lab, models: list[dict], det: dict[str, Any], secon
                     ("fitted to the site", site["flagged"]["site"]),
                 )
             ),
+            "",
+            f"{site['normal_seconds']:.0f} s is all the test network has before its first attack: this shows the "
+            "mechanism, not a site model to trust. A real baseline is minutes to hours of normal traffic "
+            '(docs/detection.md, "Site baseline"), and the fit says when it is too short:',
+            "",
+            *(f"- warning: {line}" for line in site["warnings"] or ["(none)"]),
         ]
     )
     lines += [
