@@ -132,3 +132,26 @@ def test_cli_respond_check_of_the_sample_passes_without_secrets():
     res = subprocess.run(run, capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
     assert "s3cr3t" not in res.stdout + res.stderr
+
+
+def test_cli_respond_list_and_release_need_no_secrets(tmp_path):
+    """An operator lists and lifts blocks from an admin shell where the sensor's notification secrets are
+    not set: those commands read the policy for its nftables settings only."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("IOTGUARD_WEBHOOK_TOKEN", "IOTGUARD_MQTT_PASSWORD")
+    }
+    env |= {"PYTHONPATH": str(SAMPLE.parents[2]), "IOTGUARD_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    db = tmp_path / "iotguard.db"
+    base = [sys.executable, "-m", "iotguard", "respond"]
+    release = [*base, "release", "192.0.2.7", "--dry-run", "--db", str(db), "--policy", str(SAMPLE)]
+    res = subprocess.run(release, capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "released 192.0.2.7 (dry run" in res.stdout
+    listed = [*base, "list", "--db", str(db), "--policy", str(SAMPLE), "--history", "5"]
+    res = subprocess.run(listed, capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "192.0.2.7" in res.stdout and "Traceback" not in res.stderr

@@ -34,12 +34,14 @@ def _engine(db: Path | None, policy: Path | None, *, must_exist: bool = True):
     from iotguard.core.errors import DataError
     from iotguard.core.store import Store
     from iotguard.respond.engine import ResponseEngine
-    from iotguard.respond.policy import Policy, load_policy
+    from iotguard.respond.policy import Policy, check_policy
 
     path = _db(db)
     if must_exist and not path.exists():
         raise DataError("no store here (nothing was ever recorded)", where=str(path), expected="--db FILE")
-    pol = load_policy(policy) if policy else Policy()
+    # list and release read the policy for its nftables settings only, never notify: the secrets its
+    # notifications take from the environment (set where the sensor runs) are not needed in an admin shell
+    pol = check_policy(policy)[0] if policy else Policy()
     store = Store(path)
     return ResponseEngine(pol, store), store
 
