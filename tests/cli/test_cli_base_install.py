@@ -7,15 +7,7 @@ import sys
 
 import pytest
 
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from iotguard.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["iotguard", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
+from cli_run import run
 
 
 @pytest.fixture

@@ -4,32 +4,14 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from cli_run import one_line_error, run
 from iotguard.core.schema import FLOW_FEATURES
-
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from iotguard.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["iotguard", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
-
-
-def one_line_error(code: int, err: str, pattern: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def flows(n: int, seed: int = 0) -> pd.DataFrame:

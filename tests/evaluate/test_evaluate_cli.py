@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from cli_run import one_line_error as user_error
+from cli_run import run
 from iotguard.core.schema import FLOW_FEATURES
-
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from iotguard.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["iotguard", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
-
-
-def user_error(code: int, err: str, pattern: str) -> None:
-    """Exit 2, no traceback, and the error is one line that matches ``pattern``."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    import re
-
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 # -- end to end on the NSL-KDD 20 % file --------------------------------------------------------------------

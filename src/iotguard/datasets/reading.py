@@ -156,8 +156,9 @@ def require_complete(frame: pd.DataFrame, column: str, path: Path, first_line: i
         )
 
 
-def require_numeric(frame: pd.DataFrame, columns: Iterable[str], path: Path, first_line: int) -> None:
-    """Make ``columns`` numeric in place; text that is not a number raises, naming line and column.
+def require_numeric(frame: pd.DataFrame, columns: Iterable[str], path: Path, first_line: int | None) -> None:
+    """Make ``columns`` numeric in place; text that is not a number raises, naming line and column (the row
+    when ``first_line`` is None: a Parquet file has no lines).
 
     ``Infinity``, ``-Infinity`` and ``NaN`` are numbers here (they stay inf/NaN: cleaning is preprocessing's
     job).
@@ -170,11 +171,12 @@ def require_numeric(frame: pd.DataFrame, columns: Iterable[str], path: Path, fir
         bad = (coerced.isna() & values.notna()).to_numpy()
         if bad.any():
             i = first(bad)
-            raise DataError(
-                f"text {values.iloc[i]!r} in a numeric column",
-                where=location(path, line=line_of(values, i, first_line), column=column),
-                expected="a number",
+            where = (
+                f"{path} row {i + 1} column {column!r}"
+                if first_line is None
+                else location(path, line=line_of(values, i, first_line), column=column)
             )
+            raise DataError(f"text {values.iloc[i]!r} in a numeric column", where=where, expected="a number")
         frame[column] = coerced
 
 

@@ -117,24 +117,7 @@ def _require_numeric_features(frame: pd.DataFrame, path: Path, first_line: int |
     from iotguard.core.schema import FLOW_FEATURES
     from iotguard.datasets.reading import require_numeric
 
-    columns = [c for c in FLOW_FEATURES if c in frame.columns]
-    if first_line is not None:
-        require_numeric(frame, columns, path, first_line)
-        return
-    for column in columns:  # Parquet has no lines: name the row
-        values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            continue
-        coerced = pd.to_numeric(values, errors="coerce")
-        bad = (coerced.isna() & values.notna()).to_numpy()
-        if bad.any():
-            row = int(bad.argmax())
-            raise DataError(
-                f"text {values.iloc[row]!r} in a numeric column",
-                where=f"{path} row {row + 1} column {column!r}",
-                expected="a number",
-            )
-        frame[column] = coerced
+    require_numeric(frame, [c for c in FLOW_FEATURES if c in frame.columns], path, first_line)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
